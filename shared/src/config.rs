@@ -1,0 +1,129 @@
+//! Settings from the environment, read once at the edge (Lambda `main` or `gtseg`) and passed
+//! in. Every variable the product reads is listed in [`ENV_HELP`] and in the README.
+
+/// The help text for every environment variable (shown by `gtseg --help`).
+pub const ENV_HELP: &str = "\
+ENVIRONMENT:
+  LABEL_CATEGORY_CONFIG   s3:// URI or local path of the label category configuration file.
+                          Required by pre-annotation; consolidation uses it when the event has
+                          no labelCategories. Read once per process.
+  MAX_PIXELS              Largest worker mask accepted, in pixels (default 100000000).
+  MAX_PAYLOAD_BYTES       Largest payload or annotation object read, in bytes (default 268435456).
+  MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
+  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3
+                          S3-compatible endpoint; path-style addressing is used when set.
+  AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...
+                          The standard AWS environment, used when no --store is given.
+  AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT, RUST_LOG
+                          Log level and format (JSON or text); logs go to stderr.";
+
+/// A variable is set to something that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("environment variable {name}={value:?} is invalid: {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// Bounds that keep hostile or broken input cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_pixels: u64,
+    pub max_payload_bytes: u64,
+    pub max_answers_per_image: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 100_000_000,
+            max_payload_bytes: 256 << 20,
+            max_answers_per_image: 16,
+        }
+    }
+}
+
+/// Everything the functions read from the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `LABEL_CATEGORY_CONFIG`: an `s3://` URI or a local path.
+    pub label_category_config: Option<String>,
+    pub limits: Limits,
+    /// True when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set: use path-style requests.
+    pub endpoint_override: bool,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (so tests need not touch the process environment).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Limits::default();
+        let num = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError {
+                        name,
+                        value: v,
+                        expected: "a whole number within range",
+                    }),
+                },
+            }
+        };
+        Ok(Self {
+            label_category_config: get("LABEL_CATEGORY_CONFIG").filter(|v| !v.trim().is_empty()),
+            limits: Limits {
+                max_pixels: num("MAX_PIXELS", d.max_pixels, 1 << 40)?,
+                max_payload_bytes: num("MAX_PAYLOAD_BYTES", d.max_payload_bytes, 1 << 40)?,
+                max_answers_per_image: num(
+                    "MAX_ANSWERS_PER_IMAGE",
+                    d.max_answers_per_image as u64,
+                    254,
+                )? as usize,
+            },
+            endpoint_override: get("AWS_ENDPOINT_URL").is_some()
+                || get("AWS_ENDPOINT_URL_S3").is_some(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert!(!c.endpoint_override);
+        let c = Config::from_lookup(|k| match k {
+            "MAX_PIXELS" => Some("1000".into()),
+            "AWS_ENDPOINT_URL_S3" => Some("http://127.0.0.1:1".into()),
+            "LABEL_CATEGORY_CONFIG" => Some("s3://b/l.json".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.limits.max_pixels, 1000);
+        assert!(c.endpoint_override);
+        assert_eq!(c.label_category_config.as_deref(), Some("s3://b/l.json"));
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        for (k, v) in [
+            ("MAX_PIXELS", "lots"),
+            ("MAX_ANSWERS_PER_IMAGE", "255"),
+            ("MAX_PAYLOAD_BYTES", "0"),
+        ] {
+            let e = Config::from_lookup(|q| (q == k).then(|| v.to_owned())).unwrap_err();
+            assert_eq!(e.name, k);
+            assert!(e.to_string().contains(k));
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! Orchestration of one consolidation batch against a store (SPEC §3).
+//!
+//! Reads the payload and the worker answers, decides the class list, turns each answer into a
+//! class mask, votes, writes one palette PNG per image under
+//! `<outputConfig>/consolidated-annotation/output/`, and builds Ground Truth's response.
+//! A broken answer is excluded with its reason; a broken image is left out of the response;
+//! only an unreadable event or payload, or a failed write, fails the batch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use tracing::{error, info, warn};
+
+use crate::config::Limits;
+use crate::event::{
+    AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent,
+    ConsolidationResponseItem, ExcludedWorker, PayloadItem, SEGMENTATION_TYPE,
+    SegmentationMetadata, ShapeError, WorkerAnswer, find_answer_object, from_slice, from_value,
+};
+use crate::labels::{ClassList, LabelError, Rgb, assign_palette};
+use crate::mask::{ClassMask, ColorLookup, MaskError, decode_class_mask, encode_palette_png};
+use crate::store::{ObjectStore, PutOptions, StoreError};
+use crate::uri::{S3Uri, UriError};
+use crate::vote::Fusion;
+
+/// The folder under `outputConfig` where consolidated masks go.
+pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
+
+/// Why the whole batch failed: nothing could be done, or a mask could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("payload.s3Uri is unusable: {0}")]
+    PayloadUri(#[source] UriError),
+    #[error("outputConfig is unusable: {0}")]
+    OutputConfig(#[source] UriError),
+    #[error(
+        "the event has no outputConfig and payload URI {0} has no `/consolidated-annotation/` segment to derive it from; set outputConfig"
+    )]
+    NoOutputConfig(String),
+    #[error("cannot read the payload: {0}")]
+    PayloadRead(#[source] StoreError),
+    #[error(transparent)]
+    PayloadShape(ShapeError),
+    #[error("labelCategories of the event is unusable: {0}")]
+    Labels(#[source] LabelError),
+    #[error(
+        "no image of the batch has a usable answer, so the class list cannot be derived from them; set labelCategories or LABEL_CATEGORY_CONFIG"
+    )]
+    NoLabels,
+    #[error(
+        "image `{id}`: writing its mask failed, so the batch fails rather than claim it: {source}"
+    )]
+    Write {
+        id: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("image `{id}`: encoding its mask failed: {source}")]
+    Encode {
+        id: String,
+        #[source]
+        source: png::EncodingError,
+    },
+}
+
+/// Why one worker answer was left out of the vote. The text goes into the metadata.
+#[derive(Debug, thiserror::Error)]
+pub enum Exclusion {
+    #[error("annotationData has neither `content` nor `s3Uri`")]
+    NoData,
+    #[error("annotation s3Uri is unusable: {0}")]
+    BadUri(#[source] UriError),
+    #[error("the annotation object could not be read: {0}")]
+    Unreadable(#[source] StoreError),
+    #[error("the answer is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the answer has no object holding `labeledImage` (not a semantic-segmentation answer)")]
+    NoAnswerObject,
+    #[error(transparent)]
+    Shape(ShapeError),
+    #[error("labelMappings names label `{0}`, which is not in the job's label list")]
+    UnknownLabel(String),
+    #[error("labelMappings gives label `{label}` the colour {color:?}, which is not #rrggbb")]
+    BadColor { label: String, color: String },
+    #[error(
+        "labelMappings gives labels `{a}` and `{b}` the same colour {color}, so its pixels are ambiguous"
+    )]
+    SharedColor { a: String, b: String, color: Rgb },
+    #[error("pngImageData is not valid base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    #[error("pngImageData: {0}")]
+    Mask(#[source] MaskError),
+    #[error("the PNG is {png_w}×{png_h} but inputImageProperties says {w}×{h}")]
+    PropsMismatch {
+        png_w: u32,
+        png_h: u32,
+        w: u32,
+        h: u32,
+    },
+    #[error("the PNG is {w}×{h} but the other workers' masks are {ref_w}×{ref_h}")]
+    SizeMismatch {
+        w: u32,
+        h: u32,
+        ref_w: u32,
+        ref_h: u32,
+    },
+    #[error("more than {0} answers for this image (MAX_ANSWERS_PER_IMAGE); this one was not used")]
+    TooManyAnswers(usize),
+}
+
+/// One worker's answer after reading, before decoding.
+#[derive(Debug)]
+struct WorkerInput {
+    worker_id: String,
+    answer: Result<WorkerAnswer, Exclusion>,
+}
+
+/// One image of the payload after reading.
+#[derive(Debug)]
+struct ImageInput {
+    id: String,
+    workers: Vec<WorkerInput>,
+}
+
+/// A consolidated image, ready to be written.
+#[derive(Debug)]
+struct ImageOutcome {
+    png: Vec<u8>,
+    palette: Vec<Rgb>,
+    confidence: f64,
+    included: Vec<String>,
+    excluded: Vec<ExcludedWorker>,
+    pixels: u64,
+    unmapped: u64,
+}
+
+/// Everything a batch needs besides the store.
+#[derive(Debug)]
+pub struct BatchContext<'a> {
+    pub limits: &'a Limits,
+    pub fusion: &'a dyn Fusion,
+    /// The labels from `LABEL_CATEGORY_CONFIG`, when configured.
+    pub configured_labels: Option<&'a ClassList>,
+    /// The `creation-date` to stamp (the clock is read at the edge).
+    pub creation_date: String,
+}
+
+/// Consolidates one batch: the response items, in payload order, of the images that had at
+/// least one usable answer.
+pub async fn consolidate_batch<S: ObjectStore>(
+    store: &S,
+    ctx: &BatchContext<'_>,
+    event: &ConsolidationEvent,
+) -> Result<Vec<ConsolidationResponseItem>, BatchError> {
+    let payload_uri = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
+    let output = output_prefix(event, &payload_uri)?;
+    let bytes = store
+        .get(&payload_uri, ctx.limits.max_payload_bytes)
+        .await
+        .map_err(BatchError::PayloadRead)?;
+    let items: Vec<Value> = from_slice("the payload", &bytes).map_err(BatchError::PayloadShape)?;
+    drop(bytes);
+
+    let mut images = Vec::with_capacity(items.len());
+    let mut seen = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let item: PayloadItem = match from_value("a payload item", item) {
+            Ok(it) => it,
+            Err(e) => {
+                error!(payload_index = i, error = %e, "payload item skipped: it cannot be read, so it cannot be answered");
+                continue;
+            }
+        };
+        if !seen.insert(item.dataset_object_id.clone()) {
+            // Both would write the same key; keeping the first keeps retries deterministic.
+            error!(dataset_object_id = %item.dataset_object_id, payload_index = i,
+                   "duplicate datasetObjectId in the payload: only its first occurrence is consolidated");
+            continue;
+        }
+        images.push(read_image(store, ctx.limits, item).await);
+    }
+    drop(items);
+
+    let (classes, warnings) = class_list(event, ctx.configured_labels, &images)?;
+    let job_name = job_name(&event.labeling_job_arn);
+    let mut response = Vec::with_capacity(images.len());
+    for image in images {
+        let Ok(file) = object_file_name(&image.id) else {
+            error!(dataset_object_id = %image.id, "image skipped: its datasetObjectId is empty or longer than 512 bytes");
+            continue;
+        };
+        let outcome = match decide_image(&image, &classes, ctx) {
+            Ok(o) => o,
+            Err(excluded) => {
+                error!(dataset_object_id = %image.id, workers = image.workers.len(),
+                       excluded = ?excluded.iter().map(|e| format!("{}: {}", e.worker_id, e.reason)).collect::<Vec<_>>(),
+                       "image left out of the response (Ground Truth marks it failed): no usable worker answer");
+                continue;
+            }
+        };
+        let outcome = outcome.map_err(|source| BatchError::Encode {
+            id: image.id.clone(),
+            source,
+        })?;
+        let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{file}"));
+        let opts = PutOptions {
+            content_type: Some("image/png"),
+            kms_key_id: event.kms_key_id.clone(),
+        };
+        store
+            .put(&mask_uri, outcome.png.clone(), &opts)
+            .await
+            .map_err(|source| BatchError::Write {
+                id: image.id.clone(),
+                source,
+            })?;
+        info!(dataset_object_id = %image.id, workers = outcome.included.len(), excluded = outcome.excluded.len(),
+              confidence = outcome.confidence, pixels = outcome.pixels, unmapped = outcome.unmapped,
+              mask = %mask_uri, "image consolidated");
+        response.push(response_item(
+            event,
+            &image.id,
+            &mask_uri,
+            &classes,
+            &outcome,
+            &warnings,
+            &job_name,
+            &ctx.creation_date,
+        ));
+    }
+    Ok(response)
+}
+
+/// `outputConfig`, or the payload URI cut at `/consolidated-annotation/`.
+fn output_prefix(event: &ConsolidationEvent, payload: &S3Uri) -> Result<S3Uri, BatchError> {
+    match &event.output_config {
+        Some(o) => S3Uri::parse(o.trim_end_matches('/')).map_err(BatchError::OutputConfig),
+        None => {
+            let s = payload.to_string();
+            let cut = s
+                .find("/consolidated-annotation/")
+                .ok_or_else(|| BatchError::NoOutputConfig(s.clone()))?;
+            S3Uri::parse(&s[..cut]).map_err(BatchError::OutputConfig)
+        }
+    }
+}
+
+/// Reads every answer of one image (inline or from the store) and parses it.
+async fn read_image<S: ObjectStore>(store: &S, limits: &Limits, item: PayloadItem) -> ImageInput {
+    let mut workers = Vec::with_capacity(item.annotations.len());
+    for (n, ann) in item.annotations.into_iter().enumerate() {
+        let answer = if n >= limits.max_answers_per_image {
+            Err(Exclusion::TooManyAnswers(limits.max_answers_per_image))
+        } else {
+            read_answer(store, limits, &ann.annotation_data).await
+        };
+        workers.push(WorkerInput {
+            worker_id: ann.worker_id,
+            answer,
+        });
+    }
+    ImageInput {
+        id: item.dataset_object_id,
+        workers,
+    }
+}
+
+async fn read_answer<S: ObjectStore>(
+    store: &S,
+    limits: &Limits,
+    data: &AnnotationData,
+) -> Result<WorkerAnswer, Exclusion> {
+    let fetched;
+    let text: &[u8] = match (&data.content, &data.s3_uri) {
+        (Some(c), _) => c.as_bytes(),
+        (None, Some(u)) => {
+            let uri = S3Uri::parse(u).map_err(Exclusion::BadUri)?;
+            fetched = store
+                .get(&uri, limits.max_payload_bytes)
+                .await
+                .map_err(Exclusion::Unreadable)?;
+            &fetched
+        }
+        (None, None) => return Err(Exclusion::NoData),
+    };
+    let root: Value = serde_json::from_slice(text).map_err(Exclusion::NotJson)?;
+    let obj = find_answer_object(&root).ok_or(Exclusion::NoAnswerObject)?;
+    from_value("the worker answer", obj).map_err(Exclusion::Shape)
+}
+
+/// The batch's class list and any warning about where it came from.
+fn class_list(
+    event: &ConsolidationEvent,
+    configured: Option<&ClassList>,
+    images: &[ImageInput],
+) -> Result<(ClassList, Vec<String>), BatchError> {
+    if let Some(cats) = event.label_categories.as_deref().filter(|c| !c.is_empty()) {
+        return Ok((
+            ClassList::from_categories(cats).map_err(BatchError::Labels)?,
+            Vec::new(),
+        ));
+    }
+    if let Some(c) = configured {
+        return Ok((c.clone(), Vec::new()));
+    }
+    let used: BTreeSet<&str> = images
+        .iter()
+        .flat_map(|i| &i.workers)
+        .filter_map(|w| w.answer.as_ref().ok())
+        .flat_map(|a| a.label_mappings.keys().map(String::as_str))
+        .collect();
+    let classes = ClassList::new(used.iter().copied()).map_err(|e| match e {
+        LabelError::Empty => BatchError::NoLabels,
+        other => BatchError::Labels(other),
+    })?;
+    let w = "the event has no labelCategories and LABEL_CATEGORY_CONFIG is not set: classes are the sorted union of the labels the workers used, so class indices may differ between batches".to_owned();
+    warn!("{w}");
+    Ok((classes, vec![w]))
+}
+
+/// Decodes, checks and votes one image. `Err` holds the exclusions when no answer is usable.
+fn decide_image(
+    image: &ImageInput,
+    classes: &ClassList,
+    ctx: &BatchContext<'_>,
+) -> Result<Result<ImageOutcome, png::EncodingError>, Vec<ExcludedWorker>> {
+    let mut excluded = Vec::new();
+    let mut decoded: Vec<(&WorkerInput, ClassMask, u64, &WorkerAnswer)> = Vec::new();
+    for w in &image.workers {
+        match w.answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
+            decode_worker(a, classes, ctx.limits.max_pixels)
+                .map(|(m, u)| (m, u, a))
+                .map_err(|e| e.to_string())
+        }) {
+            Ok((m, u, a)) => decoded.push((w, m, u, a)),
+            Err(reason) => excluded.push(ExcludedWorker {
+                worker_id: w.worker_id.clone(),
+                reason,
+            }),
+        }
+    }
+    // The reference size is the most common one (ties: the earliest worker's).
+    let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
+    for (_, m, _, _) in &decoded {
+        *counts.entry((m.width, m.height)).or_default() += 1;
+    }
+    let best = counts.values().copied().max().unwrap_or(0);
+    let reference = decoded
+        .iter()
+        .map(|(_, m, _, _)| (m.width, m.height))
+        .find(|s| counts[s] == best);
+    decoded.retain(|(w, m, _, _)| {
+        let (ref_w, ref_h) = reference.unwrap_or((m.width, m.height));
+        let ok = (m.width, m.height) == (ref_w, ref_h);
+        if !ok {
+            let reason = Exclusion::SizeMismatch {
+                w: m.width,
+                h: m.height,
+                ref_w,
+                ref_h,
+            }
+            .to_string();
+            excluded.push(ExcludedWorker {
+                worker_id: w.worker_id.clone(),
+                reason,
+            });
+        }
+        ok
+    });
+    if decoded.is_empty() {
+        if image.workers.is_empty() {
+            excluded.push(ExcludedWorker {
+                worker_id: String::new(),
+                reason: "the image has zero answers".into(),
+            });
+        }
+        return Err(excluded);
+    }
+    // Restore payload order among exclusions (size mismatches were appended last).
+    let order: HashMap<&str, usize> = image
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.worker_id.as_str(), i))
+        .collect();
+    excluded.sort_by_key(|e| {
+        order
+            .get(e.worker_id.as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
+
+    // Palette: the first included worker (payload order) who maps a label gives its colour.
+    let mut preferred = vec![None; classes.num_classes()];
+    for (_, _, _, a) in &decoded {
+        for (label, c) in &a.label_mappings {
+            if let (Some(k), Some(rgb)) = (classes.class_of(label), Rgb::parse_hex(&c.color)) {
+                preferred[usize::from(k)].get_or_insert(rgb);
+            }
+        }
+    }
+    let palette = assign_palette(&preferred);
+    let masks: Vec<&ClassMask> = decoded.iter().map(|(_, m, _, _)| m).collect();
+    let fused = ctx.fusion.fuse(&masks);
+    let pixels = u64::from(fused.width) * u64::from(fused.height);
+    Ok(
+        encode_palette_png(fused.width, fused.height, &fused.classes, &palette).map(|png| {
+            ImageOutcome {
+                png,
+                palette,
+                confidence: fused.confidence(),
+                included: decoded
+                    .iter()
+                    .map(|(w, _, _, _)| w.worker_id.clone())
+                    .collect(),
+                excluded,
+                pixels,
+                unmapped: decoded.iter().map(|(_, _, u, _)| u).sum(),
+            }
+        }),
+    )
+}
+
+/// One worker's answer → class mask (and its count of unmapped pixels), or why not.
+fn decode_worker(
+    answer: &WorkerAnswer,
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Result<(ClassMask, u64), Exclusion> {
+    let mut pairs = Vec::with_capacity(answer.label_mappings.len());
+    let mut by_colour: HashMap<Rgb, &str> = HashMap::new();
+    for (label, c) in &answer.label_mappings {
+        let k = classes
+            .class_of(label)
+            .ok_or_else(|| Exclusion::UnknownLabel(label.clone()))?;
+        let rgb = Rgb::parse_hex(&c.color).ok_or_else(|| Exclusion::BadColor {
+            label: label.clone(),
+            color: c.color.clone(),
+        })?;
+        if let Some(other) = by_colour.insert(rgb, label) {
+            return Err(Exclusion::SharedColor {
+                a: other.to_owned(),
+                b: label.clone(),
+                color: rgb,
+            });
+        }
+        pairs.push((rgb, k));
+    }
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(answer.labeled_image.png_image_data.trim())
+        .map_err(Exclusion::Base64)?;
+    let d =
+        decode_class_mask(&png, &ColorLookup::new(pairs), max_pixels).map_err(Exclusion::Mask)?;
+    if let Some(p) = answer.input_image_properties {
+        if (p.width, p.height) != (d.mask.width, d.mask.height) {
+            return Err(Exclusion::PropsMismatch {
+                png_w: d.mask.width,
+                png_h: d.mask.height,
+                w: p.width,
+                h: p.height,
+            });
+        }
+    }
+    Ok((d.mask, d.unmapped))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn response_item(
+    event: &ConsolidationEvent,
+    id: &str,
+    mask_uri: &S3Uri,
+    classes: &ClassList,
+    outcome: &ImageOutcome,
+    warnings: &[String],
+    job_name: &str,
+    creation_date: &str,
+) -> ConsolidationResponseItem {
+    let internal_color_map: BTreeMap<String, ColorMapEntry> = (0..classes.num_classes())
+        .map(|k| {
+            let entry = ColorMapEntry {
+                class_name: classes.name(k).to_owned(),
+                hex_color: outcome.palette[k].to_string(),
+                confidence: Some(outcome.confidence),
+            };
+            (k.to_string(), entry)
+        })
+        .collect();
+    let meta = SegmentationMetadata {
+        internal_color_map,
+        kind: SEGMENTATION_TYPE.to_owned(),
+        human_annotated: "yes".to_owned(),
+        creation_date: creation_date.to_owned(),
+        job_name: job_name.to_owned(),
+        worker_count: Some(outcome.included.len() as u32),
+        excluded_workers: outcome.excluded.clone(),
+        warnings: warnings.to_vec(),
+    };
+    let attr = &event.label_attribute_name;
+    let mut content = Map::new();
+    content.insert(attr.clone(), Value::String(mask_uri.to_string()));
+    // Serialising a struct of strings, numbers and maps with string keys cannot fail.
+    content.insert(
+        format!("{attr}-metadata"),
+        serde_json::to_value(meta).unwrap_or(Value::Null),
+    );
+    ConsolidationResponseItem {
+        dataset_object_id: id.to_owned(),
+        consolidated_annotation: ConsolidatedAnnotation { content },
+    }
+}
+
+/// The file name of an image's mask: the id itself when it is a plain token of
+/// `[A-Za-z0-9._-]` (not starting with `.`), else its bytes percent-encoded so the name can
+/// neither leave the output folder nor collide with a plain id.
+pub fn object_file_name(id: &str) -> Result<String, ()> {
+    if id.is_empty() || id.len() > 512 {
+        return Err(());
+    }
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
+    if id.bytes().all(plain) && !id.starts_with('.') {
+        return Ok(format!("{id}.png"));
+    }
+    let mut out = String::with_capacity(id.len() * 3 + 4);
+    for (i, b) in id.bytes().enumerate() {
+        if plain(b) && !(i == 0 && b == b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str(".png");
+    Ok(out)
+}
+
+/// `labeling-job/<name>` from a labeling-job ARN.
+pub fn job_name(arn: &str) -> String {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or(arn);
+    if resource.starts_with("labeling-job/") {
+        resource.to_owned()
+    } else {
+        format!(
+            "labeling-job/{}",
+            resource.rsplit('/').next().unwrap_or(resource)
+        )
+    }
+}
+
+/// UTC as naive ISO 8601 with microseconds, as Ground Truth writes `creation-date`.
+pub fn format_creation_date(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (H. Hinnant), valid for all dates after 1970.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn creation_date_is_naive_utc_with_microseconds() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_687_200_123_456);
+        assert_eq!(format_creation_date(t), "2026-11-26T10:00:00.123456");
+        assert_eq!(
+            format_creation_date(UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000"
+        );
+        assert_eq!(
+            format_creation_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000000"
+        );
+    }
+
+    #[test]
+    fn job_name_comes_from_the_arn() {
+        assert_eq!(
+            job_name("arn:aws:sagemaker:us-east-1:111122223333:labeling-job/street-scenes"),
+            "labeling-job/street-scenes"
+        );
+        assert_eq!(job_name("street-scenes"), "labeling-job/street-scenes");
+    }
+
+    #[test]
+    fn plain_ids_are_kept_and_others_cannot_escape() {
+        assert_eq!(object_file_name("0").unwrap(), "0.png");
+        assert_eq!(object_file_name("img_01.a-b").unwrap(), "img_01.a-b.png");
+        assert_eq!(object_file_name("../../x").unwrap(), "%2E.%2F..%2Fx.png");
+        assert_eq!(object_file_name("a/b").unwrap(), "a%2Fb.png");
+        assert_eq!(object_file_name(".hidden").unwrap(), "%2Ehidden.png");
+        assert_eq!(
+            object_file_name("a%2Fb").unwrap(),
+            "a%252Fb.png",
+            "no collision with a/b"
+        );
+        assert!(object_file_name("").is_err());
+        assert!(object_file_name(&"x".repeat(513)).is_err());
+        for id in ["../../x", "a/b", "..", "/", "é", "a\\b"] {
+            let f = object_file_name(id).unwrap();
+            assert!(
+                !f.contains('/') && !f.contains('\\') && !f.starts_with('.'),
+                "{id} → {f}"
+            );
+        }
+    }
+}

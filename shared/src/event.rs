@@ -1,0 +1,458 @@
+//! Ground Truth wire types (serde), exactly as SPEC §2 and §3 describe them.
+//!
+//! These types are lenient where Ground Truth and its samples are lenient, and every such
+//! leniency is commented with the quirk it absorbs. Unknown fields are ignored everywhere
+//! (serde's default). No logic lives here beyond parsing: see `pre` and `consolidate`.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// A JSON document did not have the shape Ground Truth sends.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is malformed at `{path}`: {source}")]
+pub struct ShapeError {
+    /// What was being parsed, e.g. "the consolidation event".
+    pub what: &'static str,
+    /// The JSON path of the offending field (`.` for the root).
+    pub path: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Parses `value` as `T`, naming the JSON path of the first bad field in the error.
+pub fn from_value<T: DeserializeOwned>(what: &'static str, value: &Value) -> Result<T, ShapeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| ShapeError {
+        what,
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
+}
+
+/// Parses JSON text as `T`, naming the JSON path of the first bad field in the error.
+pub fn from_slice<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ShapeError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| ShapeError {
+        what,
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pre-annotation (SPEC §2)
+// ---------------------------------------------------------------------------------------------
+
+/// The event Ground Truth sends to the pre-annotation Lambda, once per manifest line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreAnnotationEvent {
+    /// `2018-10-06` or `2018-10-16` in the wild: any value is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(
+        rename = "labelingJobArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub labeling_job_arn: Option<String>,
+    /// The whole input-manifest line, kept verbatim (key order included).
+    #[serde(rename = "dataObject")]
+    pub data_object: Map<String, Value>,
+}
+
+/// The pre-annotation response: the worker UI's `task.input`, and whether to ask humans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreAnnotationResponse {
+    #[serde(rename = "taskInput")]
+    pub task_input: TaskInput,
+    /// Exactly this key, as a JSON boolean (some AWS samples misspell it or send a string).
+    #[serde(rename = "isHumanAnnotationRequired")]
+    pub is_human_annotation_required: bool,
+}
+
+/// `task.input` as the worker template sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInput {
+    /// The `source-ref` S3 URI, unchanged; the template signs it with `grant_read_access`.
+    /// Absent for lines with nothing to label.
+    #[serde(
+        rename = "taskObject",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub task_object: Option<String>,
+    /// The job's labels in label-category-config order.
+    pub labels: Vec<String>,
+    /// The manifest line, verbatim.
+    #[serde(rename = "manifestLine")]
+    pub manifest_line: Map<String, Value>,
+    /// The `initial-value` of `crowd-semantic-segmentation`, for adjustment jobs.
+    #[serde(
+        rename = "initialValue",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub initial_value: Option<InitialValue>,
+}
+
+/// The object that `crowd-semantic-segmentation`'s `initial-value` attribute takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitialValue {
+    /// The previous mask's S3 URI.
+    pub src: String,
+    /// Class name to colour, BACKGROUND left out.
+    #[serde(rename = "labelMappings")]
+    pub label_mappings: BTreeMap<String, LabelColor>,
+}
+
+/// `{"color": "#rrggbb"}`, as in worker answers and `initial-value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelColor {
+    pub color: String,
+}
+
+/// The label category configuration file (`LABEL_CATEGORY_CONFIG`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelCategoryConfig {
+    #[serde(
+        rename = "document-version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub document_version: Option<String>,
+    pub labels: Vec<LabelCategory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<Value>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consolidation (SPEC §3)
+// ---------------------------------------------------------------------------------------------
+
+/// The event Ground Truth sends to the consolidation Lambda, once per batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsolidationEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(rename = "labelingJobArn")]
+    pub labeling_job_arn: String,
+    /// Missing or null in some jobs; strings or `{"label": ...}` objects in others.
+    #[serde(
+        rename = "labelCategories",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub label_categories: Option<Vec<LabelCategory>>,
+    /// Original case of the job name (the ARN is lower case).
+    #[serde(rename = "labelAttributeName")]
+    pub label_attribute_name: String,
+    #[serde(rename = "roleArn", default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Optional: derived from the payload URI when missing.
+    #[serde(
+        rename = "outputConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub output_config: Option<String>,
+    #[serde(
+        rename = "maxHumanWorkersPerDataObject",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_human_workers_per_data_object: Option<u32>,
+    #[serde(rename = "kmsKeyId", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Seen both as a boolean and as the string "true"/"false".
+    #[serde(
+        rename = "vpcEnabled",
+        default,
+        deserialize_with = "lenient_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vpc_enabled: Option<bool>,
+    pub payload: PayloadRef,
+}
+
+/// A label category: a bare string or `{"label": "..."}` (both occur in the wild).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LabelCategory {
+    Name(String),
+    Object { label: String },
+}
+
+impl LabelCategory {
+    /// The label's name, whichever form it came in.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Name(n) | Self::Object { label: n } => n,
+        }
+    }
+}
+
+/// Where the batch's payload file is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayloadRef {
+    #[serde(rename = "s3Uri", alias = "s3uri")]
+    pub s3_uri: String,
+}
+
+/// One element of the payload array: one image and all its worker answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayloadItem {
+    /// A string in Ground Truth's payloads; numbers are accepted and turned into strings.
+    #[serde(rename = "datasetObjectId", deserialize_with = "string_or_number")]
+    pub dataset_object_id: String,
+    #[serde(
+        rename = "dataObject",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_object: Option<Value>,
+    /// May be empty: every worker timed out.
+    #[serde(default)]
+    pub annotations: Vec<Annotation>,
+}
+
+/// One worker's answer envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    #[serde(rename = "workerId", default, deserialize_with = "string_or_number")]
+    pub worker_id: String,
+    #[serde(rename = "annotationData")]
+    pub annotation_data: AnnotationData,
+}
+
+/// Either inline `content` (a JSON object serialised into a string) or a pointer to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotationData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Spelled `s3Uri` in the docs and `s3uri` in the wild.
+    #[serde(
+        rename = "s3Uri",
+        alias = "s3uri",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_uri: Option<String>,
+}
+
+/// The `crowd-semantic-segmentation` answer object (the one that holds `labeledImage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerAnswer {
+    #[serde(rename = "labeledImage")]
+    pub labeled_image: LabeledImage,
+    /// May list only the labels this worker used.
+    #[serde(rename = "labelMappings", default)]
+    pub label_mappings: BTreeMap<String, LabelColor>,
+    #[serde(
+        rename = "inputImageProperties",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_image_properties: Option<ImageProperties>,
+    /// Adjustment jobs only.
+    #[serde(
+        rename = "initialValueModified",
+        default,
+        deserialize_with = "lenient_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub initial_value_modified: Option<bool>,
+}
+
+/// The worker's painted mask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabeledImage {
+    /// Base64 PNG, the size of the image.
+    #[serde(rename = "pngImageData")]
+    pub png_image_data: String,
+}
+
+/// `{height, width}` of the source image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageProperties {
+    pub height: u32,
+    pub width: u32,
+}
+
+/// Finds the answer object by its shape: the object that holds `labeledImage`.
+///
+/// The top-level key is the element's `name` attribute, which users may change, so the
+/// key is never trusted. The root itself and nested objects (a few levels deep) are searched.
+pub fn find_answer_object(root: &Value) -> Option<&Value> {
+    fn walk(v: &Value, depth: u8) -> Option<&Value> {
+        let obj = v.as_object()?;
+        if obj.contains_key("labeledImage") {
+            return Some(v);
+        }
+        if depth == 0 {
+            return None;
+        }
+        obj.values().find_map(|child| walk(child, depth - 1))
+    }
+    walk(root, 3)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consolidation response (SPEC §3)
+// ---------------------------------------------------------------------------------------------
+
+/// One consolidated image, as returned to Ground Truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsolidationResponseItem {
+    #[serde(rename = "datasetObjectId")]
+    pub dataset_object_id: String,
+    #[serde(rename = "consolidatedAnnotation")]
+    pub consolidated_annotation: ConsolidatedAnnotation,
+}
+
+/// `{"content": {"<attr>": uri, "<attr>-metadata": {...}}}`; keys depend on the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsolidatedAnnotation {
+    pub content: Map<String, Value>,
+}
+
+/// `<labelAttributeName>-metadata` of a semantic-segmentation label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationMetadata {
+    #[serde(rename = "internal-color-map")]
+    pub internal_color_map: BTreeMap<String, ColorMapEntry>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "human-annotated")]
+    pub human_annotated: String,
+    #[serde(rename = "creation-date")]
+    pub creation_date: String,
+    #[serde(rename = "job-name")]
+    pub job_name: String,
+    /// Our extras: how many worker answers were included in the vote.
+    #[serde(
+        rename = "worker-count",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub worker_count: Option<u32>,
+    /// Our extras: answers left out of the vote, and why.
+    #[serde(
+        rename = "excluded-workers",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub excluded_workers: Vec<ExcludedWorker>,
+    /// Our extras: anything the user should know (e.g. a class list guessed from answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The metadata `type` of a semantic-segmentation label.
+pub const SEGMENTATION_TYPE: &str = "groundtruth/semantic-segmentation";
+
+/// One class of `internal-color-map`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColorMapEntry {
+    #[serde(rename = "class-name")]
+    pub class_name: String,
+    #[serde(rename = "hex-color")]
+    pub hex_color: String,
+    /// Present in consolidation output; absent in some hand-made manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+/// A worker answer that did not take part in the vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcludedWorker {
+    #[serde(rename = "worker-id")]
+    pub worker_id: String,
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lenient scalar helpers
+// ---------------------------------------------------------------------------------------------
+
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a boolean, found {other}"
+        ))),
+    }
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string, found {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn label_categories_accept_both_forms() {
+        let ev: ConsolidationEvent = from_value(
+            "event",
+            &json!({"labelingJobArn": "arn:aws:sagemaker:us-east-1:1:labeling-job/x",
+                    "labelAttributeName": "x-ref", "payload": {"s3uri": "s3://b/p.json"},
+                    "labelCategories": ["car", {"label": "road"}], "vpcEnabled": "true",
+                    "somethingNew": 1}),
+        )
+        .unwrap();
+        let names: Vec<_> = ev
+            .label_categories
+            .unwrap()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        assert_eq!(names, ["car", "road"]);
+        assert_eq!(ev.payload.s3_uri, "s3://b/p.json");
+        assert_eq!(ev.vpc_enabled, Some(true));
+    }
+
+    #[test]
+    fn missing_field_error_names_the_path() {
+        let err = from_value::<ConsolidationEvent>(
+            "the consolidation event",
+            &json!({"labelingJobArn": "a", "labelAttributeName": "x-ref", "payload": {"s3Uri": 3}}),
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "payload.s3Uri");
+        assert!(err.to_string().contains("payload.s3Uri"), "{err}");
+    }
+
+    #[test]
+    fn answer_is_found_by_shape_not_name() {
+        let v = json!({"my-custom-name": {"labeledImage": {"pngImageData": "x"}}});
+        assert!(
+            find_answer_object(&v)
+                .unwrap()
+                .get("labeledImage")
+                .is_some()
+        );
+        assert!(find_answer_object(&json!({"labeledImage": {}})).is_some());
+        assert!(find_answer_object(&json!({"a": {"b": 1}})).is_none());
+        assert!(find_answer_object(&json!("text")).is_none());
+    }
+
+    #[test]
+    fn numeric_dataset_object_id_becomes_a_string() {
+        let item: PayloadItem =
+            from_value("item", &json!({"datasetObjectId": 7, "annotations": []})).unwrap();
+        assert_eq!(item.dataset_object_id, "7");
+    }
+}

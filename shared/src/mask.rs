@@ -1,0 +1,496 @@
+//! PNG bytes ⇄ class-index masks. The only module that touches the PNG format.
+//!
+//! Decoding streams each worker PNG row by row through the `png` crate with memory limits and
+//! maps every pixel straight to a class index through that worker's own colours, so no RGBA
+//! image is ever held. Encoding writes the consolidated 8-bit palette PNG. No I/O, no logging.
+
+use std::io::Cursor;
+
+use png::{BitDepth, ColorType, Transformations};
+
+use crate::labels::{Rgb, WHITE};
+
+/// The class value of a pixel that casts no vote (an unknown colour).
+pub const ABSTAIN: u8 = 255;
+
+/// Bytes the PNG decoder itself may allocate (line buffers, inflate state). Independent of
+/// the image size for non-interlaced PNGs; interlaced frames are bounded by the pixel limit.
+const DECODER_BYTES: usize = 64 << 20;
+
+/// A mask of class indices (`ABSTAIN` where a worker cast no vote), row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassMask {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl ClassMask {
+    /// Number of pixels.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// Why a worker's PNG could not be turned into a class mask. Every variant is the worker's
+/// (or the worker UI's) fault, so the answer is excluded and the others decide.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    #[error("the PNG is corrupt or truncated: {0}")]
+    Png(#[from] png::DecodingError),
+    #[error("the PNG claims {width}×{height} pixels, over the limit of {max} (MAX_PIXELS)")]
+    TooLarge { width: u32, height: u32, max: u64 },
+    #[error("the PNG has zero width or height")]
+    Empty,
+    #[error("the PNG uses colour type {0:?}, which is not supported")]
+    Unsupported(ColorType),
+}
+
+/// A worker's colour → class table. Small (one entry per label the worker used), so a sorted
+/// vector with a last-hit cache beats a hash on the long runs of equal colours in masks.
+#[derive(Debug, Clone, Default)]
+pub struct ColorLookup {
+    entries: Vec<(u32, u8)>,
+}
+
+impl ColorLookup {
+    /// Builds the table from `(colour, class)` pairs. White is never looked up: it is
+    /// background by definition.
+    pub fn new(pairs: impl IntoIterator<Item = (Rgb, u8)>) -> Self {
+        let mut entries: Vec<(u32, u8)> = pairs.into_iter().map(|(c, k)| (c.packed(), k)).collect();
+        entries.sort_unstable();
+        Self { entries }
+    }
+
+    fn get(&self, packed: u32) -> Option<u8> {
+        self.entries
+            .binary_search_by_key(&packed, |e| e.0)
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+}
+
+/// The result of decoding one worker's PNG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub mask: ClassMask,
+    /// Pixels whose colour matched nothing: they abstain.
+    pub unmapped: u64,
+}
+
+/// Reads only the PNG header: `(width, height)`.
+pub fn png_dimensions(png_bytes: &[u8]) -> Result<(u32, u32), MaskError> {
+    let mut dec = png::Decoder::new_with_limits(
+        Cursor::new(png_bytes),
+        png::Limits {
+            bytes: DECODER_BYTES,
+        },
+    );
+    let info = dec.read_header_info()?;
+    Ok((info.width, info.height))
+}
+
+/// Decodes a worker PNG of any colour type and bit depth into class indices.
+///
+/// Fully transparent and opaque-white pixels are 0; an exact RGB match of one of the worker's
+/// colours is that class; anything else is [`ABSTAIN`] and counted in `unmapped`. 16-bit
+/// samples match only when they are exact 8-bit values scaled by 257.
+pub fn decode_class_mask(
+    png_bytes: &[u8],
+    lookup: &ColorLookup,
+    max_pixels: u64,
+) -> Result<Decoded, MaskError> {
+    let mut dec = png::Decoder::new_with_limits(
+        Cursor::new(png_bytes),
+        png::Limits {
+            bytes: DECODER_BYTES,
+        },
+    );
+    dec.set_transformations(Transformations::EXPAND);
+    let (width, height, interlaced) = {
+        let info = dec.read_header_info()?;
+        (info.width, info.height, info.interlaced)
+    };
+    if width == 0 || height == 0 {
+        return Err(MaskError::Empty);
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(MaskError::TooLarge {
+            width,
+            height,
+            max: max_pixels,
+        });
+    }
+    let mut reader = dec.read_info()?;
+    let (color, depth) = reader.output_color_type();
+    let channels = match color {
+        ColorType::Grayscale => 1,
+        ColorType::GrayscaleAlpha => 2,
+        ColorType::Rgb => 3,
+        ColorType::Rgba => 4,
+        ColorType::Indexed => return Err(MaskError::Unsupported(color)),
+    };
+    let mapper = RowMapper {
+        channels,
+        sixteen: depth == BitDepth::Sixteen,
+        lookup,
+    };
+    let w = width as usize;
+    let mut data = vec![0u8; w * height as usize];
+    let mut unmapped = 0u64;
+    if interlaced {
+        // Adam7 rows arrive per pass; decode the (pixel-limited) frame whole, then map it.
+        let mut buf = vec![
+            0u8;
+            reader
+                .output_buffer_size()
+                .ok_or(png::DecodingError::LimitsExceeded)?
+        ];
+        let out = reader.next_frame(&mut buf)?;
+        for (row, dst) in buf
+            .chunks_exact(out.line_size)
+            .zip(data.chunks_exact_mut(w))
+        {
+            unmapped += mapper.map(row, dst);
+        }
+    } else {
+        for dst in data.chunks_exact_mut(w) {
+            let row = reader
+                .next_row()?
+                .ok_or(png::DecodingError::LimitsExceeded)?;
+            unmapped += mapper.map(row.data(), dst);
+        }
+        reader.finish()?;
+    }
+    Ok(Decoded {
+        mask: ClassMask {
+            width,
+            height,
+            data,
+        },
+        unmapped,
+    })
+}
+
+struct RowMapper<'a> {
+    channels: usize,
+    sixteen: bool,
+    lookup: &'a ColorLookup,
+}
+
+impl RowMapper<'_> {
+    /// Maps one decoded row to classes; returns how many pixels abstained.
+    fn map(&self, row: &[u8], dst: &mut [u8]) -> u64 {
+        let bps = if self.sixteen { 2 } else { 1 };
+        let stride = self.channels * bps;
+        let mut unmapped = 0;
+        let mut last: Option<(u32, u8)> = None;
+        for (px, out) in row.chunks_exact(stride).zip(dst.iter_mut()) {
+            // Read each sample as 8 bits, noting whether a 16-bit sample was not exact.
+            let mut exact = true;
+            let mut s = [0u8; 4];
+            for (c, v) in s.iter_mut().take(self.channels).enumerate() {
+                if self.sixteen {
+                    let wide = u16::from_be_bytes([px[2 * c], px[2 * c + 1]]);
+                    exact &= wide % 257 == 0;
+                    *v = (wide / 257) as u8;
+                } else {
+                    *v = px[c];
+                }
+            }
+            let (rgb, alpha_zero) = match self.channels {
+                1 => ((s[0], s[0], s[0]), false),
+                2 => (
+                    (s[0], s[0], s[0]),
+                    s[1] == 0 && exact_alpha(px, 1, self.sixteen),
+                ),
+                3 => ((s[0], s[1], s[2]), false),
+                _ => (
+                    (s[0], s[1], s[2]),
+                    s[3] == 0 && exact_alpha(px, 3, self.sixteen),
+                ),
+            };
+            if alpha_zero {
+                *out = 0;
+                continue;
+            }
+            let packed = Rgb(rgb.0, rgb.1, rgb.2).packed();
+            let class = if !exact {
+                None
+            } else if packed == WHITE.packed() {
+                Some(0)
+            } else if let Some((p, k)) = last.filter(|(p, _)| *p == packed) {
+                debug_assert_eq!(p, packed);
+                Some(k)
+            } else {
+                let k = self.lookup.get(packed);
+                if let Some(k) = k {
+                    last = Some((packed, k));
+                }
+                k
+            };
+            match class {
+                Some(k) => *out = k,
+                None => {
+                    *out = ABSTAIN;
+                    unmapped += 1;
+                }
+            }
+        }
+        unmapped
+    }
+}
+
+/// A 16-bit alpha is "fully transparent" only when it is exactly 0.
+fn exact_alpha(px: &[u8], channel: usize, sixteen: bool) -> bool {
+    !sixteen || (px[2 * channel] == 0 && px[2 * channel + 1] == 0)
+}
+
+/// Encodes a consolidated mask as an 8-bit palette PNG with no transparency chunk.
+///
+/// `palette[k]` is class k's colour. Deterministic: the same input gives the same bytes.
+pub fn encode_palette_png(
+    width: u32,
+    height: u32,
+    data: &[u8],
+    palette: &[Rgb],
+) -> Result<Vec<u8>, png::EncodingError> {
+    let plte: Vec<u8> = palette.iter().flat_map(|c| [c.0, c.1, c.2]).collect();
+    encode(width, height, data, ColorType::Indexed, Some(plte))
+}
+
+/// Encodes an 8-bit greyscale PNG.
+pub fn encode_grey_png(
+    width: u32,
+    height: u32,
+    data: &[u8],
+) -> Result<Vec<u8>, png::EncodingError> {
+    encode(width, height, data, ColorType::Grayscale, None)
+}
+
+fn encode(
+    width: u32,
+    height: u32,
+    data: &[u8],
+    color: ColorType,
+    plte: Option<Vec<u8>>,
+) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::with_capacity(data.len() / 8 + 1024);
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(color);
+    enc.set_depth(BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    if let Some(p) = plte {
+        enc.set_palette(p);
+    }
+    let mut w = enc.write_header()?;
+    w.write_image_data(data)?;
+    w.finish()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_of(
+        w: u32,
+        h: u32,
+        color: ColorType,
+        depth: BitDepth,
+        data: &[u8],
+        interlaced: bool,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut info = png::Info::with_size(w, h);
+        info.color_type = color;
+        info.bit_depth = depth;
+        info.interlaced = interlaced;
+        if color == ColorType::Indexed {
+            info.palette = Some(vec![255, 255, 255, 0x2c, 0xa0, 0x2c, 9, 9, 9].into());
+        }
+        let enc = png::Encoder::with_info(&mut out, info).unwrap();
+        let mut wr = enc.write_header().unwrap();
+        wr.write_image_data(data).unwrap();
+        wr.finish().unwrap();
+        out
+    }
+
+    fn car_lookup() -> ColorLookup {
+        ColorLookup::new([(Rgb(0x2c, 0xa0, 0x2c), 1)])
+    }
+
+    #[test]
+    fn rgba_white_transparent_known_and_unknown() {
+        let px = [
+            255, 255, 255, 255, // white → 0
+            0x2c, 0xa0, 0x2c, 255, // car → 1
+            0x2c, 0xa0, 0x2c, 0, // transparent → 0
+            1, 2, 3, 255, // unknown → abstain
+        ];
+        let d = decode_class_mask(
+            &png_of(4, 1, ColorType::Rgba, BitDepth::Eight, &px, false),
+            &car_lookup(),
+            100,
+        )
+        .unwrap();
+        assert_eq!(d.mask.data, [0, 1, 0, ABSTAIN]);
+        assert_eq!(d.unmapped, 1);
+    }
+
+    #[test]
+    fn palette_png_maps_by_colour_not_index() {
+        // Palette index 1 is car's colour, index 2 an unknown one; index order is irrelevant.
+        let d = decode_class_mask(
+            &png_of(3, 1, ColorType::Indexed, BitDepth::Eight, &[2, 1, 0], false),
+            &car_lookup(),
+            100,
+        )
+        .unwrap();
+        assert_eq!(d.mask.data, [ABSTAIN, 1, 0]);
+    }
+
+    #[test]
+    fn sixteen_bit_matches_only_exact_values() {
+        let s = |v: u8| [v, v]; // v * 257 in big-endian
+        let mut px = Vec::new();
+        px.extend(s(0x2c));
+        px.extend(s(0xa0));
+        px.extend(s(0x2c));
+        px.extend([0x2c, 0x00, 0xa0, 0xa0, 0x2c, 0x2c]); // red channel not exact
+        let d = decode_class_mask(
+            &png_of(2, 1, ColorType::Rgb, BitDepth::Sixteen, &px, false),
+            &car_lookup(),
+            100,
+        )
+        .unwrap();
+        assert_eq!(d.mask.data, [1, ABSTAIN]);
+    }
+
+    #[test]
+    fn grey_and_interlaced_pngs_decode() {
+        let data: Vec<u8> = (0..64).map(|i| if i % 3 == 0 { 255 } else { 7 }).collect();
+        let d = decode_class_mask(
+            &interlaced_grey_png(8, 8, &data),
+            &ColorLookup::new([(Rgb(7, 7, 7), 2)]),
+            100,
+        )
+        .unwrap();
+        let want: Vec<u8> = data.iter().map(|&v| if v == 255 { 0 } else { 2 }).collect();
+        assert_eq!(d.mask.data, want);
+    }
+
+    #[test]
+    fn huge_claimed_dimensions_are_refused_before_allocating() {
+        let mut bytes = png_of(1, 1, ColorType::Rgb, BitDepth::Eight, &[0, 0, 0], false);
+        // Patch IHDR to claim 200000×200000 and fix the CRC, so only the limit can stop it.
+        bytes[16..20].copy_from_slice(&200_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&200_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let e = decode_class_mask(&bytes, &car_lookup(), 100_000_000).unwrap_err();
+        assert!(
+            matches!(e, MaskError::TooLarge { width: 200_000, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn truncated_png_is_an_error() {
+        let bytes = png_of(4, 4, ColorType::Rgb, BitDepth::Eight, &[9; 48], false);
+        for cut in [8, 20, 40, bytes.len() - 13] {
+            assert!(
+                decode_class_mask(&bytes[..cut], &car_lookup(), 100).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn palette_png_round_trips_with_index_equal_to_class() {
+        let data = [0, 1, 2, 1, 0, 2];
+        let pal = [WHITE, Rgb(0x2c, 0xa0, 0x2c), Rgb(1, 2, 3)];
+        let bytes = encode_palette_png(3, 2, &data, &pal).unwrap();
+        let mut r = png::Decoder::new(Cursor::new(&bytes)).read_info().unwrap();
+        assert_eq!(r.info().color_type, ColorType::Indexed);
+        assert!(r.info().trns.is_none());
+        assert_eq!(
+            r.info().palette.as_deref().unwrap(),
+            &[255, 255, 255, 0x2c, 0xa0, 0x2c, 1, 2, 3]
+        );
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        r.next_frame(&mut buf).unwrap();
+        assert_eq!(buf, data);
+    }
+
+    /// An Adam7-interlaced 8-bit greyscale PNG, built by hand (the encoder only writes
+    /// non-interlaced images): unfiltered scanlines per pass in stored deflate blocks.
+    fn interlaced_grey_png(w: u32, h: u32, px: &[u8]) -> Vec<u8> {
+        const PASSES: [(u32, u32, u32, u32); 7] = [
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ];
+        let mut raw = Vec::new();
+        for (x0, y0, dx, dy) in PASSES {
+            for y in (y0..h).step_by(dy as usize) {
+                let row: Vec<u8> = (x0..w)
+                    .step_by(dx as usize)
+                    .map(|x| px[(y * w + x) as usize])
+                    .collect();
+                if !row.is_empty() {
+                    raw.push(0);
+                    raw.extend(row);
+                }
+            }
+        }
+        let mut z = vec![0x78, 0x01];
+        let chunks: Vec<&[u8]> = raw.chunks(65_535).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            z.push(u8::from(i + 1 == chunks.len()));
+            z.extend((c.len() as u16).to_le_bytes());
+            z.extend((!(c.len() as u16)).to_le_bytes());
+            z.extend(*c);
+        }
+        let (mut a, mut b) = (1u32, 0u32);
+        for &v in &raw {
+            a = (a + u32::from(v)) % 65_521;
+            b = (b + a) % 65_521;
+        }
+        z.extend(((b << 16) | a).to_be_bytes());
+        let mut ihdr = Vec::new();
+        ihdr.extend(w.to_be_bytes());
+        ihdr.extend(h.to_be_bytes());
+        ihdr.extend([8, 0, 0, 0, 1]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (name, data) in [(b"IHDR", ihdr), (b"IDAT", z), (b"IEND", Vec::new())] {
+            out.extend((data.len() as u32).to_be_bytes());
+            let mut body = name.to_vec();
+            body.extend(&data);
+            out.extend(&body);
+            out.extend(crc32(&body).to_be_bytes());
+        }
+        out
+    }
+
+    /// CRC-32 as PNG uses it (test-only, to forge a valid header).
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+}

@@ -1,0 +1,258 @@
+//! The two functions as plain async methods on JSON events: what each Lambda handler calls,
+//! and what `gtseg replay` calls. No Lambda runtime types appear here.
+//!
+//! A [`Service`] lives as long as the process (a warm Lambda container), so the label
+//! category configuration is read at most once and then cached.
+
+use std::error::Error as StdError;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::consolidate::{BatchContext, BatchError, consolidate_batch, format_creation_date};
+use crate::event::{
+    ConsolidationEvent, ConsolidationResponseItem, PreAnnotationEvent, PreAnnotationResponse,
+    ShapeError, from_value,
+};
+use crate::labels::{ClassList, LabelConfigError, parse_label_config};
+use crate::pre::build_task;
+use crate::store::{ObjectStore, StoreError};
+use crate::uri::S3Uri;
+use crate::vote::Majority;
+
+/// Why an invocation failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(
+        "LABEL_CATEGORY_CONFIG is not set; set it to the s3:// URI or local path of the label category configuration file"
+    )]
+    NoLabelConfig,
+    #[error("LABEL_CATEGORY_CONFIG={location}: {source}")]
+    LabelConfigUri {
+        location: String,
+        #[source]
+        source: crate::uri::UriError,
+    },
+    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read it: {source}")]
+    LabelConfigRead {
+        location: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read the file: {source}")]
+    LabelConfigFile {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("LABEL_CATEGORY_CONFIG={location}: {source}")]
+    LabelConfigParse {
+        location: String,
+        #[source]
+        source: LabelConfigError,
+    },
+    #[error(transparent)]
+    Event(ShapeError),
+    #[error(
+        "the event is neither a pre-annotation event (it has no `dataObject`) nor a consolidation event (it has no `payload`)"
+    )]
+    UnknownEvent,
+    #[error(transparent)]
+    Batch(BatchError),
+}
+
+impl ServiceError {
+    /// A short, stable error type for the Lambda error response.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NoLabelConfig
+            | Self::LabelConfigUri { .. }
+            | Self::LabelConfigRead { .. }
+            | Self::LabelConfigFile { .. }
+            | Self::LabelConfigParse { .. } => "LabelConfigError",
+            Self::Event(_) | Self::UnknownEvent => "InvalidEvent",
+            Self::Batch(BatchError::PayloadRead(_) | BatchError::Write { .. }) => "StorageError",
+            Self::Batch(_) => "InvalidBatch",
+        }
+    }
+}
+
+/// The error and all its sources, joined with `: ` where a source adds something new.
+pub fn report(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// The kind of a Ground Truth event, recognised by its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    PreAnnotation,
+    Consolidation,
+}
+
+impl EventKind {
+    /// `dataObject` means pre-annotation; `payload` means consolidation.
+    pub fn of(event: &Value) -> Option<Self> {
+        let obj = event.as_object()?;
+        if obj.contains_key("payload") {
+            Some(Self::Consolidation)
+        } else if obj.contains_key("dataObject") {
+            Some(Self::PreAnnotation)
+        } else {
+            None
+        }
+    }
+}
+
+/// Both functions over one store and one configuration.
+#[derive(Debug)]
+pub struct Service<S> {
+    store: S,
+    config: Config,
+    labels: OnceCell<ClassList>,
+}
+
+impl<S: ObjectStore> Service<S> {
+    /// A service over `store`, configured by `config`.
+    pub fn new(store: S, config: Config) -> Self {
+        Self {
+            store,
+            config,
+            labels: OnceCell::new(),
+        }
+    }
+
+    /// The store (for callers that need to read what was written).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The label list from `LABEL_CATEGORY_CONFIG`, read once and cached (a failed read is not
+    /// cached, so a fixed file is picked up by the next invocation).
+    pub async fn configured_labels(&self) -> Result<&ClassList, ServiceError> {
+        let location = self
+            .config
+            .label_category_config
+            .as_deref()
+            .ok_or(ServiceError::NoLabelConfig)?;
+        self.labels
+            .get_or_try_init(|| async {
+                let bytes = if location.starts_with("s3://") {
+                    let uri =
+                        S3Uri::parse(location).map_err(|source| ServiceError::LabelConfigUri {
+                            location: location.to_owned(),
+                            source,
+                        })?;
+                    self.store
+                        .get(&uri, self.config.limits.max_payload_bytes)
+                        .await
+                        .map_err(|source| ServiceError::LabelConfigRead {
+                            location: location.to_owned(),
+                            source,
+                        })?
+                } else {
+                    tokio::fs::read(location).await.map_err(|source| {
+                        ServiceError::LabelConfigFile {
+                            location: location.to_owned(),
+                            source,
+                        }
+                    })?
+                };
+                let classes = parse_label_config(&bytes).map_err(|source| {
+                    ServiceError::LabelConfigParse {
+                        location: location.to_owned(),
+                        source,
+                    }
+                })?;
+                info!(
+                    location,
+                    labels = classes.labels().len(),
+                    "label category configuration loaded"
+                );
+                Ok(classes)
+            })
+            .await
+    }
+
+    /// The pre-annotation function (SPEC §2).
+    pub async fn pre_annotation(
+        &self,
+        event: &Value,
+    ) -> Result<PreAnnotationResponse, ServiceError> {
+        let event: PreAnnotationEvent =
+            from_value("the pre-annotation event", event).map_err(ServiceError::Event)?;
+        let classes = self.configured_labels().await?;
+        let (response, skip) = build_task(&event, classes);
+        match skip {
+            Some(reason) => {
+                warn!(%reason, "manifest line skipped: isHumanAnnotationRequired=false")
+            }
+            None => info!(
+                task_object = response.task_input.task_object.as_deref().unwrap_or(""),
+                initial_value = response.task_input.initial_value.is_some(),
+                "task input built"
+            ),
+        }
+        Ok(response)
+    }
+
+    /// The consolidation function (SPEC §3), stamping `creation-date` from `now`.
+    pub async fn consolidation(
+        &self,
+        event: &Value,
+        now: SystemTime,
+    ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
+        let event: ConsolidationEvent =
+            from_value("the consolidation event", event).map_err(ServiceError::Event)?;
+        // The configured labels are only needed when the event has none; a broken config then
+        // is an error, while an unset one falls through to the workers' labels.
+        let configured = if event
+            .label_categories
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+            || self.config.label_category_config.is_none()
+        {
+            None
+        } else {
+            Some(self.configured_labels().await?)
+        };
+        let fusion = Majority;
+        let ctx = BatchContext {
+            limits: &self.config.limits,
+            fusion: &fusion,
+            configured_labels: configured,
+            creation_date: format_creation_date(now),
+        };
+        let items = consolidate_batch(&self.store, &ctx, &event)
+            .await
+            .map_err(ServiceError::Batch)?;
+        info!(images = items.len(), "batch consolidated");
+        Ok(items)
+    }
+
+    /// Runs whichever function the event's shape calls for, returning its response JSON.
+    pub async fn replay(&self, event: &Value, now: SystemTime) -> Result<Value, ServiceError> {
+        // Serialising our own response types cannot fail.
+        match EventKind::of(event).ok_or(ServiceError::UnknownEvent)? {
+            EventKind::PreAnnotation => {
+                Ok(serde_json::to_value(self.pre_annotation(event).await?).unwrap_or(Value::Null))
+            }
+            EventKind::Consolidation => {
+                Ok(serde_json::to_value(self.consolidation(event, now).await?)
+                    .unwrap_or(Value::Null))
+            }
+        }
+    }
+}
