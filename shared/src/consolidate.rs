@@ -40,7 +40,7 @@ pub enum BatchError {
     )]
     NoOutputConfig(String),
     #[error("cannot read the payload: {0}")]
-    PayloadRead(#[source] StoreError),
+    PayloadRead(#[source] Box<StoreError>),
     #[error(transparent)]
     PayloadShape(ShapeError),
     #[error("labelCategories of the event is unusable: {0}")]
@@ -55,7 +55,7 @@ pub enum BatchError {
     Write {
         id: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("image `{id}`: encoding its mask failed: {source}")]
     Encode {
@@ -159,7 +159,7 @@ pub async fn consolidate_batch<S: ObjectStore>(
     let bytes = store
         .get(&payload_uri, ctx.limits.max_payload_bytes)
         .await
-        .map_err(BatchError::PayloadRead)?;
+        .map_err(|e| BatchError::PayloadRead(Box::new(e)))?;
     let items: Vec<Value> = from_slice("the payload", &bytes).map_err(BatchError::PayloadShape)?;
     drop(bytes);
 
@@ -214,7 +214,7 @@ pub async fn consolidate_batch<S: ObjectStore>(
             .await
             .map_err(|source| BatchError::Write {
                 id: image.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         info!(dataset_object_id = %image.id, workers = outcome.included.len(), excluded = outcome.excluded.len(),
               confidence = outcome.confidence, pixels = outcome.pixels, unmapped = outcome.unmapped,
@@ -453,15 +453,15 @@ fn decode_worker(
         .map_err(Exclusion::Base64)?;
     let d =
         decode_class_mask(&png, &ColorLookup::new(pairs), max_pixels).map_err(Exclusion::Mask)?;
-    if let Some(p) = answer.input_image_properties {
-        if (p.width, p.height) != (d.mask.width, d.mask.height) {
-            return Err(Exclusion::PropsMismatch {
-                png_w: d.mask.width,
-                png_h: d.mask.height,
-                w: p.width,
-                h: p.height,
-            });
-        }
+    if let Some(p) = answer.input_image_properties
+        && (p.width, p.height) != (d.mask.width, d.mask.height)
+    {
+        return Err(Exclusion::PropsMismatch {
+            png_w: d.mask.width,
+            png_h: d.mask.height,
+            w: p.width,
+            h: p.height,
+        });
     }
     Ok((d.mask, d.unmapped))
 }
@@ -511,12 +511,17 @@ fn response_item(
     }
 }
 
+/// A `datasetObjectId` that is empty or longer than 512 bytes: no key can be made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the datasetObjectId is empty or longer than 512 bytes")]
+pub struct InvalidId;
+
 /// The file name of an image's mask: the id itself when it is a plain token of
 /// `[A-Za-z0-9._-]` (not starting with `.`), else its bytes percent-encoded so the name can
 /// neither leave the output folder nor collide with a plain id.
-pub fn object_file_name(id: &str) -> Result<String, ()> {
+pub fn object_file_name(id: &str) -> Result<String, InvalidId> {
     if id.is_empty() || id.len() > 512 {
-        return Err(());
+        return Err(InvalidId);
     }
     let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
     if id.bytes().all(plain) && !id.starts_with('.') {

@@ -1,1 +1,12 @@
-fn main() {}
+//! Integration tests: one binary, a module per area (ripgrep's layout).
+//!
+//! - `contract`: every file of `events/` round-trips through the wire types, and `events/` is
+//!   exactly what the fixture code builds.
+//! - `replay`: the `gtseg` binary on every sample event, with a local store.
+//! - `consolidation`: SPEC §3 and §6 behaviours through the service, over a local store.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
+
+mod consolidation;
+mod contract;
+mod replay;

@@ -1,1 +1,57 @@
+//! Test support for the integration tests under `integration/`: fixtures built in code, the
+//! sample events of `events/`, and helpers to find the workspace and its built binaries.
 
+#![allow(clippy::unwrap_used)] // Test support: a panic is a failed test.
+
+pub mod events;
+pub mod fixtures;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the folder holding `events/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, built by `cargo build --workspace` (the Makefile's `test`
+/// target does that first). Panics with what to run when it is missing.
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace` (or `make test`) before the integration tests",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("gtseg-it-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Copies a directory tree (for a writable copy of `events/store`).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dst = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dst)?;
+        } else {
+            std::fs::copy(e.path(), dst)?;
+        }
+    }
+    Ok(())
+}

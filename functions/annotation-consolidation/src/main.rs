@@ -38,3 +38,70 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let service = Service::new(store, config);
     lambda_runtime::run(service_fn(|event| handler(&service, event))).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gtseg::LocalStore;
+    use gtseg_tests::{copy_tree, temp_dir, workspace_root};
+    use lambda_runtime::Context;
+
+    fn sample_event() -> Value {
+        let text = std::fs::read(workspace_root().join("events/consolidation/street-scenes.json"))
+            .unwrap();
+        serde_json::from_slice(&text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn handler_consolidates_the_sample_batch() {
+        let dir = temp_dir("acs-handler");
+        copy_tree(&workspace_root().join("events/store"), &dir).unwrap();
+        let service = Service::new(LocalStore::new(&dir), Config::default());
+        let items = handler(
+            &service,
+            LambdaEvent::new(sample_event(), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| i.dataset_object_id.as_str())
+                .collect::<Vec<_>>(),
+            ["0", "1"]
+        );
+        let uri = items[0].consolidated_annotation.content["street-scenes-ref"]
+            .as_str()
+            .unwrap();
+        assert!(
+            dir.join(uri.strip_prefix("s3://").unwrap()).is_file(),
+            "the mask is written before it is claimed"
+        );
+    }
+
+    #[tokio::test]
+    async fn handler_reports_an_unreadable_payload_as_a_storage_error() {
+        let service = Service::new(
+            LocalStore::new(temp_dir("acs-handler-empty")),
+            Config::default(),
+        );
+        let e = handler(
+            &service,
+            LambdaEvent::new(sample_event(), Context::default()),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.error_type, "StorageError");
+        assert!(
+            e.error_message
+                .contains("consolidation-request/iteration-1/2026-11-26_10:00:00.json"),
+            "{}",
+            e.error_message
+        );
+        assert!(
+            e.error_message.contains("does not exist"),
+            "{}",
+            e.error_message
+        );
+    }
+}

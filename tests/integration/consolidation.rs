@@ -1,0 +1,626 @@
+//! SPEC §3 and §6 through the service over a local store: exclusions, failures, keys, labels.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use gtseg::{Config, LocalStore, Service, ServiceError};
+use gtseg_tests::events::OTHER_COLORS;
+use gtseg_tests::fixtures::{
+    Background, LABELS, Scene, TAB10, answer_json, decode_indexed, hex, mappings_for, worker_png,
+};
+use gtseg_tests::temp_dir;
+use serde_json::{Value, json};
+
+const OUT: &str = "s3://test-bucket/out/job/annotations";
+const PAYLOAD: &str = "s3://test-bucket/out/job/annotations/consolidated-annotation/consolidation-request/iteration-1/p.json";
+
+fn event(extra: Value) -> Value {
+    let mut e = json!({
+        "version": "2018-10-06",
+        "labelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/job",
+        "labelCategories": LABELS,
+        "labelAttributeName": "Job-ref",
+        "outputConfig": OUT,
+        "payload": {"s3Uri": PAYLOAD}});
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            e.as_object_mut().unwrap().remove(k);
+        } else {
+            e[k] = v.clone();
+        }
+    }
+    e
+}
+
+fn put(dir: &Path, uri: &str, bytes: &[u8]) {
+    let p = dir.join(uri.strip_prefix("s3://").unwrap());
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+async fn run_with(
+    dir: &Path,
+    config: Config,
+    payload: &Value,
+    ev: Value,
+) -> Result<Vec<Value>, ServiceError> {
+    put(dir, PAYLOAD, payload.to_string().as_bytes());
+    let s = Service::new(LocalStore::new(dir), config);
+    let items = s.consolidation(&ev, SystemTime::now()).await?;
+    Ok(items
+        .into_iter()
+        .map(|i| serde_json::to_value(i).unwrap())
+        .collect())
+}
+
+async fn run(dir: &Path, payload: &Value) -> Vec<Value> {
+    run_with(dir, Config::default(), payload, event(json!({})))
+        .await
+        .unwrap()
+}
+
+fn inline(worker: &str, answer: &Value) -> Value {
+    json!({"workerId": worker, "annotationData": {"content": answer.to_string()}})
+}
+
+fn good(scene: &Scene, colors: &[[u8; 3]]) -> Value {
+    answer_json(
+        "crowd-semantic-segmentation",
+        &worker_png(scene, colors, Background::Transparent, &[]),
+        scene.width,
+        scene.height,
+        &mappings_for(scene, colors),
+    )
+}
+
+fn meta(item: &Value) -> &Value {
+    &item["consolidatedAnnotation"]["content"]["Job-ref-metadata"]
+}
+
+fn mask_of(dir: &Path, item: &Value) -> (u32, u32, Vec<u8>, Vec<u8>, bool) {
+    let uri = item["consolidatedAnnotation"]["content"]["Job-ref"]
+        .as_str()
+        .unwrap();
+    decode_indexed(&std::fs::read(dir.join(uri.strip_prefix("s3://").unwrap())).unwrap())
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn palette_index_equals_map_key_whatever_colours_workers_used() {
+    // Regression guard for Ground Truth's 2020 bug: palette order must follow the class keys,
+    // not the order or colours in which workers happened to paint.
+    let dir = temp_dir("palette");
+    let scene = Scene::street(24, 16, 0).without(4, 0); // nobody paints "building"
+    let payload = json!([{"datasetObjectId": "0", "annotations": [
+        inline("w1", &good(&scene, &OTHER_COLORS)), inline("w2", &good(&scene, &OTHER_COLORS))]}]);
+    let items = run(&dir, &payload).await;
+    let (_, _, idx, pal, trns) = mask_of(&dir, &items[0]);
+    assert!(!trns);
+    assert_eq!(idx, scene.classes, "pixel value = class index");
+    let map = meta(&items[0])["internal-color-map"].as_object().unwrap();
+    for (k, e) in map {
+        let k: usize = k.parse().unwrap();
+        let rgb = [pal[3 * k], pal[3 * k + 1], pal[3 * k + 2]];
+        assert_eq!(e["hex-color"], hex(rgb), "palette[{k}] = map[{k}]");
+    }
+    assert_eq!(
+        map["1"]["hex-color"],
+        hex(OTHER_COLORS[0]),
+        "the workers' own colour for car"
+    );
+    assert_eq!(
+        map["4"]["hex-color"],
+        hex(TAB10[0]),
+        "unused label: first unused tab10 colour"
+    );
+    assert_eq!(map["0"]["hex-color"], "#ffffff");
+}
+
+#[tokio::test]
+async fn broken_answers_are_excluded_with_reasons_and_the_rest_decide() {
+    let dir = temp_dir("exclusions");
+    let scene = Scene::street(24, 16, 0);
+    let ok = good(&scene, &TAB10);
+    let png = worker_png(&scene, &TAB10, Background::Transparent, &[]);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut a = ok.clone();
+        f(&mut a["crowd-semantic-segmentation"]);
+        a
+    };
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut bad_crc = png.clone();
+    bad_crc[30] ^= 0xff; // inside IHDR's data: the CRC no longer matches
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "not-json",
+            json!({"workerId": "not-json", "annotationData": {"content": "{nope"}}),
+            "not JSON",
+        ),
+        (
+            "wrong-shape",
+            inline(
+                "wrong-shape",
+                &json!({"crowd-semantic-segmentation": {"boundingBoxes": []}}),
+            ),
+            "labeledImage",
+        ),
+        (
+            "bad-b64",
+            inline(
+                "bad-b64",
+                &with(&|a| a["labeledImage"]["pngImageData"] = json!("@@not base64@@")),
+            ),
+            "base64",
+        ),
+        (
+            "truncated",
+            inline(
+                "truncated",
+                &with(&|a| a["labeledImage"]["pngImageData"] = json!(b64(&png[..png.len() / 2]))),
+            ),
+            "corrupt",
+        ),
+        (
+            "bad-crc",
+            inline(
+                "bad-crc",
+                &with(&|a| a["labeledImage"]["pngImageData"] = json!(b64(&bad_crc))),
+            ),
+            "corrupt",
+        ),
+        (
+            "unknown-label",
+            inline(
+                "unknown-label",
+                &with(&|a| a["labelMappings"]["tree"] = json!({"color": "#010203"})),
+            ),
+            "`tree`",
+        ),
+        (
+            "bad-colour",
+            inline(
+                "bad-colour",
+                &with(&|a| a["labelMappings"]["car"] = json!({"color": "green"})),
+            ),
+            "\"green\"",
+        ),
+        (
+            "shared-colour",
+            inline(
+                "shared-colour",
+                &with(&|a| a["labelMappings"]["road"] = json!({"color": hex(TAB10[0])})),
+            ),
+            "same colour",
+        ),
+        (
+            "props",
+            inline(
+                "props",
+                &with(&|a| a["inputImageProperties"] = json!({"width": 25, "height": 16})),
+            ),
+            "inputImageProperties",
+        ),
+        (
+            "no-data",
+            json!({"workerId": "no-data", "annotationData": {}}),
+            "neither",
+        ),
+        (
+            "missing-s3",
+            json!({"workerId": "missing-s3", "annotationData": {"s3Uri": "s3://test-bucket/nope.json"}}),
+            "s3://test-bucket/nope.json",
+        ),
+        (
+            "https",
+            json!({"workerId": "https", "annotationData": {"s3uri": "https://example.com/a.json"}}),
+            "not an s3:// URI",
+        ),
+        (
+            "file",
+            json!({"workerId": "file", "annotationData": {"s3Uri": "file:///etc/passwd"}}),
+            "not an s3:// URI",
+        ),
+        (
+            "wrong-type",
+            json!({"workerId": "wrong-type", "annotationData": {"content": json!({"x": {"labeledImage": {"pngImageData": 5}}}).to_string()}}),
+            "labeledImage.pngImageData",
+        ),
+    ];
+    let mut anns = vec![inline("good-1", &ok), inline("good-2", &ok)];
+    anns.extend(cases.iter().map(|c| c.1.clone()));
+    let items = run_with(
+        &dir,
+        Config {
+            limits: gtseg::config::Limits {
+                max_answers_per_image: 254,
+                ..Default::default()
+            },
+            ..Config::default()
+        },
+        &json!([{"datasetObjectId": "img", "annotations": anns}]),
+        event(json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(items.len(), 1);
+    let m = meta(&items[0]);
+    assert_eq!(m["worker-count"], 2);
+    let excluded = m["excluded-workers"].as_array().unwrap();
+    assert_eq!(excluded.len(), cases.len());
+    for ((worker, _, needle), e) in cases.iter().zip(excluded) {
+        assert_eq!(e["worker-id"], *worker, "exclusions keep payload order");
+        let reason = e["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(needle),
+            "{worker}: {reason:?} lacks {needle:?}"
+        );
+    }
+    assert_eq!(mask_of(&dir, &items[0]).2, scene.classes);
+}
+
+#[tokio::test]
+async fn unknown_colours_abstain_and_are_counted_out_of_the_vote() {
+    let dir = temp_dir("abstain");
+    let scene = Scene::street(24, 16, 0);
+    // Worker 2 paints every car pixel in an unknown colour: those pixels abstain, so worker 1
+    // alone decides them, and the result is still the truth.
+    let noise: Vec<usize> = (0..scene.classes.len())
+        .filter(|&i| scene.classes[i] == 1)
+        .collect();
+    let w2 = answer_json(
+        "seg",
+        &worker_png(&scene, &TAB10, Background::Transparent, &noise),
+        24,
+        16,
+        &mappings_for(&scene, &TAB10),
+    );
+    let items = run(&dir, &json!([{"datasetObjectId": "0", "annotations": [inline("w1", &good(&scene, &TAB10)), inline("w2", &w2)]}])).await;
+    assert_eq!(mask_of(&dir, &items[0]).2, scene.classes);
+    let conf = meta(&items[0])["internal-color-map"]["0"]["confidence"]
+        .as_f64()
+        .unwrap();
+    let expected = 1.0 - 0.5 * noise.len() as f64 / scene.classes.len() as f64;
+    assert_eq!(conf, (expected * 1e5).round() / 1e5);
+}
+
+#[tokio::test]
+async fn images_without_usable_answers_are_left_out_and_the_batch_succeeds() {
+    let dir = temp_dir("leftout");
+    let scene = Scene::street(24, 16, 0);
+    let payload = json!([
+        {"datasetObjectId": "all-bad", "annotations": [{"workerId": "x", "annotationData": {"content": "garbage"}}]},
+        {"datasetObjectId": "fine", "annotations": [inline("w", &good(&scene, &TAB10))]},
+        {"datasetObjectId": "no-answers", "annotations": []},
+        {"datasetObjectId": "no-annotations-key"},
+        {"annotations": "item without an id"},
+        "not even an object",
+    ]);
+    let items = run(&dir, &payload).await;
+    let ids: Vec<_> = items
+        .iter()
+        .map(|i| i["datasetObjectId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["fine"]);
+    let written =
+        files_under(&dir.join("test-bucket/out/job/annotations/consolidated-annotation/output"));
+    assert_eq!(written.len(), 1, "no mask for images left out: {written:?}");
+}
+
+#[tokio::test]
+async fn duplicated_ids_keep_the_first_occurrence() {
+    let dir = temp_dir("dup");
+    let a = Scene::street(24, 16, 0);
+    let b = Scene::street(24, 16, 0).without(1, 2);
+    let payload = json!([
+        {"datasetObjectId": "7", "annotations": [inline("w", &good(&a, &TAB10))]},
+        {"datasetObjectId": "7", "annotations": [inline("w", &good(&b, &TAB10))]}]);
+    let items = run(&dir, &payload).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(mask_of(&dir, &items[0]).2, a.classes);
+}
+
+#[tokio::test]
+async fn hostile_ids_cannot_leave_the_output_folder() {
+    let dir = temp_dir("ids");
+    let scene = Scene::street(8, 8, 0);
+    let ids = [
+        "../../x",
+        "/abs",
+        "a/../../b",
+        "..",
+        ".",
+        "ok-id_1.x",
+        "é ü",
+        "a\\..\\b",
+    ];
+    let payload: Vec<Value> =
+        ids.iter().map(|id| json!({"datasetObjectId": id, "annotations": [inline("w", &good(&scene, &TAB10))]})).collect();
+    let items = run(&dir, &Value::Array(payload)).await;
+    assert_eq!(items.len(), ids.len());
+    let folder = dir.join("test-bucket/out/job/annotations/consolidated-annotation/output");
+    let mut uris = std::collections::HashSet::new();
+    for it in &items {
+        let uri = it["consolidatedAnnotation"]["content"]["Job-ref"]
+            .as_str()
+            .unwrap();
+        assert!(
+            uri.starts_with(&format!("{OUT}/consolidated-annotation/output/")),
+            "{uri}"
+        );
+        let name = &uri[OUT.len() + "/consolidated-annotation/output/".len()..];
+        assert!(!name.contains('/') && !name.starts_with('.'), "{uri}");
+        assert!(
+            uris.insert(uri.to_owned()),
+            "distinct ids get distinct keys"
+        );
+    }
+    assert!(uris.contains(&format!(
+        "{OUT}/consolidated-annotation/output/ok-id_1.x.png"
+    )));
+    // Everything written is inside the folder (besides the payload we put there ourselves).
+    for f in files_under(&dir) {
+        assert!(
+            f.starts_with(&folder) || f.ends_with("p.json"),
+            "{} escaped",
+            f.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn output_config_is_derived_from_the_payload_uri_when_missing() {
+    let dir = temp_dir("derive");
+    let scene = Scene::street(8, 8, 0);
+    let payload =
+        json!([{"datasetObjectId": "0", "annotations": [inline("w", &good(&scene, &TAB10))]}]);
+    let items = run_with(
+        &dir,
+        Config::default(),
+        &payload,
+        event(json!({"outputConfig": null})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        items[0]["consolidatedAnnotation"]["content"]["Job-ref"],
+        format!("{OUT}/consolidated-annotation/output/0.png")
+    );
+}
+
+#[tokio::test]
+async fn class_list_comes_from_event_then_config_then_workers_with_a_warning() {
+    let scene = Scene::street(8, 8, 0).without(4, 0);
+    let payload =
+        json!([{"datasetObjectId": "0", "annotations": [inline("w", &good(&scene, &TAB10))]}]);
+    let names = |item: &Value| -> Vec<String> {
+        let m = meta(item)["internal-color-map"].as_object().unwrap();
+        (0..m.len())
+            .map(|k| m[&k.to_string()]["class-name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Objects form of labelCategories.
+    let dir = temp_dir("labels-objects");
+    let cats: Vec<Value> = LABELS.iter().map(|l| json!({"label": l})).collect();
+    let items = run_with(
+        &dir,
+        Config::default(),
+        &payload,
+        event(json!({"labelCategories": cats})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        names(&items[0]),
+        ["BACKGROUND", "car", "road", "person", "building"]
+    );
+
+    // No labelCategories: the configured file.
+    let dir = temp_dir("labels-config");
+    put(
+        &dir,
+        "s3://test-bucket/labels.json",
+        br#"{"labels":[{"label":"building"},{"label":"person"},{"label":"road"},{"label":"car"}]}"#,
+    );
+    let cfg = Config {
+        label_category_config: Some("s3://test-bucket/labels.json".into()),
+        ..Config::default()
+    };
+    let items = run_with(&dir, cfg, &payload, event(json!({"labelCategories": null})))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&items[0]),
+        ["BACKGROUND", "building", "person", "road", "car"]
+    );
+    let (_, _, idx, _, _) = mask_of(&dir, &items[0]);
+    assert_eq!(
+        idx.iter().copied().max(),
+        Some(4),
+        "car is class 4 under this config"
+    );
+    assert!(meta(&items[0]).get("warnings").is_none());
+
+    // Neither: the sorted union of the workers' labels, with a warning in the output.
+    let dir = temp_dir("labels-union");
+    let items = run_with(
+        &dir,
+        Config::default(),
+        &payload,
+        event(json!({"labelCategories": null})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(names(&items[0]), ["BACKGROUND", "car", "person", "road"]);
+    assert!(
+        meta(&items[0])["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("labelCategories")
+    );
+}
+
+#[tokio::test]
+async fn workers_of_another_size_than_the_majority_are_excluded() {
+    let dir = temp_dir("sizes");
+    let big = Scene::street(24, 16, 0);
+    let small = Scene::street(12, 8, 0);
+    let payload = json!([{"datasetObjectId": "0", "annotations": [
+        inline("small", &good(&small, &TAB10)), inline("big-1", &good(&big, &TAB10)), inline("big-2", &good(&big, &TAB10))]}]);
+    let items = run(&dir, &payload).await;
+    let m = meta(&items[0]);
+    assert_eq!(m["worker-count"], 2);
+    assert_eq!(m["excluded-workers"][0]["worker-id"], "small");
+    assert!(
+        m["excluded-workers"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("12×8")
+    );
+    assert_eq!(mask_of(&dir, &items[0]).0, 24);
+}
+
+#[tokio::test]
+async fn answers_beyond_the_limit_are_excluded() {
+    let dir = temp_dir("too-many");
+    let scene = Scene::street(8, 8, 0);
+    let anns: Vec<Value> = (0..4)
+        .map(|i| inline(&format!("w{i}"), &good(&scene, &TAB10)))
+        .collect();
+    let cfg = Config {
+        limits: gtseg::config::Limits {
+            max_answers_per_image: 3,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let items = run_with(
+        &dir,
+        cfg,
+        &json!([{"datasetObjectId": "0", "annotations": anns}]),
+        event(json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(meta(&items[0])["worker-count"], 3);
+    assert!(
+        meta(&items[0])["excluded-workers"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_ANSWERS_PER_IMAGE")
+    );
+}
+
+#[tokio::test]
+async fn unusable_events_and_payloads_fail_the_invocation_with_a_clear_error() {
+    let dir = temp_dir("batch-errors");
+    let s = Service::new(LocalStore::new(&dir), Config::default());
+    let now = SystemTime::now();
+    let err = |e: ServiceError| gtseg::report(&e);
+
+    // A payload on another scheme is never read.
+    let e = err(s
+        .consolidation(
+            &event(json!({"payload": {"s3Uri": "https://x/p.json"}})),
+            now,
+        )
+        .await
+        .unwrap_err());
+    assert!(
+        e.contains("payload.s3Uri") && e.contains("not an s3:// URI"),
+        "{e}"
+    );
+    // A missing payload names its URI.
+    let e = err(s.consolidation(&event(json!({})), now).await.unwrap_err());
+    assert!(e.contains(PAYLOAD) && e.contains("does not exist"), "{e}");
+    // A payload that is not an array.
+    put(&dir, PAYLOAD, br#"{"not": "an array"}"#);
+    let e = err(s.consolidation(&event(json!({})), now).await.unwrap_err());
+    assert!(e.contains("payload"), "{e}");
+    // Missing and wrong-typed event fields name the field.
+    let e = err(s
+        .consolidation(&event(json!({"labelAttributeName": null})), now)
+        .await
+        .unwrap_err());
+    assert!(e.contains("labelAttributeName"), "{e}");
+    let e = err(s
+        .consolidation(
+            &event(json!({"maxHumanWorkersPerDataObject": "three"})),
+            now,
+        )
+        .await
+        .unwrap_err());
+    assert!(e.contains("maxHumanWorkersPerDataObject"), "{e}");
+    // Duplicate labels in the event.
+    put(&dir, PAYLOAD, b"[]");
+    let e = err(s
+        .consolidation(&event(json!({"labelCategories": ["car", "car"]})), now)
+        .await
+        .unwrap_err());
+    assert!(e.contains("`car`"), "{e}");
+    // No outputConfig and a payload URI it cannot be derived from.
+    put(&dir, "s3://test-bucket/elsewhere/p.json", b"[]");
+    let e = err(s.consolidation(&event(json!({"outputConfig": null, "payload": {"s3Uri": "s3://test-bucket/elsewhere/p.json"}})), now).await.unwrap_err());
+    assert!(e.contains("outputConfig"), "{e}");
+    // An empty batch is fine.
+    assert!(
+        s.consolidation(&event(json!({})), now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_costs_nothing() {
+    let dir = temp_dir("bomb");
+    let scene = Scene::street(8, 8, 0);
+    // A valid 1×1 PNG whose IHDR claims 200000×200000 (CRC fixed up).
+    let mut bomb = gtseg_tests::fixtures::encode(1, 1, png::ColorType::Rgb, &[0, 0, 0]);
+    bomb[16..20].copy_from_slice(&200_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&200_000u32.to_be_bytes());
+    let crc = crc32fast_like(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let mut a = good(&scene, &TAB10);
+    a["crowd-semantic-segmentation"]["labeledImage"]["pngImageData"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(&bomb));
+    a["crowd-semantic-segmentation"]["inputImageProperties"] =
+        json!({"width": 200_000, "height": 200_000});
+    let items = run(&dir, &json!([{"datasetObjectId": "0", "annotations": [inline("bomb", &a), inline("w", &good(&scene, &TAB10))]}])).await;
+    let reason = meta(&items[0])["excluded-workers"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("200000×200000") && reason.contains("MAX_PIXELS"),
+        "{reason}"
+    );
+}
+
+fn crc32fast_like(bytes: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}

@@ -1,0 +1,218 @@
+//! The sample events of `events/` and the objects they reference, built in code.
+//!
+//! `cargo run -p gtseg-tests --bin make-events` rewrites `events/`; a test checks that the
+//! committed files are exactly what this code builds, so the fixtures never drift.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::fixtures::{
+    Background, LABELS, Rgb, Scene, TAB10, answer_json, encode, mappings_for, worker_png,
+};
+
+/// The sample bucket (a local-store folder under `events/store/`).
+pub const BUCKET: &str = "gt-example-bucket";
+/// The sample job's output prefix.
+pub const OUTPUT: &str = "s3://gt-example-bucket/output/street-scenes/annotations";
+/// The sample label category configuration, as an s3:// URI in the local store.
+pub const LABEL_CONFIG_URI: &str = "s3://gt-example-bucket/config/labels.json";
+/// The sample job ARN.
+pub const JOB_ARN: &str = "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/street-scenes";
+/// The size of the sample images.
+pub const SIZE: (u32, u32) = (192, 128);
+
+/// One file of the sample set: path relative to `events/`, and its bytes.
+pub type File = (String, Vec<u8>);
+
+fn json_file(path: &str, v: &Value) -> File {
+    let mut text = serde_json::to_vec_pretty(v).expect("JSON");
+    text.push(b'\n');
+    (path.to_owned(), text)
+}
+
+fn store_path(uri: &str) -> String {
+    format!("store/{}", uri.strip_prefix("s3://").expect("s3 uri"))
+}
+
+/// A worker whose colours differ from the UI defaults (a custom label-colour setup).
+pub const OTHER_COLORS: [Rgb; 4] = [
+    [0xe6, 0x19, 0x4b],
+    [0x46, 0xf0, 0xf0],
+    [0xf5, 0x82, 0x31],
+    [0x91, 0x1e, 0xb4],
+];
+
+/// Every sample file, in a fixed order.
+pub fn sample_files() -> Vec<File> {
+    let (w, h) = SIZE;
+    let mut files = Vec::new();
+
+    files.push(json_file(
+        &store_path(LABEL_CONFIG_URI),
+        &json!({"document-version": "2018-11-28",
+                "labels": LABELS.iter().map(|l| json!({"label": l})).collect::<Vec<_>>(),
+                "instructions": {"shortInstruction": "Paint every car, road, person and building.",
+                                 "fullInstruction": "Leave sky and anything else unpainted."}}),
+    ));
+    // The "photos": a rendering of the scene (neither function reads them; the UI would).
+    for (name, shift) in [("street-0001.png", 0), ("street-0002.png", 6)] {
+        let scene = Scene::street(w, h, shift);
+        let shades: [Rgb; 5] = [
+            [0x9f, 0xc8, 0xe8],
+            [0x40, 0x40, 0x48],
+            [0x55, 0x55, 0x5a],
+            [0xc0, 0x80, 0x60],
+            [0xa0, 0x90, 0x80],
+        ];
+        let px: Vec<u8> = scene
+            .classes
+            .iter()
+            .flat_map(|&c| shades[usize::from(c)])
+            .collect();
+        files.push((
+            format!("store/{BUCKET}/images/{name}"),
+            encode(w, h, png::ColorType::Rgb, &px),
+        ));
+    }
+
+    // Pre-annotation: a plain line, an adjustment line, a text line.
+    let pre = |line: Value| json!({"version": "2018-10-16", "labelingJobArn": JOB_ARN, "dataObject": line});
+    files.push(json_file(
+        "pre-annotation/image-line.json",
+        &pre(json!({"source-ref": format!("s3://{BUCKET}/images/street-0001.png"), "camera": "front-left"})),
+    ));
+    let previous = format!(
+        "s3://{BUCKET}/output/street-scenes-v1/annotations/consolidated-annotation/output/0.png"
+    );
+    let color_map: serde_json::Map<String, Value> = std::iter::once(("0".to_owned(), json!({"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": 0.91234})))
+        .chain(LABELS.iter().enumerate().map(|(i, l)| {
+            ((i + 1).to_string(), json!({"class-name": l, "hex-color": crate::fixtures::hex(TAB10[i]), "confidence": 0.91234}))
+        }))
+        .collect();
+    files.push(json_file(
+        "pre-annotation/adjustment-line.json",
+        &pre(json!({
+            "source-ref": format!("s3://{BUCKET}/images/street-0001.png"),
+            "street-scenes-v1-ref": previous,
+            "street-scenes-v1-ref-metadata": {
+                "internal-color-map": color_map,
+                "type": "groundtruth/semantic-segmentation",
+                "human-annotated": "yes",
+                "creation-date": "2026-11-20T08:15:42.511235",
+                "job-name": "labeling-job/street-scenes-v1"}})),
+    ));
+    let prev_scene = Scene::street(w, h, 0);
+    let mut plte = vec![255u8, 255, 255];
+    plte.extend(TAB10.iter().flatten());
+    files.push((store_path(&previous), indexed_png(&prev_scene, &plte)));
+    files.push(json_file(
+        "pre-annotation/text-line.json",
+        &json!({"version": "2018-10-06", "labelingJobArn": JOB_ARN,
+                "dataObject": {"source": "A street with a red car parked beside a cyclist."}}),
+    ));
+
+    // Consolidation: two images. Image 0 has three workers: the UI's colours, a worker with
+    // other colours and a sloppier car, and a worker who skipped the person (answer by s3Uri).
+    // Image 1 has two answers (the third worker timed out), one of them of the wrong size.
+    let payload_uri = format!(
+        "{OUTPUT}/consolidated-annotation/consolidation-request/iteration-1/2026-11-26_10:00:00.json"
+    );
+    let element = "crowd-semantic-segmentation";
+    let s0 = Scene::street(w, h, 0);
+    let s0_sloppy = Scene::street(w, h, 3);
+    let s0_no_person = Scene::street(w, h, 0).without(3, 2);
+    let edge: Vec<usize> = (0..6).map(|i| (90 * w as usize) + 96 + i).collect();
+    let a0 = answer_json(
+        element,
+        &worker_png(&s0, &TAB10, Background::Transparent, &edge),
+        w,
+        h,
+        &mappings_for(&s0, &TAB10),
+    );
+    let a1 = answer_json(
+        element,
+        &worker_png(&s0_sloppy, &OTHER_COLORS, Background::White, &[]),
+        w,
+        h,
+        &mappings_for(&s0_sloppy, &OTHER_COLORS),
+    );
+    let a2 = answer_json(
+        element,
+        &worker_png(&s0_no_person, &TAB10, Background::Transparent, &[]),
+        w,
+        h,
+        &mappings_for(&s0_no_person, &TAB10),
+    );
+    let a2_uri = format!("{OUTPUT}/worker-response/iteration-1/0/2026-11-26_09:58:31.json");
+    files.push(json_file(&store_path(&a2_uri), &a2));
+
+    let s1 = Scene::street(w, h, 6);
+    let small = Scene::street(w / 2, h / 2, 3);
+    let b0 = answer_json(
+        element,
+        &worker_png(&s1, &TAB10, Background::Transparent, &[]),
+        w,
+        h,
+        &mappings_for(&s1, &TAB10),
+    );
+    let b1 = answer_json(
+        element,
+        &worker_png(&small, &TAB10, Background::Transparent, &[]),
+        w,
+        h,
+        &mappings_for(&small, &TAB10),
+    );
+
+    let content = |v: &Value| json!({"content": v.to_string()});
+    let payload = json!([
+        {"datasetObjectId": "0",
+         "dataObject": {"s3Uri": format!("s3://{BUCKET}/images/street-0001.png")},
+         "annotations": [
+            {"workerId": "private.us-east-1.A1B2C3D4E5F6G7", "annotationData": content(&a0)},
+            {"workerId": "private.us-east-1.H8I9J0K1L2M3N4", "annotationData": content(&a1)},
+            {"workerId": "private.us-east-1.O5P6Q7R8S9T0U1", "annotationData": {"s3Uri": a2_uri}}]},
+        {"datasetObjectId": "1",
+         "dataObject": {"s3Uri": format!("s3://{BUCKET}/images/street-0002.png")},
+         "annotations": [
+            {"workerId": "private.us-east-1.A1B2C3D4E5F6G7", "annotationData": content(&b0)},
+            {"workerId": "private.us-east-1.H8I9J0K1L2M3N4", "annotationData": content(&b1)}]}
+    ]);
+    files.push(json_file(&store_path(&payload_uri), &payload));
+    files.push(json_file(
+        "consolidation/street-scenes.json",
+        &json!({"version": "2018-10-06",
+                "labelingJobArn": JOB_ARN,
+                "labelCategories": LABELS,
+                "labelAttributeName": "street-scenes-ref",
+                "roleArn": "arn:aws:iam::111122223333:role/GroundTruthJobRole",
+                "outputConfig": OUTPUT,
+                "maxHumanWorkersPerDataObject": 3,
+                "payload": {"s3Uri": payload_uri}}),
+    ));
+    files
+}
+
+fn indexed_png(scene: &Scene, plte: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, scene.width, scene.height);
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette(plte.to_vec());
+    let mut wr = enc.write_header().expect("PNG header");
+    wr.write_image_data(&scene.classes).expect("PNG data");
+    wr.finish().expect("PNG end");
+    out
+}
+
+/// Writes every sample file under `root` (normally `events/`).
+pub fn write_sample_files(root: &Path) -> std::io::Result<()> {
+    for (rel, bytes) in sample_files() {
+        let p = root.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(p, bytes)?;
+    }
+    Ok(())
+}
