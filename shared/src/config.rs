@@ -10,6 +10,8 @@ ENVIRONMENT:
   MAX_PIXELS              Largest worker mask accepted, in pixels (default 100000000).
   MAX_PAYLOAD_BYTES       Largest payload or annotation object read, in bytes (default 268435456).
   MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
+  ASSUME_JOB_ROLE         true: consolidation reads the payload and answers and writes the masks
+                          with credentials from assuming the event's roleArn (default false).
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3
                           S3-compatible endpoint; path-style addressing is used when set.
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...
@@ -52,6 +54,9 @@ pub struct Config {
     pub limits: Limits,
     /// True when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set: use path-style requests.
     pub endpoint_override: bool,
+    /// `ASSUME_JOB_ROLE`: read the payload and answers, and write the masks, as the event's
+    /// `roleArn` instead of the function's own role.
+    pub assume_job_role: bool,
 }
 
 impl Config {
@@ -89,6 +94,20 @@ impl Config {
             },
             endpoint_override: get("AWS_ENDPOINT_URL").is_some()
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
+            assume_job_role: match get("ASSUME_JOB_ROLE")
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("" | "false" | "0" | "no") => false,
+                Some("true" | "1" | "yes") => true,
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "ASSUME_JOB_ROLE",
+                        value: get("ASSUME_JOB_ROLE").unwrap_or_default(),
+                        expected: "true or false",
+                    });
+                }
+            },
         })
     }
 }
@@ -110,6 +129,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.limits.max_pixels, 1000);
+        assert!(!c.assume_job_role);
+        assert!(
+            Config::from_lookup(|k| (k == "ASSUME_JOB_ROLE").then(|| "TRUE".into()))
+                .unwrap()
+                .assume_job_role
+        );
         assert!(c.endpoint_override);
         assert_eq!(c.label_category_config.as_deref(), Some("s3://b/l.json"));
     }
@@ -117,6 +142,7 @@ mod tests {
     #[test]
     fn bad_numbers_name_the_variable() {
         for (k, v) in [
+            ("ASSUME_JOB_ROLE", "maybe"),
             ("MAX_PIXELS", "lots"),
             ("MAX_ANSWERS_PER_IMAGE", "255"),
             ("MAX_PAYLOAD_BYTES", "0"),

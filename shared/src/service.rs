@@ -4,7 +4,6 @@
 //! A [`Service`] lives as long as the process (a warm Lambda container), so the label
 //! category configuration is read at most once and then cached.
 
-use std::error::Error as StdError;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -60,6 +59,8 @@ pub enum ServiceError {
         "the event is neither a pre-annotation event (it has no `dataObject`) nor a consolidation event (it has no `payload`)"
     )]
     UnknownEvent,
+    #[error("ASSUME_JOB_ROLE is true but the event has no roleArn to assume")]
+    NoRoleArn,
     #[error(transparent)]
     Batch(BatchError),
 }
@@ -73,26 +74,11 @@ impl ServiceError {
             | Self::LabelConfigRead { .. }
             | Self::LabelConfigFile { .. }
             | Self::LabelConfigParse { .. } => "LabelConfigError",
-            Self::Event(_) | Self::UnknownEvent => "InvalidEvent",
+            Self::Event(_) | Self::UnknownEvent | Self::NoRoleArn => "InvalidEvent",
             Self::Batch(BatchError::PayloadRead(_) | BatchError::Write { .. }) => "StorageError",
             Self::Batch(_) => "InvalidBatch",
         }
     }
-}
-
-/// The error and all its sources, joined with `: ` where a source adds something new.
-pub fn report(err: &dyn StdError) -> String {
-    let mut out = err.to_string();
-    let mut src = err.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
 }
 
 /// The kind of a Ground Truth event, recognised by its shape.
@@ -235,7 +221,12 @@ impl<S: ObjectStore> Service<S> {
             configured_labels: configured,
             creation_date: format_creation_date(now),
         };
-        let items = consolidate_batch(&self.store, &ctx, &event)
+        let store = match (self.config.assume_job_role, event.role_arn.as_deref()) {
+            (false, _) => self.store.clone(),
+            (true, Some(role)) => self.store.assuming_role(role).await,
+            (true, None) => return Err(ServiceError::NoRoleArn),
+        };
+        let items = consolidate_batch(&store, &ctx, &event)
             .await
             .map_err(ServiceError::Batch)?;
         info!(images = items.len(), "batch consolidated");

@@ -4,9 +4,11 @@
 //! Stores only move bytes; they never interpret them. Every address is an already-validated
 //! [`S3Uri`], so nothing here can be pointed at `file://` or `https://`.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -55,7 +57,7 @@ pub enum StoreError {
 }
 
 /// Where objects live. Implementations must be safe to share across tasks.
-pub trait ObjectStore: Send + Sync {
+pub trait ObjectStore: Clone + Send + Sync {
     /// Reads a whole object, refusing objects larger than `max_bytes`.
     fn get(
         &self,
@@ -69,6 +71,12 @@ pub trait ObjectStore: Send + Sync {
         body: Vec<u8>,
         opts: &PutOptions,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The same store acting as the IAM role `role_arn` (`ASSUME_JOB_ROLE`). Stores without
+    /// credentials (a local directory) are unchanged.
+    fn assuming_role(&self, role_arn: &str) -> impl Future<Output = Self> + Send {
+        let _ = role_arn;
+        std::future::ready(self.clone())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,6 +161,11 @@ impl ObjectStore for LocalStore {
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: aws_sdk_s3::Client,
+    conf: Arc<aws_config::SdkConfig>,
+    path_style: bool,
+    /// Clients acting as assumed roles, one per role ARN, kept for the life of the process so
+    /// that a warm container reuses (and the SDK refreshes) each role's credentials.
+    roles: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
 }
 
 impl S3Store {
@@ -164,6 +177,42 @@ impl S3Store {
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),
+            conf: Arc::new(conf.clone()),
+            path_style,
+            roles: Arc::default(),
+        }
+    }
+
+    /// A store whose requests use credentials from assuming `role_arn` through STS (signed
+    /// with the process's own credentials). Cached per role.
+    pub async fn assuming(&self, role_arn: &str) -> Self {
+        let cached = self
+            .roles
+            .lock()
+            .ok()
+            .and_then(|m| m.get(role_arn).cloned());
+        let client = match cached {
+            Some(c) => c,
+            None => {
+                let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                    .session_name("gtseg-consolidation")
+                    .configure(&self.conf)
+                    .build()
+                    .await;
+                let s3 = aws_sdk_s3::config::Builder::from(self.conf.as_ref())
+                    .credentials_provider(provider)
+                    .force_path_style(self.path_style)
+                    .build();
+                let c = aws_sdk_s3::Client::from_conf(s3);
+                if let Ok(mut m) = self.roles.lock() {
+                    m.insert(role_arn.to_owned(), c.clone());
+                }
+                c
+            }
+        };
+        Self {
+            client,
+            ..self.clone()
         }
     }
 
@@ -198,7 +247,7 @@ where
         | (_, Some(403)) => StoreError::AccessDenied { uri, op },
         (_, Some(404)) => StoreError::NotFound { uri },
         _ => {
-            let message = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
+            let message = crate::report(&err);
             StoreError::S3 {
                 uri,
                 op,
@@ -210,6 +259,10 @@ where
 }
 
 impl ObjectStore for S3Store {
+    async fn assuming_role(&self, role_arn: &str) -> Self {
+        self.assuming(role_arn).await
+    }
+
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         let resp = self
             .client
@@ -270,6 +323,13 @@ pub enum AnyStore {
 }
 
 impl ObjectStore for AnyStore {
+    async fn assuming_role(&self, role_arn: &str) -> Self {
+        match self {
+            Self::Local(s) => Self::Local(s.clone()),
+            Self::S3(s) => Self::S3(s.assuming(role_arn).await),
+        }
+    }
+
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         match self {
             Self::Local(s) => s.get(uri, max_bytes).await,

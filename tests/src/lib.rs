@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod fixtures;
+pub mod harness;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,110 @@
+//! Both Lambda binaries under cargo-lambda's runtime emulator, over moto's S3 server: the
+//! Lambda Runtime API for real, invoked with `cargo lambda invoke --data-file`.
+
+use gtseg_tests::events::{LABEL_CONFIG_URI, OUTPUT};
+use gtseg_tests::fixtures::decode_indexed;
+use gtseg_tests::harness::{Emulator, Moto, aws_env};
+use gtseg_tests::{temp_dir, workspace_root};
+use serde_json::Value;
+
+const PRE: &str = "pre-semantic-segmentation";
+const ACS: &str = "acs-semantic-segmentation";
+
+#[tokio::test]
+async fn both_functions_run_under_the_lambda_emulator() {
+    let Some(moto) = Moto::start("both_functions_run_under_the_lambda_emulator", &[]) else {
+        return;
+    };
+    let Some(mut emu) = Emulator::start("both_functions_run_under_the_lambda_emulator") else {
+        return;
+    };
+    moto.upload_store(&workspace_root().join("events/store"))
+        .await;
+    let logs = temp_dir("lambda-logs");
+    let mut env = aws_env(&moto.endpoint);
+    env.push(("LABEL_CATEGORY_CONFIG", LABEL_CONFIG_URI.to_owned()));
+    env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()));
+    emu.serve(PRE, &env, &logs.join("pre.log"));
+    emu.serve(ACS, &env, &logs.join("acs.log"));
+    let events = workspace_root().join("events");
+    let invoke = |name: &str, file: &str| -> Value {
+        let out = emu.invoke(name, &events.join(file));
+        assert!(
+            out.status.success(),
+            "{name} {file}: {}{}\nlogs: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(logs.join(if name == PRE { "pre.log" } else { "acs.log" }))
+                .unwrap_or_default()
+        );
+        serde_json::from_slice(&out.stdout).expect("the handler's JSON")
+    };
+
+    let v = invoke(PRE, "pre-annotation/image-line.json");
+    assert_eq!(v["isHumanAnnotationRequired"], Value::Bool(true));
+    assert_eq!(v["taskInput"]["labels"][3], "building");
+    let v = invoke(PRE, "pre-annotation/adjustment-line.json");
+    assert_eq!(
+        v["taskInput"]["initialValue"]["labelMappings"]["road"]["color"],
+        "#1f77b4"
+    );
+    let v = invoke(PRE, "pre-annotation/text-line.json");
+    assert_eq!(v["isHumanAnnotationRequired"], Value::Bool(false));
+
+    let v = invoke(ACS, "consolidation/street-scenes.json");
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        let uri = item["consolidatedAnnotation"]["content"]["street-scenes-ref"]
+            .as_str()
+            .unwrap();
+        assert!(uri.starts_with(&format!("{OUTPUT}/consolidated-annotation/output/")));
+        let (w, h, idx, _, _) = decode_indexed(&moto.get(uri).await.expect("mask in S3"));
+        assert_eq!((w, h), (192, 128));
+        assert!(idx.iter().all(|&c| c <= 4));
+    }
+
+    // Structured logs: one JSON line per image with the fields an operator filters on.
+    let acs_log = std::fs::read_to_string(logs.join("acs.log")).unwrap();
+    let line = acs_log
+        .lines()
+        .find(|l| l.contains("image consolidated"))
+        .expect("a per-image log line");
+    let rec: Value =
+        serde_json::from_str(line).expect("AWS_LAMBDA_LOG_FORMAT=JSON gives JSON lines");
+    let fields = if rec.get("fields").is_some() {
+        &rec["fields"]
+    } else {
+        &rec
+    };
+    for f in [
+        "dataset_object_id",
+        "workers",
+        "excluded",
+        "confidence",
+        "pixels",
+    ] {
+        assert!(fields.get(f).is_some(), "log line lacks {f}: {line}");
+    }
+    assert!(!acs_log.contains("iVBORw0KGgo"), "no image data in logs");
+
+    // A failing invocation is a Lambda error that names the missing object.
+    let mut ev: Value = serde_json::from_slice(
+        &std::fs::read(events.join("consolidation/street-scenes.json")).unwrap(),
+    )
+    .unwrap();
+    ev["payload"]["s3Uri"] = format!("{OUTPUT}/consolidated-annotation/missing.json").into();
+    let bad = temp_dir("lambda-bad").join("event.json");
+    std::fs::write(&bad, ev.to_string()).unwrap();
+    let out = emu.invoke(ACS, &bad);
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("StorageError") && text.contains("consolidated-annotation/missing.json"),
+        "{text}"
+    );
+}
