@@ -12,6 +12,8 @@ ENVIRONMENT:
   MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
   ASSUME_JOB_ROLE         true: consolidation reads the payload and answers and writes the masks
                           with credentials from assuming the event's roleArn (default false).
+  ALLOWED_BUCKETS         Comma-separated buckets; when set, every S3 read and write outside them
+                          is refused (default: no restriction).
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3
                           S3-compatible endpoint; path-style addressing is used when set.
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...
@@ -57,6 +59,8 @@ pub struct Config {
     /// `ASSUME_JOB_ROLE`: read the payload and answers, and write the masks, as the event's
     /// `roleArn` instead of the function's own role.
     pub assume_job_role: bool,
+    /// `ALLOWED_BUCKETS`: when set, every read and write must be in one of these buckets.
+    pub allowed_buckets: Option<Vec<String>>,
 }
 
 impl Config {
@@ -94,6 +98,7 @@ impl Config {
             },
             endpoint_override: get("AWS_ENDPOINT_URL").is_some()
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
+            allowed_buckets: allowed_buckets(get("ALLOWED_BUCKETS"))?,
             assume_job_role: match get("ASSUME_JOB_ROLE")
                 .map(|v| v.trim().to_ascii_lowercase())
                 .as_deref()
@@ -112,6 +117,30 @@ impl Config {
     }
 }
 
+/// `a,b c` → `["a", "b", "c"]`; unset or blank → no restriction.
+fn allowed_buckets(value: Option<String>) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(v) = value else { return Ok(None) };
+    let list: Vec<String> = v
+        .split([',', ' '])
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if list
+        .iter()
+        .any(|b| crate::uri::S3Uri::parse(&format!("s3://{b}/k")).is_err())
+    {
+        return Err(ConfigError {
+            name: "ALLOWED_BUCKETS",
+            value: v,
+            expected: "comma-separated bucket names",
+        });
+    }
+    Ok(Some(list))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,15 +150,21 @@ mod tests {
         let c = Config::from_lookup(|_| None).unwrap();
         assert_eq!(c.limits, Limits::default());
         assert!(!c.endpoint_override);
+        assert_eq!(c.allowed_buckets, None);
         let c = Config::from_lookup(|k| match k {
             "MAX_PIXELS" => Some("1000".into()),
             "AWS_ENDPOINT_URL_S3" => Some("http://127.0.0.1:1".into()),
             "LABEL_CATEGORY_CONFIG" => Some("s3://b/l.json".into()),
+            "ALLOWED_BUCKETS" => Some(" in-bucket, out-bucket ".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.limits.max_pixels, 1000);
         assert!(!c.assume_job_role);
+        assert_eq!(
+            c.allowed_buckets,
+            Some(vec!["in-bucket".to_owned(), "out-bucket".to_owned()])
+        );
         assert!(
             Config::from_lookup(|k| (k == "ASSUME_JOB_ROLE").then(|| "TRUE".into()))
                 .unwrap()
@@ -143,6 +178,7 @@ mod tests {
     fn bad_numbers_name_the_variable() {
         for (k, v) in [
             ("ASSUME_JOB_ROLE", "maybe"),
+            ("ALLOWED_BUCKETS", "ok,../etc"),
             ("MAX_PIXELS", "lots"),
             ("MAX_ANSWERS_PER_IMAGE", "255"),
             ("MAX_PAYLOAD_BYTES", "0"),

@@ -216,6 +216,9 @@ pub async fn consolidate_batch<S: ObjectStore>(
                 id: image.id.clone(),
                 source: Box::new(source),
             })?;
+        for e in &outcome.excluded {
+            warn!(dataset_object_id = %image.id, worker_id = %e.worker_id, reason = %e.reason, "worker answer excluded from the vote");
+        }
         info!(dataset_object_id = %image.id, workers = outcome.included.len(), excluded = outcome.excluded.len(),
               confidence = outcome.confidence, pixels = outcome.pixels, unmapped = outcome.unmapped,
               mask = %mask_uri, "image consolidated");
@@ -285,9 +288,25 @@ async fn read_answer<S: ObjectStore>(
         }
         (None, None) => return Err(Exclusion::NoData),
     };
-    let root: Value = serde_json::from_slice(text).map_err(Exclusion::NotJson)?;
+    parse_answer(text)
+}
+
+/// Parses a worker's answer JSON (the `content` string, or the object an `s3Uri` names) and
+/// finds the answer by its shape.
+pub fn parse_answer(json: &[u8]) -> Result<WorkerAnswer, Exclusion> {
+    let root: Value = serde_json::from_slice(json).map_err(Exclusion::NotJson)?;
     let obj = find_answer_object(&root).ok_or(Exclusion::NoAnswerObject)?;
     from_value("the worker answer", obj).map_err(Exclusion::Shape)
+}
+
+/// A worker's answer JSON all the way to its class mask (and its count of unmapped pixels):
+/// everything one answer goes through before the vote. Used by the fuzz targets.
+pub fn decode_answer_json(
+    json: &[u8],
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Result<(ClassMask, u64), Exclusion> {
+    decode_worker(&parse_answer(json)?, classes, max_pixels)
 }
 
 /// The batch's class list and any warning about where it came from.

@@ -11,14 +11,18 @@ pub mod event;
 pub mod labels;
 pub mod mask;
 pub mod pre;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod service;
 pub mod store;
 pub mod uri;
 pub mod vote;
 
 pub use config::Config;
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 pub use service::{EventKind, Service, ServiceError};
-pub use store::{AnyStore, LocalStore, ObjectStore, S3Store};
+pub use store::{AnyStore, Guarded, LocalStore, ObjectStore};
 
 /// An error and all its sources, joined with `: ` (a source whose text is already included is
 /// not repeated). This is the one-line message users see in Lambda errors and on stderr.

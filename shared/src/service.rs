@@ -18,7 +18,7 @@ use crate::event::{
 };
 use crate::labels::{ClassList, LabelConfigError, parse_label_config};
 use crate::pre::build_task;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{Guarded, ObjectStore, StoreError};
 use crate::uri::S3Uri;
 use crate::vote::Majority;
 
@@ -105,7 +105,7 @@ impl EventKind {
 /// Both functions over one store and one configuration.
 #[derive(Debug)]
 pub struct Service<S> {
-    store: S,
+    store: Guarded<S>,
     config: Config,
     labels: OnceCell<ClassList>,
 }
@@ -114,15 +114,10 @@ impl<S: ObjectStore> Service<S> {
     /// A service over `store`, configured by `config`.
     pub fn new(store: S, config: Config) -> Self {
         Self {
-            store,
+            store: Guarded::new(store, config.allowed_buckets.clone()),
             config,
             labels: OnceCell::new(),
         }
-    }
-
-    /// The store (for callers that need to read what was written).
-    pub fn store(&self) -> &S {
-        &self.store
     }
 
     /// The label list from `LABEL_CATEGORY_CONFIG`, read once and cached (a failed read is not

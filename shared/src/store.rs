@@ -1,19 +1,14 @@
 //! Object storage behind one narrow trait, with two real implementations: a local directory
-//! (`s3://bucket/key` is the file `DIR/bucket/key`) and Amazon S3 (or any S3-compatible server).
+//! (`s3://bucket/key` is the file `DIR/bucket/key`, here) and Amazon S3 or any S3-compatible
+//! server (`crate::s3`, behind the default `s3` feature).
 //!
 //! Stores only move bytes; they never interpret them. Every address is an already-validated
 //! [`S3Uri`], so nothing here can be pointed at `file://` or `https://`.
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
+use std::sync::Arc;
 
 use crate::uri::S3Uri;
 
@@ -37,6 +32,10 @@ pub enum StoreError {
     AccessDenied { uri: S3Uri, op: &'static str },
     #[error("{uri} is {size} bytes, over the limit of {max} bytes")]
     TooLarge { uri: S3Uri, size: u64, max: u64 },
+    #[error(
+        "{uri} is in a bucket that ALLOWED_BUCKETS does not list; add the bucket or fix the event"
+    )]
+    NotAllowed { uri: S3Uri },
     #[error("{uri} cannot live in a local store: its key has an empty, `.` or `..` segment")]
     UnsafeKey { uri: S3Uri },
     #[error("{op} of {uri} in the local store failed: {source}")]
@@ -154,164 +153,6 @@ impl ObjectStore for LocalStore {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Amazon S3
-// ---------------------------------------------------------------------------------------------
-
-/// Amazon S3 or any S3-compatible server, through aws-sdk-s3 (its standard retries included).
-#[derive(Debug, Clone)]
-pub struct S3Store {
-    client: aws_sdk_s3::Client,
-    conf: Arc<aws_config::SdkConfig>,
-    path_style: bool,
-    /// Clients acting as assumed roles, one per role ARN, kept for the life of the process so
-    /// that a warm container reuses (and the SDK refreshes) each role's credentials.
-    roles: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
-}
-
-impl S3Store {
-    /// Builds a client from an already-loaded AWS configuration. `path_style` should be true
-    /// whenever an endpoint override (`AWS_ENDPOINT_URL[_S3]`) is set.
-    pub fn from_sdk_config(conf: &aws_config::SdkConfig, path_style: bool) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(conf)
-            .force_path_style(path_style)
-            .build();
-        Self {
-            client: aws_sdk_s3::Client::from_conf(s3),
-            conf: Arc::new(conf.clone()),
-            path_style,
-            roles: Arc::default(),
-        }
-    }
-
-    /// A store whose requests use credentials from assuming `role_arn` through STS (signed
-    /// with the process's own credentials). Cached per role.
-    pub async fn assuming(&self, role_arn: &str) -> Self {
-        let cached = self
-            .roles
-            .lock()
-            .ok()
-            .and_then(|m| m.get(role_arn).cloned());
-        let client = match cached {
-            Some(c) => c,
-            None => {
-                let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-                    .session_name("gtseg-consolidation")
-                    .configure(&self.conf)
-                    .build()
-                    .await;
-                let s3 = aws_sdk_s3::config::Builder::from(self.conf.as_ref())
-                    .credentials_provider(provider)
-                    .force_path_style(self.path_style)
-                    .build();
-                let c = aws_sdk_s3::Client::from_conf(s3);
-                if let Ok(mut m) = self.roles.lock() {
-                    m.insert(role_arn.to_owned(), c.clone());
-                }
-                c
-            }
-        };
-        Self {
-            client,
-            ..self.clone()
-        }
-    }
-
-    /// Loads the standard AWS environment (credentials chain, region, `AWS_ENDPOINT_URL`,
-    /// `AWS_ENDPOINT_URL_S3`) and builds a client.
-    pub async fn from_env(path_style: bool) -> Self {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_sdk_config(&conf, path_style)
-    }
-}
-
-/// Classifies an SDK error by its S3 error code and HTTP status.
-fn s3_error<E>(uri: &S3Uri, op: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
-where
-    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-{
-    let code = err.code().map(str::to_owned);
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let uri = uri.clone();
-    match (code.as_deref(), status) {
-        (Some("NoSuchKey"), _) => StoreError::NotFound { uri },
-        (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket { uri },
-        (
-            Some(
-                "AccessDenied"
-                | "AllAccessDisabled"
-                | "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch",
-            ),
-            _,
-        )
-        | (_, Some(403)) => StoreError::AccessDenied { uri, op },
-        (_, Some(404)) => StoreError::NotFound { uri },
-        _ => {
-            let message = crate::report(&err);
-            StoreError::S3 {
-                uri,
-                op,
-                message,
-                source: Box::new(err),
-            }
-        }
-    }
-}
-
-impl ObjectStore for S3Store {
-    async fn assuming_role(&self, role_arn: &str) -> Self {
-        self.assuming(role_arn).await
-    }
-
-    async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-        let resp = self
-            .client
-            .get_object()
-            .bucket(uri.bucket())
-            .key(uri.key())
-            .send()
-            .await
-            .map_err(|e| s3_error(uri, "GetObject", e))?;
-        let size = resp.content_length().unwrap_or(0).max(0) as u64;
-        if size > max_bytes {
-            return Err(StoreError::TooLarge {
-                uri: uri.clone(),
-                size,
-                max: max_bytes,
-            });
-        }
-        let body = resp.body.collect().await.map_err(|e| StoreError::S3 {
-            uri: uri.clone(),
-            op: "GetObject",
-            message: format!("the body could not be read: {e}"),
-            source: Box::new(e),
-        })?;
-        Ok(body.into_bytes().to_vec())
-    }
-
-    async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(uri.bucket())
-            .key(uri.key())
-            .body(ByteStream::from(body));
-        if let Some(ct) = opts.content_type {
-            req = req.content_type(ct);
-        }
-        if let Some(k) = &opts.kms_key_id {
-            req = req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(k);
-        }
-        req.send()
-            .await
-            .map_err(|e| s3_error(uri, "PutObject", e))?;
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Either, chosen at run time
 // ---------------------------------------------------------------------------------------------
 
@@ -319,13 +160,15 @@ impl ObjectStore for S3Store {
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     Local(LocalStore),
-    S3(S3Store),
+    #[cfg(feature = "s3")]
+    S3(crate::s3::S3Store),
 }
 
 impl ObjectStore for AnyStore {
     async fn assuming_role(&self, role_arn: &str) -> Self {
         match self {
             Self::Local(s) => Self::Local(s.clone()),
+            #[cfg(feature = "s3")]
             Self::S3(s) => Self::S3(s.assuming(role_arn).await),
         }
     }
@@ -333,6 +176,7 @@ impl ObjectStore for AnyStore {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         match self {
             Self::Local(s) => s.get(uri, max_bytes).await,
+            #[cfg(feature = "s3")]
             Self::S3(s) => s.get(uri, max_bytes).await,
         }
     }
@@ -340,7 +184,63 @@ impl ObjectStore for AnyStore {
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {
         match self {
             Self::Local(s) => s.put(uri, body, opts).await,
+            #[cfg(feature = "s3")]
             Self::S3(s) => s.put(uri, body, opts).await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allow-list
+// ---------------------------------------------------------------------------------------------
+
+/// Any store, restricted to the buckets of `ALLOWED_BUCKETS` (all buckets when `None`).
+/// Every read and write of the functions goes through it.
+#[derive(Debug, Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    allowed: Option<Arc<[String]>>,
+}
+
+impl<S> Guarded<S> {
+    /// Wraps `inner`; `allowed` is the list of bucket names, or `None` for no restriction.
+    pub fn new(inner: S, allowed: Option<Vec<String>>) -> Self {
+        Self {
+            inner,
+            allowed: allowed.map(Into::into),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self, uri: &S3Uri) -> Result<(), StoreError> {
+        match &self.allowed {
+            Some(list) if !list.iter().any(|b| b == uri.bucket()) => {
+                Err(StoreError::NotAllowed { uri: uri.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<S: ObjectStore> ObjectStore for Guarded<S> {
+    async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+        self.check(uri)?;
+        self.inner.get(uri, max_bytes).await
+    }
+
+    async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {
+        self.check(uri)?;
+        self.inner.put(uri, body, opts).await
+    }
+
+    async fn assuming_role(&self, role_arn: &str) -> Self {
+        Self {
+            inner: self.inner.assuming_role(role_arn).await,
+            allowed: self.allowed.clone(),
         }
     }
 }
@@ -374,6 +274,37 @@ mod tests {
             missing.to_string().contains("s3://bucket/nope"),
             "{missing}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn allow_list_refuses_other_buckets_for_reads_and_writes() {
+        let dir = std::env::temp_dir().join(format!("gtseg-guard-{}", std::process::id()));
+        let store = Guarded::new(LocalStore::new(&dir), Some(vec!["good".into()]));
+        let ok = uri("s3://good/k");
+        store
+            .put(&ok, b"x".to_vec(), &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(store.get(&ok, 10).await.unwrap(), b"x");
+        let bad = uri("s3://evil/k");
+        let e = store
+            .put(&bad, b"x".to_vec(), &PutOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::NotAllowed { .. }) && e.to_string().contains("ALLOWED_BUCKETS")
+        );
+        assert!(matches!(
+            store.get(&bad, 10).await,
+            Err(StoreError::NotAllowed { .. })
+        ));
+        assert!(!dir.join("evil").exists());
+        let open = Guarded::new(LocalStore::new(&dir), None);
+        assert!(matches!(
+            open.get(&bad, 10).await,
+            Err(StoreError::NotFound { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -624,3 +624,215 @@ fn crc32fast_like(bytes: &[u8]) -> u32 {
     }
     !c
 }
+
+#[tokio::test]
+async fn without_input_image_properties_the_png_size_rules() {
+    let dir = temp_dir("no-props");
+    let scene = Scene::street(24, 16, 0);
+    let mut a = good(&scene, &TAB10);
+    a["crowd-semantic-segmentation"]
+        .as_object_mut()
+        .unwrap()
+        .remove("inputImageProperties");
+    let items = run(
+        &dir,
+        &json!([{"datasetObjectId": "0", "annotations": [inline("w1", &a), inline("w2", &a)]}]),
+    )
+    .await;
+    assert_eq!(meta(&items[0])["worker-count"], 2);
+    let (w, h, idx, _, _) = mask_of(&dir, &items[0]);
+    assert_eq!((w, h), (24, 16));
+    assert_eq!(idx, scene.classes);
+}
+
+#[tokio::test]
+async fn sixteen_bit_interlaced_and_palette_answers_vote_like_any_other() {
+    let dir = temp_dir("png-kinds");
+    let scene = Scene::street(24, 16, 0);
+    let (w, h) = (scene.width, scene.height);
+    // 16-bit RGBA: every 8-bit value v becomes v * 257.
+    let mut px16 = Vec::new();
+    for &c in &scene.classes {
+        let (rgb, a) = if c == 0 {
+            ([0u8, 0, 0], 0u8)
+        } else {
+            (TAB10[usize::from(c) - 1], 255)
+        };
+        for v in [rgb[0], rgb[1], rgb[2], a] {
+            px16.extend([v, v]);
+        }
+    }
+    let mut png16 = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png16, w, h);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Sixteen);
+        let mut wr = enc.write_header().unwrap();
+        wr.write_image_data(&px16).unwrap();
+        wr.finish().unwrap();
+    }
+    // Palette PNG whose palette order differs from the class order.
+    let mut plte = vec![0x1f, 0x77, 0xb4, 255, 255, 255];
+    plte.extend(TAB10[0]);
+    plte.extend(TAB10[2]);
+    plte.extend(TAB10[3]);
+    let remap = [1u8, 2, 0, 3, 4]; // class → palette index
+    let idx: Vec<u8> = scene
+        .classes
+        .iter()
+        .map(|&c| remap[usize::from(c)])
+        .collect();
+    let mut pal_png = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut pal_png, w, h);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_palette(plte);
+        let mut wr = enc.write_header().unwrap();
+        wr.write_image_data(&idx).unwrap();
+        wr.finish().unwrap();
+    }
+    let mappings = mappings_for(&scene, &TAB10);
+    let a16 = answer_json("s", &png16, w, h, &mappings);
+    let apal = answer_json("s", &pal_png, w, h, &mappings);
+    let items = run(&dir, &json!([{"datasetObjectId": "0", "annotations": [inline("w16", &a16), inline("wpal", &apal)]}])).await;
+    assert_eq!(meta(&items[0])["worker-count"], 2, "{}", meta(&items[0]));
+    assert_eq!(mask_of(&dir, &items[0]).2, scene.classes);
+    assert_eq!(
+        meta(&items[0])["internal-color-map"]["0"]["confidence"],
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_300_image_batch_with_every_tenth_image_broken_returns_all_the_others_right() {
+    let dir = temp_dir("batch300");
+    let scenes: Vec<Scene> = (0..300)
+        .map(|i| Scene::street(16, 12, (i % 5) as i64 - 2))
+        .collect();
+    let payload: Vec<Value> = scenes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let anns = if i % 10 == 0 {
+                // Broken in a different way each time: bad base64, bad JSON, no answers, wrong shape.
+                match (i / 10) % 4 {
+                    0 => json!([inline(
+                        "w",
+                        &json!({"x": {"labeledImage": {"pngImageData": "!!"}}})
+                    )]),
+                    1 => json!([{"workerId": "w", "annotationData": {"content": "{"}}]),
+                    2 => json!([]),
+                    _ => json!([inline("w", &json!({"x": {"y": 1}}))]),
+                }
+            } else {
+                json!([
+                    inline("a", &good(s, &TAB10)),
+                    inline("b", &good(s, &OTHER_COLORS)),
+                    inline("c", &good(s, &TAB10))
+                ])
+            };
+            json!({"datasetObjectId": format!("img-{i:03}"), "annotations": anns})
+        })
+        .collect();
+    let items = run(&dir, &Value::Array(payload)).await;
+    assert_eq!(items.len(), 270);
+    for item in &items {
+        let id = item["datasetObjectId"].as_str().unwrap();
+        let i: usize = id[4..].parse().unwrap();
+        assert_ne!(i % 10, 0, "{id} is broken and must be left out");
+        assert_eq!(mask_of(&dir, item).2, scenes[i].classes, "{id}");
+        assert_eq!(meta(item)["worker-count"], 3);
+    }
+}
+
+#[tokio::test]
+async fn payload_and_answer_sizes_are_bounded_by_max_payload_bytes() {
+    let dir = temp_dir("payload-limit");
+    let scene = Scene::street(8, 8, 0);
+    let mut big = good(&scene, &TAB10);
+    big["padding"] = json!("x".repeat(20_000)); // an unknown field: ignored, but it weighs
+    let answer_uri = "s3://test-bucket/answers/big.json";
+    put(&dir, answer_uri, big.to_string().as_bytes());
+    let payload = json!([{"datasetObjectId": "0", "annotations": [
+        {"workerId": "by-uri", "annotationData": {"s3Uri": answer_uri}}, inline("inline", &good(&scene, &TAB10))]}]);
+    let payload_len = payload.to_string().len() as u64;
+    assert!(payload_len < 20_000);
+    let cfg = |max| Config {
+        limits: gtseg::config::Limits {
+            max_payload_bytes: max,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+
+    // The payload fits, the answer object does not: that worker is excluded, naming the limit.
+    let items = run_with(&dir, cfg(payload_len), &payload, event(json!({})))
+        .await
+        .unwrap();
+    let m = meta(&items[0]);
+    assert_eq!(m["worker-count"], 1);
+    let reason = m["excluded-workers"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(answer_uri) && reason.contains("over the limit"),
+        "{reason}"
+    );
+
+    // The payload itself does not fit: the invocation fails, naming the payload.
+    let e = run_with(&dir, cfg(payload_len - 1), &payload, event(json!({})))
+        .await
+        .unwrap_err();
+    let msg = gtseg::report(&e);
+    assert!(
+        msg.contains("over the limit") && msg.contains(PAYLOAD),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn allowed_buckets_applies_to_every_read_and_write() {
+    let scene = Scene::street(8, 8, 0);
+    let cfg = || Config {
+        allowed_buckets: Some(vec!["test-bucket".into()]),
+        ..Config::default()
+    };
+    // An answer in another bucket is excluded.
+    let dir = temp_dir("allow-answer");
+    put(
+        &dir,
+        "s3://other-bucket/a.json",
+        good(&scene, &TAB10).to_string().as_bytes(),
+    );
+    let payload = json!([{"datasetObjectId": "0", "annotations": [
+        {"workerId": "elsewhere", "annotationData": {"s3Uri": "s3://other-bucket/a.json"}}, inline("w", &good(&scene, &TAB10))]}]);
+    let items = run_with(&dir, cfg(), &payload, event(json!({})))
+        .await
+        .unwrap();
+    assert!(
+        meta(&items[0])["excluded-workers"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ALLOWED_BUCKETS")
+    );
+    // An output in another bucket is never written, and the batch fails.
+    let dir = temp_dir("allow-output");
+    let e = run_with(
+        &dir,
+        cfg(),
+        &payload,
+        event(json!({"outputConfig": "s3://other-bucket/out"})),
+    )
+    .await
+    .unwrap_err();
+    assert!(gtseg::report(&e).contains("ALLOWED_BUCKETS"));
+    assert!(!dir.join("other-bucket/out").exists());
+    // A payload in another bucket is never read.
+    let cfg2 = Config {
+        allowed_buckets: Some(vec!["only-this".into()]),
+        ..Config::default()
+    };
+    let e = run_with(&dir, cfg2, &payload, event(json!({})))
+        .await
+        .unwrap_err();
+    assert!(gtseg::report(&e).contains("ALLOWED_BUCKETS"));
+}

@@ -1,0 +1,22 @@
+//! Any bytes as a worker's answer JSON, all the way to a class mask, a vote and an encoded
+//! mask: exclusion errors are fine, panics and unbounded allocations are not.
+#![no_main]
+
+use gtseg::consolidate::decode_answer_json;
+use gtseg::labels::{ClassList, Rgb, assign_palette};
+use gtseg::mask::{ABSTAIN, encode_palette_png};
+use gtseg::vote::{Fusion, Majority};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(classes) = ClassList::new(["car", "road", "person", "building"]) else { return };
+    // 4 MP bounds the work per input, as MAX_PIXELS does in production.
+    if let Ok((mask, unmapped)) = decode_answer_json(data, &classes, 1 << 22) {
+        assert_eq!(mask.data.len() as u64, mask.pixels());
+        assert_eq!(mask.data.iter().filter(|&&c| c == ABSTAIN).count() as u64, unmapped);
+        assert!(mask.data.iter().all(|&c| c == ABSTAIN || usize::from(c) < classes.num_classes()));
+        let fused = Majority.fuse(&[&mask, &mask]);
+        let palette = assign_palette(&vec![None::<Rgb>; classes.num_classes()]);
+        assert!(encode_palette_png(fused.width, fused.height, &fused.classes, &palette).is_ok());
+    }
+});
