@@ -167,7 +167,7 @@ pub enum AnyStore {
 impl ObjectStore for AnyStore {
     async fn assuming_role(&self, role_arn: &str) -> Self {
         match self {
-            Self::Local(s) => Self::Local(s.clone()),
+            Self::Local(s) => Self::Local(s.assuming_role(role_arn).await),
             #[cfg(feature = "s3")]
             Self::S3(s) => Self::S3(s.assuming(role_arn).await),
         }
