@@ -10,6 +10,7 @@ ENVIRONMENT:
   MAX_PIXELS              Largest worker mask accepted, in pixels (default 100000000).
   MAX_PAYLOAD_BYTES       Largest payload or annotation object read, in bytes (default 268435456).
   MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
+  MAX_THREADS             Images of a batch decoded at once (default: every available core).
   ASSUME_JOB_ROLE         true: consolidation reads the payload and answers and writes the masks
                           with credentials from assuming the event's roleArn (default false).
   ALLOWED_BUCKETS         Comma-separated buckets; when set, every S3 read and write outside them
@@ -49,7 +50,7 @@ impl Default for Limits {
 }
 
 /// Everything the functions read from the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `LABEL_CATEGORY_CONFIG`: an `s3://` URI or a local path.
     pub label_category_config: Option<String>,
@@ -61,6 +62,22 @@ pub struct Config {
     pub assume_job_role: bool,
     /// `ALLOWED_BUCKETS`: when set, every read and write must be in one of these buckets.
     pub allowed_buckets: Option<Vec<String>>,
+    /// `MAX_THREADS`: images of a batch decoded at once (default: every available core).
+    pub threads: usize,
+}
+
+impl Default for Config {
+    /// What an empty environment gives.
+    fn default() -> Self {
+        Self {
+            label_category_config: None,
+            limits: Limits::default(),
+            endpoint_override: false,
+            assume_job_role: false,
+            allowed_buckets: None,
+            threads: cores(),
+        }
+    }
 }
 
 impl Config {
@@ -99,6 +116,7 @@ impl Config {
             endpoint_override: get("AWS_ENDPOINT_URL").is_some()
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
             allowed_buckets: allowed_buckets(get("ALLOWED_BUCKETS"))?,
+            threads: num("MAX_THREADS", cores() as u64, 1024)? as usize,
             assume_job_role: match get("ASSUME_JOB_ROLE")
                 .map(|v| v.trim().to_ascii_lowercase())
                 .as_deref()
@@ -115,6 +133,11 @@ impl Config {
             },
         })
     }
+}
+
+/// The cores this process may use (Lambda: about one vCPU per 1769 MB of memory).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// `a,b c` → `["a", "b", "c"]`; unset or blank → no restriction.
@@ -148,6 +171,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(c, Config::default());
         assert_eq!(c.limits, Limits::default());
         assert!(!c.endpoint_override);
         assert_eq!(c.allowed_buckets, None);

@@ -7,6 +7,8 @@
 //! only an unreadable event or payload, or a failed write, fails the batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -20,10 +22,13 @@ use crate::event::{
     SegmentationMetadata, ShapeError, WorkerAnswer, find_answer_object, from_slice, from_value,
 };
 use crate::labels::{ClassList, LabelError, Rgb, assign_palette};
-use crate::mask::{ClassMask, ColorLookup, MaskError, decode_class_mask, encode_palette_png};
+use crate::mask::{
+    ClassMask, ColorLookup, MaskError, MaskReader, decode_class_mask, encode_palette_png,
+    png_dimensions,
+};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
-use crate::vote::Fusion;
+use crate::vote::{Fusion, confidence, fuse_streaming};
 
 /// The folder under `outputConfig` where consolidated masks go.
 pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
@@ -137,21 +142,34 @@ struct ImageOutcome {
 }
 
 /// Everything a batch needs besides the store.
-#[derive(Debug)]
-pub struct BatchContext<'a> {
-    pub limits: &'a Limits,
-    pub fusion: &'a dyn Fusion,
+#[derive(Debug, Clone)]
+pub struct BatchContext {
+    pub limits: Limits,
+    pub fusion: Arc<dyn Fusion>,
     /// The labels from `LABEL_CATEGORY_CONFIG`, when configured.
-    pub configured_labels: Option<&'a ClassList>,
+    pub configured_labels: Option<ClassList>,
     /// The `creation-date` to stamp (the clock is read at the edge).
     pub creation_date: String,
+    /// How many images are decoded at once (CPU threads); Lambda gives more vCPUs with more
+    /// memory, and every one is used.
+    pub parallelism: usize,
 }
+
+/// How many S3 reads or writes of one batch are in flight at once.
+const IO_CONCURRENCY: usize = 16;
+
+/// What deciding one image gave: an outcome to write, or the exclusions of every answer.
+type Decision = Result<Result<ImageOutcome, png::EncodingError>, Vec<ExcludedWorker>>;
 
 /// Consolidates one batch: the response items, in payload order, of the images that had at
 /// least one usable answer.
+///
+/// Three phases: the answers are fetched concurrently; the images are decided in parallel on
+/// blocking threads; the masks are written concurrently. The response is built only when
+/// every mask is written, so it never claims a mask that is not there.
 pub async fn consolidate_batch<S: ObjectStore>(
     store: &S,
-    ctx: &BatchContext<'_>,
+    ctx: &BatchContext,
     event: &ConsolidationEvent,
 ) -> Result<Vec<ConsolidationResponseItem>, BatchError> {
     let payload_uri = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
@@ -163,7 +181,7 @@ pub async fn consolidate_batch<S: ObjectStore>(
     let items: Vec<Value> = from_slice("the payload", &bytes).map_err(BatchError::PayloadShape)?;
     drop(bytes);
 
-    let mut images = Vec::with_capacity(items.len());
+    let mut unique = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let item: PayloadItem = match from_value("a payload item", item) {
@@ -179,20 +197,37 @@ pub async fn consolidate_batch<S: ObjectStore>(
                    "duplicate datasetObjectId in the payload: only its first occurrence is consolidated");
             continue;
         }
-        images.push(read_image(store, ctx.limits, item).await);
+        if object_file_name(&item.dataset_object_id).is_err() {
+            error!(dataset_object_id = %item.dataset_object_id, payload_index = i,
+                   "image skipped: its datasetObjectId is empty or longer than 512 bytes");
+            continue;
+        }
+        unique.push(item);
     }
     drop(items);
+    let images = read_images(store, ctx.limits, unique).await;
 
-    let (classes, warnings) = class_list(event, ctx.configured_labels, &images)?;
-    let job_name = job_name(&event.labeling_job_arn);
-    let mut response = Vec::with_capacity(images.len());
-    for image in images {
-        let Ok(file) = object_file_name(&image.id) else {
-            error!(dataset_object_id = %image.id, "image skipped: its datasetObjectId is empty or longer than 512 bytes");
-            continue;
-        };
-        let outcome = match decide_image(&image, &classes, ctx) {
-            Ok(o) => o,
+    let (classes, warnings) = class_list(event, ctx.configured_labels.as_ref(), &images)?;
+    let decided = {
+        let (classes, ctx) = (classes.clone(), ctx.clone());
+        tokio::task::spawn_blocking(move || decide_all(images, &classes, &ctx))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    };
+
+    // Write every mask (concurrently), then answer in payload order.
+    let opts = PutOptions {
+        content_type: Some("image/png"),
+        kms_key_id: event.kms_key_id.clone(),
+    };
+    let mut writes = tokio::task::JoinSet::new();
+    let mut pending = Vec::new();
+    for (image, decision) in decided {
+        let outcome = match decision {
+            Ok(o) => o.map_err(|source| BatchError::Encode {
+                id: image.id.clone(),
+                source,
+            })?,
             Err(excluded) => {
                 error!(dataset_object_id = %image.id, workers = image.workers.len(),
                        excluded = ?excluded.iter().map(|e| format!("{}: {}", e.worker_id, e.reason)).collect::<Vec<_>>(),
@@ -200,31 +235,48 @@ pub async fn consolidate_batch<S: ObjectStore>(
                 continue;
             }
         };
-        let outcome = outcome.map_err(|source| BatchError::Encode {
-            id: image.id.clone(),
-            source,
-        })?;
-        let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{file}"));
-        let opts = PutOptions {
-            content_type: Some("image/png"),
-            kms_key_id: event.kms_key_id.clone(),
+        // Ids without a file name were skipped before reading.
+        let Ok(file) = object_file_name(&image.id) else {
+            continue;
         };
-        store
-            .put(&mask_uri, outcome.png.clone(), &opts)
-            .await
-            .map_err(|source| BatchError::Write {
-                id: image.id.clone(),
-                source: Box::new(source),
-            })?;
-        for e in &outcome.excluded {
-            warn!(dataset_object_id = %image.id, worker_id = %e.worker_id, reason = %e.reason, "worker answer excluded from the vote");
+        let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{file}"));
+        while writes.len() >= IO_CONCURRENCY {
+            join_write(&mut writes).await?;
         }
-        info!(dataset_object_id = %image.id, workers = outcome.included.len(), excluded = outcome.excluded.len(),
+        let (store, opts, uri, png, id) = (
+            store.clone(),
+            opts.clone(),
+            mask_uri.clone(),
+            outcome.png.clone(),
+            image.id.clone(),
+        );
+        writes.spawn(async move {
+            store
+                .put(&uri, png, &opts)
+                .await
+                .map_err(|e| BatchError::Write {
+                    id,
+                    source: Box::new(e),
+                })
+        });
+        pending.push((image.id, mask_uri, outcome));
+    }
+    while !writes.is_empty() {
+        join_write(&mut writes).await?;
+    }
+
+    let job_name = job_name(&event.labeling_job_arn);
+    let mut response = Vec::with_capacity(pending.len());
+    for (id, mask_uri, outcome) in pending {
+        for e in &outcome.excluded {
+            warn!(dataset_object_id = %id, worker_id = %e.worker_id, reason = %e.reason, "worker answer excluded from the vote");
+        }
+        info!(dataset_object_id = %id, workers = outcome.included.len(), excluded = outcome.excluded.len(),
               confidence = outcome.confidence, pixels = outcome.pixels, unmapped = outcome.unmapped,
               mask = %mask_uri, "image consolidated");
         response.push(response_item(
             event,
-            &image.id,
+            &id,
             &mask_uri,
             &classes,
             &outcome,
@@ -234,6 +286,71 @@ pub async fn consolidate_batch<S: ObjectStore>(
         ));
     }
     Ok(response)
+}
+
+async fn join_write(
+    writes: &mut tokio::task::JoinSet<Result<(), BatchError>>,
+) -> Result<(), BatchError> {
+    match writes.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+        None => Ok(()),
+    }
+}
+
+/// Reads every image's answers, several images at once, keeping payload order.
+async fn read_images<S: ObjectStore>(
+    store: &S,
+    limits: Limits,
+    items: Vec<PayloadItem>,
+) -> Vec<ImageInput> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut slots: Vec<Option<ImageInput>> = (0..items.len()).map(|_| None).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        while tasks.len() >= IO_CONCURRENCY {
+            if let Some(Ok((k, img))) = tasks.join_next().await {
+                slots[k] = Some(img);
+            }
+        }
+        let store = store.clone();
+        tasks.spawn(async move { (i, read_image(&store, &limits, item).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((k, img)) => slots[k] = Some(img),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    slots.into_iter().flatten().collect()
+}
+
+/// Decides every image on `ctx.parallelism` threads; results in input order.
+fn decide_all(
+    images: Vec<ImageInput>,
+    classes: &ClassList,
+    ctx: &BatchContext,
+) -> Vec<(ImageInput, Decision)> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Decision>>> = images.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..ctx.parallelism.clamp(1, images.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(image) = images.get(i) else { break };
+                    let d = decide_image(image, classes, &ctx.limits, ctx.fusion.as_ref());
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(d);
+                    }
+                }
+            });
+        }
+    });
+    images
+        .into_iter()
+        .zip(slots)
+        .filter_map(|(img, slot)| slot.into_inner().ok().flatten().map(|d| (img, d)))
+        .collect()
 }
 
 /// `outputConfig`, or the payload URI cut at `/consolidated-annotation/`.
@@ -340,20 +457,32 @@ fn class_list(
 }
 
 /// Decodes, checks and votes one image. `Err` holds the exclusions when no answer is usable.
+///
+/// Every check that needs no pixel data runs first. The included PNGs are then decoded in
+/// lockstep, row by row, straight into the vote, so no worker's mask is ever held whole. A PNG
+/// that turns out corrupt mid-stream excludes its worker and the vote restarts without it.
 fn decide_image(
     image: &ImageInput,
     classes: &ClassList,
-    ctx: &BatchContext<'_>,
-) -> Result<Result<ImageOutcome, png::EncodingError>, Vec<ExcludedWorker>> {
+    limits: &Limits,
+    fusion: &dyn Fusion,
+) -> Decision {
     let mut excluded = Vec::new();
-    let mut decoded: Vec<(&WorkerInput, ClassMask, u64, &WorkerAnswer)> = Vec::new();
+    let mut cands: Vec<Candidate<'_>> = Vec::new();
     for w in &image.workers {
-        match w.answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
-            decode_worker(a, classes, ctx.limits.max_pixels)
-                .map(|(m, u)| (m, u, a))
+        let prepared = w.answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
+            prepare(a, classes, limits.max_pixels)
+                .map(|Prepared { png, lookup, size }| Candidate {
+                    worker: w,
+                    answer: a,
+                    png,
+                    lookup,
+                    size,
+                })
                 .map_err(|e| e.to_string())
-        }) {
-            Ok((m, u, a)) => decoded.push((w, m, u, a)),
+        });
+        match prepared {
+            Ok(c) => cands.push(c),
             Err(reason) => excluded.push(ExcludedWorker {
                 worker_id: w.worker_id.clone(),
                 reason,
@@ -362,42 +491,77 @@ fn decide_image(
     }
     // The reference size is the most common one (ties: the earliest worker's).
     let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
-    for (_, m, _, _) in &decoded {
-        *counts.entry((m.width, m.height)).or_default() += 1;
+    for c in &cands {
+        *counts.entry(c.size).or_default() += 1;
     }
     let best = counts.values().copied().max().unwrap_or(0);
-    let reference = decoded
-        .iter()
-        .map(|(_, m, _, _)| (m.width, m.height))
-        .find(|s| counts[s] == best);
-    decoded.retain(|(w, m, _, _)| {
-        let (ref_w, ref_h) = reference.unwrap_or((m.width, m.height));
-        let ok = (m.width, m.height) == (ref_w, ref_h);
-        if !ok {
-            let reason = Exclusion::SizeMismatch {
-                w: m.width,
-                h: m.height,
-                ref_w,
-                ref_h,
+    if let Some((ref_w, ref_h)) = cands.iter().map(|c| c.size).find(|s| counts[s] == best) {
+        cands.retain(|c| {
+            let ok = c.size == (ref_w, ref_h);
+            if !ok {
+                let (w, h) = c.size;
+                let reason = Exclusion::SizeMismatch { w, h, ref_w, ref_h }.to_string();
+                excluded.push(ExcludedWorker {
+                    worker_id: c.worker.worker_id.clone(),
+                    reason,
+                });
             }
-            .to_string();
-            excluded.push(ExcludedWorker {
-                worker_id: w.worker_id.clone(),
-                reason,
-            });
-        }
-        ok
-    });
-    if decoded.is_empty() {
-        if image.workers.is_empty() {
-            excluded.push(ExcludedWorker {
-                worker_id: String::new(),
-                reason: "the image has zero answers".into(),
-            });
-        }
-        return Err(excluded);
+            ok
+        });
     }
-    // Restore payload order among exclusions (size mismatches were appended last).
+    let (fused, unmapped) = loop {
+        if cands.is_empty() {
+            if image.workers.is_empty() {
+                excluded.push(ExcludedWorker {
+                    worker_id: String::new(),
+                    reason: "the image has zero answers".into(),
+                });
+            }
+            sort_by_payload_order(&mut excluded, image);
+            return Err(excluded);
+        }
+        match stream_vote(&cands, fusion) {
+            Ok(done) => break done,
+            Err((i, e)) => {
+                let c = cands.remove(i);
+                excluded.push(ExcludedWorker {
+                    worker_id: c.worker.worker_id.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    };
+    sort_by_payload_order(&mut excluded, image);
+
+    // Palette: the first included worker (payload order) who maps a label gives its colour.
+    let mut preferred = vec![None; classes.num_classes()];
+    for c in &cands {
+        for (label, color) in &c.answer.label_mappings {
+            if let (Some(k), Some(rgb)) = (classes.class_of(label), Rgb::parse_hex(&color.color)) {
+                preferred[usize::from(k)].get_or_insert(rgb);
+            }
+        }
+    }
+    let palette = assign_palette(&preferred);
+    let pixels = u64::from(fused.width) * u64::from(fused.height);
+    Ok(
+        encode_palette_png(fused.width, fused.height, &fused.classes, &palette).map(|png| {
+            ImageOutcome {
+                png,
+                palette,
+                confidence: confidence(fused.winning_sum, pixels, cands.len()),
+                included: cands.iter().map(|c| c.worker.worker_id.clone()).collect(),
+                excluded,
+                pixels,
+                unmapped,
+            }
+        }),
+    )
+}
+
+/// Exclusions in the order of the payload's answers (size and mid-stream exclusions are
+/// found late).
+fn sort_by_payload_order(excluded: &mut [ExcludedWorker], image: &ImageInput) {
     let order: HashMap<&str, usize> = image
         .workers
         .iter()
@@ -410,44 +574,83 @@ fn decide_image(
             .copied()
             .unwrap_or(usize::MAX)
     });
-
-    // Palette: the first included worker (payload order) who maps a label gives its colour.
-    let mut preferred = vec![None; classes.num_classes()];
-    for (_, _, _, a) in &decoded {
-        for (label, c) in &a.label_mappings {
-            if let (Some(k), Some(rgb)) = (classes.class_of(label), Rgb::parse_hex(&c.color)) {
-                preferred[usize::from(k)].get_or_insert(rgb);
-            }
-        }
-    }
-    let palette = assign_palette(&preferred);
-    let masks: Vec<&ClassMask> = decoded.iter().map(|(_, m, _, _)| m).collect();
-    let fused = ctx.fusion.fuse(&masks);
-    let pixels = u64::from(fused.width) * u64::from(fused.height);
-    Ok(
-        encode_palette_png(fused.width, fused.height, &fused.classes, &palette).map(|png| {
-            ImageOutcome {
-                png,
-                palette,
-                confidence: fused.confidence(),
-                included: decoded
-                    .iter()
-                    .map(|(w, _, _, _)| w.worker_id.clone())
-                    .collect(),
-                excluded,
-                pixels,
-                unmapped: decoded.iter().map(|(_, _, u, _)| u).sum(),
-            }
-        }),
-    )
 }
 
-/// One worker's answer → class mask (and its count of unmapped pixels), or why not.
-fn decode_worker(
+/// A worker PNG ready to decode: its bytes, its colour table and its size.
+struct Prepared {
+    png: Vec<u8>,
+    lookup: ColorLookup,
+    size: (u32, u32),
+}
+
+/// An answer that passed every check that needs no pixel data.
+struct Candidate<'a> {
+    worker: &'a WorkerInput,
+    answer: &'a WorkerAnswer,
+    png: Vec<u8>,
+    lookup: ColorLookup,
+    size: (u32, u32),
+}
+
+/// The fused classes of one image and the sum of the winning votes.
+struct StreamFused {
+    width: u32,
+    height: u32,
+    classes: Vec<u8>,
+    winning_sum: u64,
+}
+
+/// Decodes every candidate in lockstep into the vote. On a decoding error, names the
+/// candidate at fault.
+fn stream_vote(
+    cands: &[Candidate<'_>],
+    fusion: &dyn Fusion,
+) -> Result<(StreamFused, u64), (usize, Exclusion)> {
+    let (width, height) = cands[0].size;
+    let mut readers = Vec::with_capacity(cands.len());
+    for (i, c) in cands.iter().enumerate() {
+        // The pixel limit was checked on the header already.
+        readers.push(
+            MaskReader::new(&c.png, &c.lookup, u64::MAX).map_err(|e| (i, Exclusion::Mask(e)))?,
+        );
+    }
+    let w = width as usize;
+    let mut classes = vec![0u8; w * height as usize];
+    let mut winning_sum = 0u64;
+    fuse_streaming(
+        fusion,
+        (width, height),
+        cands.len(),
+        |i, row| readers[i].read_row(row),
+        |y, out, win| {
+            classes[y * w..(y + 1) * w].copy_from_slice(out);
+            winning_sum += win.iter().map(|&v| u64::from(v)).sum::<u64>();
+        },
+    )
+    .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
+    let mut unmapped = 0;
+    for (i, r) in readers.into_iter().enumerate() {
+        unmapped += r.finish().map_err(|e| (i, Exclusion::Mask(e)))?;
+    }
+    Ok((
+        StreamFused {
+            width,
+            height,
+            classes,
+            winning_sum,
+        },
+        unmapped,
+    ))
+}
+
+/// The checks on one answer that need no pixel data: its labels and colours, its base64, and
+/// its PNG header (size, pixel limit, `inputImageProperties`). Returns the PNG bytes, the
+/// worker's colour table and the size.
+fn prepare(
     answer: &WorkerAnswer,
     classes: &ClassList,
     max_pixels: u64,
-) -> Result<(ClassMask, u64), Exclusion> {
+) -> Result<Prepared, Exclusion> {
     let mut pairs = Vec::with_capacity(answer.label_mappings.len());
     let mut by_colour: HashMap<Rgb, &str> = HashMap::new();
     for (label, c) in &answer.label_mappings {
@@ -470,18 +673,42 @@ fn decode_worker(
     let png = base64::engine::general_purpose::STANDARD
         .decode(answer.labeled_image.png_image_data.trim())
         .map_err(Exclusion::Base64)?;
-    let d =
-        decode_class_mask(&png, &ColorLookup::new(pairs), max_pixels).map_err(Exclusion::Mask)?;
+    let (width, height) = png_dimensions(&png).map_err(Exclusion::Mask)?;
+    if width == 0 || height == 0 {
+        return Err(Exclusion::Mask(MaskError::Empty));
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(Exclusion::Mask(MaskError::TooLarge {
+            width,
+            height,
+            max: max_pixels,
+        }));
+    }
     if let Some(p) = answer.input_image_properties
-        && (p.width, p.height) != (d.mask.width, d.mask.height)
+        && (p.width, p.height) != (width, height)
     {
         return Err(Exclusion::PropsMismatch {
-            png_w: d.mask.width,
-            png_h: d.mask.height,
+            png_w: width,
+            png_h: height,
             w: p.width,
             h: p.height,
         });
     }
+    Ok(Prepared {
+        png,
+        lookup: ColorLookup::new(pairs),
+        size: (width, height),
+    })
+}
+
+/// One worker's answer → class mask (and its count of unmapped pixels), or why not.
+fn decode_worker(
+    answer: &WorkerAnswer,
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Result<(ClassMask, u64), Exclusion> {
+    let Prepared { png, lookup, .. } = prepare(answer, classes, max_pixels)?;
+    let d = decode_class_mask(&png, &lookup, max_pixels).map_err(Exclusion::Mask)?;
     Ok((d.mask, d.unmapped))
 }
 

@@ -90,7 +90,7 @@ pub fn png_dimensions(png_bytes: &[u8]) -> Result<(u32, u32), MaskError> {
     Ok((info.width, info.height))
 }
 
-/// Decodes a worker PNG of any colour type and bit depth into class indices.
+/// Decodes a worker PNG of any colour type and bit depth into class indices, whole.
 ///
 /// Fully transparent and opaque-white pixels are 0; an exact RGB match of one of the worker's
 /// colours is that class; anything else is [`ABSTAIN`] and counted in `unmapped`. 16-bit
@@ -100,69 +100,13 @@ pub fn decode_class_mask(
     lookup: &ColorLookup,
     max_pixels: u64,
 ) -> Result<Decoded, MaskError> {
-    let mut dec = png::Decoder::new_with_limits(
-        Cursor::new(png_bytes),
-        png::Limits {
-            bytes: DECODER_BYTES,
-        },
-    );
-    dec.set_transformations(Transformations::EXPAND);
-    let (width, height, interlaced) = {
-        let info = dec.read_header_info()?;
-        (info.width, info.height, info.interlaced)
-    };
-    if width == 0 || height == 0 {
-        return Err(MaskError::Empty);
+    let mut reader = MaskReader::new(png_bytes, lookup, max_pixels)?;
+    let (width, height) = reader.dimensions();
+    let mut data = vec![0u8; width as usize * height as usize];
+    for dst in data.chunks_exact_mut(width as usize) {
+        reader.read_row(dst)?;
     }
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(MaskError::TooLarge {
-            width,
-            height,
-            max: max_pixels,
-        });
-    }
-    let mut reader = dec.read_info()?;
-    let (color, depth) = reader.output_color_type();
-    let channels = match color {
-        ColorType::Grayscale => 1,
-        ColorType::GrayscaleAlpha => 2,
-        ColorType::Rgb => 3,
-        ColorType::Rgba => 4,
-        ColorType::Indexed => return Err(MaskError::Unsupported(color)),
-    };
-    let mapper = RowMapper {
-        channels,
-        sixteen: depth == BitDepth::Sixteen,
-        lookup,
-    };
-    let w = width as usize;
-    let mut data = vec![0u8; w * height as usize];
-    let mut unmapped = 0u64;
-    if interlaced {
-        // Adam7 rows arrive per pass; decode the (pixel-limited) frame whole, then map it.
-        let mut buf = vec![
-            0u8;
-            reader
-                .output_buffer_size()
-                .ok_or(png::DecodingError::LimitsExceeded)?
-        ];
-        let out = reader.next_frame(&mut buf)?;
-        for (row, dst) in buf
-            .chunks_exact(out.line_size)
-            .zip(data.chunks_exact_mut(w))
-        {
-            unmapped += mapper.map(row, dst);
-        }
-    } else {
-        for dst in data.chunks_exact_mut(w) {
-            let row = reader
-                .next_row()?
-                .ok_or(png::DecodingError::LimitsExceeded)?;
-            unmapped += mapper.map(row.data(), dst);
-        }
-        reader.finish()?;
-    }
+    let unmapped = reader.finish()?;
     Ok(Decoded {
         mask: ClassMask {
             width,
@@ -173,73 +117,290 @@ pub fn decode_class_mask(
     })
 }
 
-struct RowMapper<'a> {
-    channels: usize,
-    sixteen: bool,
-    lookup: &'a ColorLookup,
+/// A worker PNG decoded one row of class indices at a time (see [`decode_class_mask`] for the
+/// mapping). Holds only the decoder's line buffers, so many can run in lockstep.
+pub struct MaskReader<'a> {
+    reader: png::Reader<Cursor<&'a [u8]>>,
+    mapper: Mapper,
+    width: u32,
+    height: u32,
+    /// Interlaced PNGs only: the whole decoded frame (pixel-limited), its line size, next row.
+    frame: Option<(Vec<u8>, usize, usize)>,
+    rows_read: u32,
+    unmapped: u64,
 }
 
-impl RowMapper<'_> {
+impl std::fmt::Debug for MaskReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskReader")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How decoded samples become classes, chosen once per PNG.
+enum Mapper {
+    /// 8-bit palette, untransformed: one table lookup per pixel.
+    Palette(Box<[u8; 256]>),
+    /// 8-bit RGBA or RGB: the hot path, with a one-pixel cache for runs of equal colour.
+    Rgb8 { alpha: bool, lookup: ColorLookup },
+    /// Anything else after EXPAND: grey, grey+alpha, 16-bit.
+    Generic {
+        channels: usize,
+        sixteen: bool,
+        lookup: ColorLookup,
+    },
+}
+
+impl<'a> MaskReader<'a> {
+    /// Reads the header and prepares the decoder. Refuses empty images and images over
+    /// `max_pixels` before allocating anything for them.
+    pub fn new(
+        png_bytes: &'a [u8],
+        lookup: &ColorLookup,
+        max_pixels: u64,
+    ) -> Result<Self, MaskError> {
+        let mut dec = png::Decoder::new_with_limits(
+            Cursor::new(png_bytes),
+            png::Limits {
+                bytes: DECODER_BYTES,
+            },
+        );
+        let (width, height, interlaced, color, depth) = {
+            let info = dec.read_header_info()?;
+            (
+                info.width,
+                info.height,
+                info.interlaced,
+                info.color_type,
+                info.bit_depth,
+            )
+        };
+        if width == 0 || height == 0 {
+            return Err(MaskError::Empty);
+        }
+        if u64::from(width) * u64::from(height) > max_pixels {
+            return Err(MaskError::TooLarge {
+                width,
+                height,
+                max: max_pixels,
+            });
+        }
+        let indexed8 = color == ColorType::Indexed && depth == BitDepth::Eight;
+        dec.set_transformations(if indexed8 {
+            Transformations::IDENTITY
+        } else {
+            Transformations::EXPAND
+        });
+        let mut reader = dec.read_info()?;
+        let mapper = if indexed8 {
+            Mapper::Palette(palette_classes(reader.info(), lookup))
+        } else {
+            match reader.output_color_type() {
+                (ColorType::Rgba, BitDepth::Eight) => Mapper::Rgb8 {
+                    alpha: true,
+                    lookup: lookup.clone(),
+                },
+                (ColorType::Rgb, BitDepth::Eight) => Mapper::Rgb8 {
+                    alpha: false,
+                    lookup: lookup.clone(),
+                },
+                (c, d) => {
+                    let channels = match c {
+                        ColorType::Grayscale => 1,
+                        ColorType::GrayscaleAlpha => 2,
+                        ColorType::Rgb => 3,
+                        ColorType::Rgba => 4,
+                        ColorType::Indexed => return Err(MaskError::Unsupported(c)),
+                    };
+                    Mapper::Generic {
+                        channels,
+                        sixteen: d == BitDepth::Sixteen,
+                        lookup: lookup.clone(),
+                    }
+                }
+            }
+        };
+        let frame = if interlaced {
+            // Adam7 rows arrive per pass; decode the (pixel-limited) frame whole, then map it.
+            let mut buf = vec![
+                0u8;
+                reader
+                    .output_buffer_size()
+                    .ok_or(png::DecodingError::LimitsExceeded)?
+            ];
+            let out = reader.next_frame(&mut buf)?;
+            Some((buf, out.line_size, 0))
+        } else {
+            None
+        };
+        Ok(Self {
+            reader,
+            mapper,
+            width,
+            height,
+            frame,
+            rows_read: 0,
+            unmapped: 0,
+        })
+    }
+
+    /// `(width, height)` from the header.
+    pub fn dimensions(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Decodes the next row into `dst` (`width` class indices).
+    pub fn read_row(&mut self, dst: &mut [u8]) -> Result<(), MaskError> {
+        let unmapped = match &mut self.frame {
+            Some((buf, line, next)) => {
+                let row = buf
+                    .get(*next * *line..(*next + 1) * *line)
+                    .ok_or(png::DecodingError::LimitsExceeded)?;
+                *next += 1;
+                self.mapper.map(row, dst)
+            }
+            None => {
+                let row = self
+                    .reader
+                    .next_row()?
+                    .ok_or(png::DecodingError::LimitsExceeded)?;
+                self.mapper.map(row.data(), dst)
+            }
+        };
+        self.rows_read += 1;
+        self.unmapped += unmapped;
+        Ok(())
+    }
+
+    /// Checks the end of the image data (a truncated or corrupt tail is an error) and returns
+    /// how many pixels abstained.
+    pub fn finish(mut self) -> Result<u64, MaskError> {
+        if self.frame.is_none() {
+            self.reader.finish()?;
+        }
+        Ok(self.unmapped)
+    }
+}
+
+/// The class of every palette index: transparent (tRNS alpha 0) and white are 0, the
+/// worker's colours their class, anything else (and indices beyond the palette) abstains.
+fn palette_classes(info: &png::Info<'_>, lookup: &ColorLookup) -> Box<[u8; 256]> {
+    let mut table = Box::new([ABSTAIN; 256]);
+    let plte = info.palette.as_deref().unwrap_or(&[]);
+    let trns = info.trns.as_deref().unwrap_or(&[]);
+    for (i, rgb) in plte.chunks_exact(3).enumerate().take(256) {
+        let packed = Rgb(rgb[0], rgb[1], rgb[2]).packed();
+        table[i] = if trns.get(i) == Some(&0) || packed == WHITE.packed() {
+            0
+        } else {
+            lookup.get(packed).unwrap_or(ABSTAIN)
+        };
+    }
+    table
+}
+
+impl Mapper {
     /// Maps one decoded row to classes; returns how many pixels abstained.
     fn map(&self, row: &[u8], dst: &mut [u8]) -> u64 {
-        let bps = if self.sixteen { 2 } else { 1 };
-        let stride = self.channels * bps;
-        let mut unmapped = 0;
-        let mut last: Option<(u32, u8)> = None;
-        for (px, out) in row.chunks_exact(stride).zip(dst.iter_mut()) {
-            // Read each sample as 8 bits, noting whether a 16-bit sample was not exact.
-            let mut exact = true;
-            let mut s = [0u8; 4];
-            for (c, v) in s.iter_mut().take(self.channels).enumerate() {
-                if self.sixteen {
-                    let wide = u16::from_be_bytes([px[2 * c], px[2 * c + 1]]);
-                    exact &= wide % 257 == 0;
-                    *v = (wide / 257) as u8;
+        match self {
+            Self::Palette(table) => {
+                let mut unmapped = 0;
+                for (&i, out) in row.iter().zip(dst.iter_mut()) {
+                    let k = table[usize::from(i)];
+                    unmapped += u64::from(k == ABSTAIN);
+                    *out = k;
+                }
+                unmapped
+            }
+            Self::Rgb8 { alpha, lookup } => map_rgb8(row, dst, *alpha, lookup),
+            Self::Generic {
+                channels,
+                sixteen,
+                lookup,
+            } => map_generic(row, dst, *channels, *sixteen, lookup),
+        }
+    }
+}
+
+/// 8-bit RGB(A): most masks are long runs of one colour, so a pixel equal to the previous one
+/// reuses its class without a lookup.
+fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u64 {
+    let stride = if alpha { 4 } else { 3 };
+    let mut unmapped = 0;
+    let mut last: Option<([u8; 4], u8)> = None;
+    for (px, out) in row.chunks_exact(stride).zip(dst.iter_mut()) {
+        let key = [px[0], px[1], px[2], if alpha { px[3] } else { 255 }];
+        let class = match last {
+            Some((k, c)) if k == key => c,
+            _ => {
+                let c = if key[3] == 0 {
+                    0
                 } else {
-                    *v = px[c];
-                }
+                    let packed = Rgb(key[0], key[1], key[2]).packed();
+                    if packed == WHITE.packed() {
+                        0
+                    } else {
+                        lookup.get(packed).unwrap_or(ABSTAIN)
+                    }
+                };
+                last = Some((key, c));
+                c
             }
-            let (rgb, alpha_zero) = match self.channels {
-                1 => ((s[0], s[0], s[0]), false),
-                2 => (
-                    (s[0], s[0], s[0]),
-                    s[1] == 0 && exact_alpha(px, 1, self.sixteen),
-                ),
-                3 => ((s[0], s[1], s[2]), false),
-                _ => (
-                    (s[0], s[1], s[2]),
-                    s[3] == 0 && exact_alpha(px, 3, self.sixteen),
-                ),
-            };
-            if alpha_zero {
-                *out = 0;
-                continue;
-            }
-            let packed = Rgb(rgb.0, rgb.1, rgb.2).packed();
-            let class = if !exact {
-                None
-            } else if packed == WHITE.packed() {
-                Some(0)
-            } else if let Some((p, k)) = last.filter(|(p, _)| *p == packed) {
-                debug_assert_eq!(p, packed);
-                Some(k)
+        };
+        unmapped += u64::from(class == ABSTAIN);
+        *out = class;
+    }
+    unmapped
+}
+
+/// Grey, grey+alpha and 16-bit samples (after EXPAND).
+fn map_generic(
+    row: &[u8],
+    dst: &mut [u8],
+    channels: usize,
+    sixteen: bool,
+    lookup: &ColorLookup,
+) -> u64 {
+    let bps = if sixteen { 2 } else { 1 };
+    let stride = channels * bps;
+    let mut unmapped = 0;
+    for (px, out) in row.chunks_exact(stride).zip(dst.iter_mut()) {
+        // Read each sample as 8 bits, noting whether a 16-bit sample was not exact.
+        let mut exact = true;
+        let mut s = [0u8; 4];
+        for (c, v) in s.iter_mut().take(channels).enumerate() {
+            if sixteen {
+                let wide = u16::from_be_bytes([px[2 * c], px[2 * c + 1]]);
+                exact &= wide % 257 == 0;
+                *v = (wide / 257) as u8;
             } else {
-                let k = self.lookup.get(packed);
-                if let Some(k) = k {
-                    last = Some((packed, k));
-                }
-                k
-            };
-            match class {
-                Some(k) => *out = k,
-                None => {
-                    *out = ABSTAIN;
-                    unmapped += 1;
-                }
+                *v = px[c];
             }
         }
-        unmapped
+        let (rgb, alpha_zero) = match channels {
+            1 => ((s[0], s[0], s[0]), false),
+            2 => ((s[0], s[0], s[0]), s[1] == 0 && exact_alpha(px, 1, sixteen)),
+            3 => ((s[0], s[1], s[2]), false),
+            _ => ((s[0], s[1], s[2]), s[3] == 0 && exact_alpha(px, 3, sixteen)),
+        };
+        let class = if alpha_zero {
+            0
+        } else if !exact {
+            ABSTAIN
+        } else {
+            let packed = Rgb(rgb.0, rgb.1, rgb.2).packed();
+            if packed == WHITE.packed() {
+                0
+            } else {
+                lookup.get(packed).unwrap_or(ABSTAIN)
+            }
+        };
+        unmapped += u64::from(class == ABSTAIN);
+        *out = class;
     }
+    unmapped
 }
 
 /// A 16-bit alpha is "fully transparent" only when it is exactly 0.

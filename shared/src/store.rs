@@ -56,7 +56,7 @@ pub enum StoreError {
 }
 
 /// Where objects live. Implementations must be safe to share across tasks.
-pub trait ObjectStore: Clone + Send + Sync {
+pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// Reads a whole object, refusing objects larger than `max_bytes`.
     fn get(
         &self,

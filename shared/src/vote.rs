@@ -1,8 +1,9 @@
 //! The fusion rule: many workers' class masks in, one consolidated mask out. Pure, no I/O.
 //!
-//! [`Fusion`] is the small interface that algorithms implement; [`Majority`] is the default:
-//! per-pixel plurality, ties broken by the 3×3 neighbourhood vote among the tied classes,
-//! then by the lowest class index.
+//! [`Fusion`] is the small interface that algorithms implement, one row at a time with the
+//! rows above and below (all a 3×3 neighbourhood needs), so masks can be streamed and never
+//! held whole. [`Majority`] is the default: per-pixel plurality, ties broken by the 3×3
+//! neighbourhood vote among the tied classes, then by the lowest class index.
 
 use crate::mask::{ABSTAIN, ClassMask};
 
@@ -20,16 +21,20 @@ pub struct Fused {
 }
 
 impl Fused {
-    /// Mean over pixels of winning votes ÷ included workers, rounded to 5 decimals; 0.0 with
-    /// fewer than two workers (Ground Truth does the same).
+    /// See [`confidence`].
     pub fn confidence(&self) -> f64 {
-        let pixels = self.classes.len() as f64;
-        if self.workers < 2 || pixels == 0.0 {
-            return 0.0;
-        }
         let sum: u64 = self.winning_votes.iter().map(|&v| u64::from(v)).sum();
-        round5(sum as f64 / (pixels * self.workers as f64))
+        confidence(sum, self.classes.len() as u64, self.workers)
     }
+}
+
+/// Mean over pixels of winning votes ÷ included workers, rounded to 5 decimals; 0.0 with
+/// fewer than two workers (Ground Truth does the same).
+pub fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
+    if workers < 2 || pixels == 0 {
+        return 0.0;
+    }
+    round5(winning_votes as f64 / (pixels as f64 * workers as f64))
 }
 
 /// Rounds to 5 decimals, as Ground Truth reports confidences.
@@ -37,51 +42,47 @@ pub fn round5(x: f64) -> f64 {
     (x * 100_000.0).round() / 100_000.0
 }
 
+/// One worker's class rows around the row being decided (`None` beyond the image border).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub above: Option<&'a [u8]>,
+    pub current: &'a [u8],
+    pub below: Option<&'a [u8]>,
+}
+
 /// A fusion algorithm. Implementations must be deterministic and must not depend on the order
-/// of `masks` beyond what they document.
+/// of the workers beyond what they document.
 pub trait Fusion: std::fmt::Debug + Send + Sync {
     /// The name reported in metadata (e.g. `majority`).
     fn name(&self) -> &'static str;
-    /// Fuses same-sized masks (the caller guarantees at least one, all of one size, and fewer
-    /// than 255 of them).
-    fn fuse(&self, masks: &[&ClassMask]) -> Fused;
-}
 
-/// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Majority;
+    /// Decides one row: `workers[i]` holds worker i's rows (at least one worker, fewer than
+    /// 255, all rows `out.len()` long). Writes the winning class and its vote count per pixel.
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]);
 
-impl Fusion for Majority {
-    fn name(&self) -> &'static str {
-        "majority"
-    }
-
+    /// Fuses whole same-sized masks (at least one, fewer than 255).
     fn fuse(&self, masks: &[&ClassMask]) -> Fused {
         let (width, height) = (masks[0].width, masks[0].height);
-        let (w, h) = (width as usize, height as usize);
-        let mut classes = vec![0u8; w * h];
-        let mut winning_votes = vec![0u8; w * h];
-        let mut votes: Vec<u8> = Vec::with_capacity(masks.len());
-        let mut tied: Vec<u8> = Vec::with_capacity(masks.len());
-        for i in 0..w * h {
-            votes.clear();
-            votes.extend(masks.iter().map(|m| m.data[i]).filter(|&v| v != ABSTAIN));
-            let Some(&first) = votes.first() else {
-                continue;
-            };
-            if votes.iter().all(|&v| v == first) {
-                classes[i] = first;
-                winning_votes[i] = votes.len() as u8;
-                continue;
-            }
-            votes.sort_unstable();
-            let best = plurality(&votes, &mut tied);
-            winning_votes[i] = best;
-            classes[i] = if tied.len() == 1 {
-                tied[0]
-            } else {
-                break_tie(masks, w, h, i, &tied)
-            };
+        let w = width as usize;
+        let mut classes = vec![0u8; w * height as usize];
+        let mut winning_votes = vec![0u8; w * height as usize];
+        fn rows(m: &ClassMask, y: usize, w: usize) -> &[u8] {
+            &m.data[y * w..(y + 1) * w]
+        }
+        for (y, (out, win)) in classes
+            .chunks_exact_mut(w)
+            .zip(winning_votes.chunks_exact_mut(w))
+            .enumerate()
+        {
+            let window: Vec<Rows<'_>> = masks
+                .iter()
+                .map(|m| Rows {
+                    above: y.checked_sub(1).map(|a| rows(m, a, w)),
+                    current: rows(m, y, w),
+                    below: (y + 1 < height as usize).then(|| rows(m, y + 1, w)),
+                })
+                .collect();
+            self.fuse_row(&window, out, win);
         }
         Fused {
             width,
@@ -89,6 +90,124 @@ impl Fusion for Majority {
             classes,
             winning_votes,
             workers: masks.len(),
+        }
+    }
+}
+
+/// Streams `workers` masks of `width`×`height` through `fusion` with a 3-row window per
+/// worker. `read(i, row)` fills worker i's next row; `emit(y, classes, winning)` receives
+/// each decided row in order. A read error stops the run and names the worker.
+pub fn fuse_streaming<E>(
+    fusion: &dyn Fusion,
+    (width, height): (u32, u32),
+    workers: usize,
+    mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
+    mut emit: impl FnMut(usize, &[u8], &[u8]),
+) -> Result<(), (usize, E)> {
+    let (w, h) = (width as usize, height as usize);
+    // Worker i's row y lives in ring[i][y % 3].
+    let mut ring = vec![0u8; workers * 3 * w];
+    let slot = |i: usize, y: usize| (i * 3 + y % 3) * w;
+    for y in 0..h.min(2) {
+        for i in 0..workers {
+            let s = slot(i, y);
+            read(i, &mut ring[s..s + w]).map_err(|e| (i, e))?;
+        }
+    }
+    let mut out = vec![0u8; w];
+    let mut win = vec![0u8; w];
+    for y in 0..h {
+        {
+            let row = |i: usize, yy: usize| &ring[slot(i, yy)..slot(i, yy) + w];
+            let window: Vec<Rows<'_>> = (0..workers)
+                .map(|i| Rows {
+                    above: y.checked_sub(1).map(|a| row(i, a)),
+                    current: row(i, y),
+                    below: (y + 1 < h).then(|| row(i, y + 1)),
+                })
+                .collect();
+            fusion.fuse_row(&window, &mut out, &mut win);
+        }
+        emit(y, &out, &win);
+        if y + 2 < h {
+            for i in 0..workers {
+                let s = slot(i, y + 2);
+                read(i, &mut ring[s..s + w]).map_err(|e| (i, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Majority;
+
+/// Eight bytes at `x` as one word (for comparing eight pixels at once).
+fn word(row: &[u8], x: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&row[x..x + 8]);
+    u64::from_ne_bytes(b)
+}
+
+/// True when any byte of `v` is [`ABSTAIN`] (0xff).
+fn has_abstain(v: u64) -> bool {
+    let x = !v; // 0xff bytes become 0x00
+    (x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080) != 0
+}
+
+impl Fusion for Majority {
+    fn name(&self) -> &'static str {
+        "majority"
+    }
+
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]) {
+        let n = workers.len() as u8;
+        let w = out.len();
+        let first = workers[0].current;
+        let mut votes: Vec<u8> = Vec::with_capacity(workers.len());
+        let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
+        let mut x = 0;
+        while x < w {
+            // Eight pixels at once where every worker agrees and nobody abstains: the common
+            // case, at close to memcpy speed.
+            if x + 8 <= w {
+                let v = word(first, x);
+                if !has_abstain(v) && workers[1..].iter().all(|r| word(r.current, x) == v) {
+                    out[x..x + 8].copy_from_slice(&first[x..x + 8]);
+                    winning[x..x + 8].fill(n);
+                    x += 8;
+                    continue;
+                }
+            }
+            let end = (x + 8).min(w);
+            for px in x..end {
+                votes.clear();
+                votes.extend(
+                    workers
+                        .iter()
+                        .map(|r| r.current[px])
+                        .filter(|&v| v != ABSTAIN),
+                );
+                let Some(&v0) = votes.first() else {
+                    out[px] = 0;
+                    winning[px] = 0;
+                    continue;
+                };
+                if votes.iter().all(|&v| v == v0) {
+                    out[px] = v0;
+                    winning[px] = votes.len() as u8;
+                    continue;
+                }
+                votes.sort_unstable();
+                winning[px] = plurality(&votes, &mut tied);
+                out[px] = if tied.len() == 1 {
+                    tied[0]
+                } else {
+                    break_tie(workers, px, &tied)
+                };
+            }
+            x = end;
         }
     }
 }
@@ -112,20 +231,16 @@ fn plurality(sorted: &[u8], tied: &mut Vec<u8>) -> u8 {
 }
 
 /// Among `tied` (ascending), the class with the most votes over the 3×3 neighbourhood of
-/// pixel `i` (clipped at the border); the lowest index if that still ties.
-fn break_tie(masks: &[&ClassMask], w: usize, h: usize, i: usize, tied: &[u8]) -> u8 {
-    let (x, y) = (i % w, i / w);
+/// column `x` (clipped at the border); the lowest index if that still ties.
+fn break_tie(workers: &[Rows<'_>], x: usize, tied: &[u8]) -> u8 {
+    let w = workers[0].current.len();
     let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
-    let (y0, y1) = (y.saturating_sub(1), (y + 1).min(h - 1));
     let mut best = (0u32, tied[0]);
     for &c in tied {
         let mut n = 0u32;
-        for yy in y0..=y1 {
-            for m in masks {
-                n += m.data[yy * w + x0..=yy * w + x1]
-                    .iter()
-                    .filter(|&&v| v == c)
-                    .count() as u32;
+        for r in workers {
+            for row in [r.above, Some(r.current), r.below].into_iter().flatten() {
+                n += row[x0..=x1].iter().filter(|&&v| v == c).count() as u32;
             }
         }
         // Strictly greater: on equal sums the earlier (lower) class stays.
@@ -227,7 +342,8 @@ mod tests {
     }
 
     fn masks_strategy() -> impl Strategy<Value = Vec<ClassMask>> {
-        (1u32..6, 1u32..6, 1usize..6).prop_flat_map(|(w, h, n)| {
+        // Widths past 8 exercise the eight-pixels-at-once path and its per-pixel tail.
+        (1u32..20, 1u32..6, 1usize..6).prop_flat_map(|(w, h, n)| {
             let px = (w * h) as usize;
             let value = prop_oneof![8 => 0u8..4, 1 => Just(ABSTAIN)];
             proptest::collection::vec(proptest::collection::vec(value, px), n).prop_map(move |ds| {
@@ -268,6 +384,22 @@ mod tests {
                 shuffled.swap(i, (seed as usize).wrapping_mul(i + 7) % (i + 1));
             }
             prop_assert_eq!(fuse(&m), fuse(&shuffled));
+        }
+
+        #[test]
+        fn streaming_rows_give_the_same_result_as_whole_masks(m in masks_strategy()) {
+            let whole = fuse(&m);
+            let (w, h) = (m[0].width as usize, m[0].height);
+            let mut next = vec![0usize; m.len()];
+            let mut classes = Vec::new();
+            let mut winning = Vec::new();
+            fuse_streaming::<()>(&Majority, (m[0].width, h), m.len(), |i, row| {
+                row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
+                next[i] += 1;
+                Ok(())
+            }, |_, c, v| { classes.extend_from_slice(c); winning.extend_from_slice(v); }).unwrap();
+            prop_assert_eq!(classes, whole.classes);
+            prop_assert_eq!(winning, whole.winning_votes);
         }
 
         #[test]

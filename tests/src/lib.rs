@@ -32,11 +32,14 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh, empty temporary directory for one test.
+/// A fresh, empty scratch directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("gtseg-it-{}-{tag}-{n}", std::process::id()));
+    // Under target/, so test runs do not litter the system's temporary directory.
+    let d = workspace_root()
+        .join("target/test-scratch")
+        .join(format!("{}-{tag}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
