@@ -331,6 +331,8 @@ fn decide_all(
     ctx: &BatchContext,
 ) -> Vec<(ImageInput, Decision)> {
     let next = AtomicUsize::new(0);
+    // Spare cores (fewer images than threads) decode an image's workers in parallel.
+    let per_image = (ctx.parallelism / images.len().max(1)).max(1);
     let slots: Vec<Mutex<Option<Decision>>> = images.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..ctx.parallelism.clamp(1, images.len().max(1)) {
@@ -338,7 +340,8 @@ fn decide_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(image) = images.get(i) else { break };
-                    let d = decide_image(image, classes, &ctx.limits, ctx.fusion.as_ref());
+                    let d =
+                        decide_image(image, classes, &ctx.limits, ctx.fusion.as_ref(), per_image);
                     if let Ok(mut slot) = slots[i].lock() {
                         *slot = Some(d);
                     }
@@ -466,6 +469,7 @@ fn decide_image(
     classes: &ClassList,
     limits: &Limits,
     fusion: &dyn Fusion,
+    threads: usize,
 ) -> Decision {
     let mut excluded = Vec::new();
     let mut cands: Vec<Candidate<'_>> = Vec::new();
@@ -520,7 +524,7 @@ fn decide_image(
             sort_by_payload_order(&mut excluded, image);
             return Err(excluded);
         }
-        match stream_vote(&cands, fusion) {
+        match stream_vote(&cands, fusion, threads) {
             Ok(done) => break done,
             Err((i, e)) => {
                 let c = cands.remove(i);
@@ -601,37 +605,46 @@ struct StreamFused {
 }
 
 /// Decodes every candidate in lockstep into the vote. On a decoding error, names the
-/// candidate at fault.
+/// candidate at fault. With `threads` > 1 each worker's PNG is decoded on its own thread,
+/// a few rows ahead of the vote.
 fn stream_vote(
     cands: &[Candidate<'_>],
     fusion: &dyn Fusion,
+    threads: usize,
 ) -> Result<(StreamFused, u64), (usize, Exclusion)> {
     let (width, height) = cands[0].size;
-    let mut readers = Vec::with_capacity(cands.len());
-    for (i, c) in cands.iter().enumerate() {
-        // The pixel limit was checked on the header already.
-        readers.push(
-            MaskReader::new(&c.png, &c.lookup, u64::MAX).map_err(|e| (i, Exclusion::Mask(e)))?,
-        );
-    }
     let w = width as usize;
     let mut classes = vec![0u8; w * height as usize];
     let mut winning_sum = 0u64;
-    fuse_streaming(
-        fusion,
-        (width, height),
-        cands.len(),
-        |i, row| readers[i].read_row(row),
-        |y, out, win| {
-            classes[y * w..(y + 1) * w].copy_from_slice(out);
-            winning_sum += win.iter().map(|&v| u64::from(v)).sum::<u64>();
-        },
-    )
-    .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
-    let mut unmapped = 0;
-    for (i, r) in readers.into_iter().enumerate() {
-        unmapped += r.finish().map_err(|e| (i, Exclusion::Mask(e)))?;
-    }
+    let mut emit = |y: usize, out: &[u8], win: &[u8]| {
+        classes[y * w..(y + 1) * w].copy_from_slice(out);
+        winning_sum += win.iter().map(|&v| u64::from(v)).sum::<u64>();
+    };
+    let unmapped = if threads > 1 && cands.len() > 1 {
+        vote_decoding_in_parallel(cands, fusion, &mut emit)?
+    } else {
+        let mut readers = Vec::with_capacity(cands.len());
+        for (i, c) in cands.iter().enumerate() {
+            // The pixel limit was checked on the header already.
+            readers.push(
+                MaskReader::new(&c.png, &c.lookup, u64::MAX)
+                    .map_err(|e| (i, Exclusion::Mask(e)))?,
+            );
+        }
+        fuse_streaming(
+            fusion,
+            (width, height),
+            cands.len(),
+            |i, row| readers[i].read_row(row),
+            &mut emit,
+        )
+        .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
+        let mut unmapped = 0;
+        for (i, r) in readers.into_iter().enumerate() {
+            unmapped += r.finish().map_err(|e| (i, Exclusion::Mask(e)))?;
+        }
+        unmapped
+    };
     Ok((
         StreamFused {
             width,
@@ -641,6 +654,101 @@ fn stream_vote(
         },
         unmapped,
     ))
+}
+
+/// Rows a decoding thread hands over at once.
+const CHUNK_ROWS: usize = 32;
+
+/// What a decoding thread sends to the vote.
+enum Chunk {
+    Rows(Vec<u8>, usize),
+    Done(u64),
+    Failed(MaskError),
+}
+
+/// [`fuse_streaming`] with one decoding thread per worker, each at most two chunks ahead
+/// (bounded memory). Returns the total of unmapped pixels.
+fn vote_decoding_in_parallel(
+    cands: &[Candidate<'_>],
+    fusion: &dyn Fusion,
+    emit: impl FnMut(usize, &[u8], &[u8]),
+) -> Result<u64, (usize, Exclusion)> {
+    let (width, height) = cands[0].size;
+    let (w, h) = (width as usize, height as usize);
+    std::thread::scope(|scope| {
+        let mut inbox = Vec::with_capacity(cands.len());
+        let mut recycle = Vec::with_capacity(cands.len());
+        for c in cands {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            scope.spawn(move || {
+                let mut reader = match MaskReader::new(&c.png, &c.lookup, u64::MAX) {
+                    Ok(r) => r,
+                    Err(e) => return drop(tx.send(Chunk::Failed(e))),
+                };
+                let mut left = h;
+                while left > 0 {
+                    let n = left.min(CHUNK_ROWS);
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.resize(CHUNK_ROWS * w, 0);
+                    for row in buf.chunks_exact_mut(w).take(n) {
+                        if let Err(e) = reader.read_row(row) {
+                            return drop(tx.send(Chunk::Failed(e)));
+                        }
+                    }
+                    if tx.send(Chunk::Rows(buf, n)).is_err() {
+                        return; // the vote stopped: another worker failed
+                    }
+                    left -= n;
+                }
+                let _ = tx.send(match reader.finish() {
+                    Ok(u) => Chunk::Done(u),
+                    Err(e) => Chunk::Failed(e),
+                });
+            });
+            inbox.push(rx);
+            recycle.push(back_tx);
+        }
+        // Per worker: the chunk being read, its row count, and the next row in it.
+        let mut current: Vec<(Vec<u8>, usize, usize)> =
+            (0..cands.len()).map(|_| (Vec::new(), 0, 0)).collect();
+        let lost = || MaskError::Png(png::DecodingError::LimitsExceeded);
+        fuse_streaming(
+            fusion,
+            (width, height),
+            cands.len(),
+            |i, row| {
+                let (buf, rows, next) = &mut current[i];
+                if *next == *rows {
+                    match inbox[i].recv() {
+                        Ok(Chunk::Rows(b, n)) => {
+                            let used = std::mem::replace(buf, b);
+                            if !used.is_empty() {
+                                let _ = recycle[i].send(used);
+                            }
+                            (*rows, *next) = (n, 0);
+                        }
+                        Ok(Chunk::Failed(e)) => return Err(e),
+                        Ok(Chunk::Done(_)) | Err(_) => return Err(lost()),
+                    }
+                }
+                row.copy_from_slice(&buf[*next * w..(*next + 1) * w]);
+                *next += 1;
+                Ok(())
+            },
+            emit,
+        )
+        .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
+        let mut unmapped = 0;
+        for (i, rx) in inbox.iter().enumerate() {
+            match rx.recv() {
+                Ok(Chunk::Done(u)) => unmapped += u,
+                Ok(Chunk::Failed(e)) => return Err((i, Exclusion::Mask(e))),
+                Ok(Chunk::Rows(..)) | Err(_) => return Err((i, Exclusion::Mask(lost()))),
+            }
+        }
+        Ok(unmapped)
+    })
 }
 
 /// The checks on one answer that need no pixel data: its labels and colours, its base64, and

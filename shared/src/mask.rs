@@ -324,33 +324,64 @@ impl Mapper {
     }
 }
 
-/// 8-bit RGB(A): most masks are long runs of one colour, so a pixel equal to the previous one
-/// reuses its class without a lookup.
+/// 8-bit RGB(A): masks are long runs of one colour, so each run is classified once and then
+/// filled; finding a run's end is a tight comparison of whole pixels.
 fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u64 {
-    let stride = if alpha { 4 } else { 3 };
-    let mut unmapped = 0;
-    let mut last: Option<([u8; 4], u8)> = None;
-    for (px, out) in row.chunks_exact(stride).zip(dst.iter_mut()) {
-        let key = [px[0], px[1], px[2], if alpha { px[3] } else { 255 }];
-        let class = match last {
-            Some((k, c)) if k == key => c,
-            _ => {
-                let c = if key[3] == 0 {
-                    0
-                } else {
-                    let packed = Rgb(key[0], key[1], key[2]).packed();
-                    if packed == WHITE.packed() {
-                        0
-                    } else {
-                        lookup.get(packed).unwrap_or(ABSTAIN)
-                    }
-                };
-                last = Some((key, c));
-                c
+    let classify = |r: u8, g: u8, b: u8, a: u8| {
+        if a == 0 {
+            return 0;
+        }
+        let packed = Rgb(r, g, b).packed();
+        if packed == WHITE.packed() {
+            0
+        } else {
+            lookup.get(packed).unwrap_or(ABSTAIN)
+        }
+    };
+    let mut unmapped = 0u64;
+    let n = dst.len();
+    let mut i = 0;
+    if alpha {
+        let (px, _) = row.as_chunks::<4>();
+        let (quads, _) = row.as_chunks::<16>();
+        while i < n {
+            let p = px[i];
+            let mut j = i + 1;
+            // Four pixels at a time once aligned to a 16-byte boundary of the row.
+            while j < n && j % 4 != 0 && px[j] == p {
+                j += 1;
             }
-        };
-        unmapped += u64::from(class == ABSTAIN);
-        *out = class;
+            if j % 4 == 0 {
+                let quad = [p; 4].concat();
+                while j + 4 <= n && quads[j / 4][..] == quad[..] {
+                    j += 4;
+                }
+            }
+            while j < n && px[j] == p {
+                j += 1;
+            }
+            let class = classify(p[0], p[1], p[2], p[3]);
+            dst[i..j].fill(class);
+            if class == ABSTAIN {
+                unmapped += (j - i) as u64;
+            }
+            i = j;
+        }
+    } else {
+        let (px, _) = row.as_chunks::<3>();
+        while i < n {
+            let p = px[i];
+            let mut j = i + 1;
+            while j < n && px[j] == p {
+                j += 1;
+            }
+            let class = classify(p[0], p[1], p[2], 255);
+            dst[i..j].fill(class);
+            if class == ABSTAIN {
+                unmapped += (j - i) as u64;
+            }
+            i = j;
+        }
     }
     unmapped
 }

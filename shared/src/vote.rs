@@ -143,18 +143,8 @@ pub fn fuse_streaming<E>(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Majority;
 
-/// Eight bytes at `x` as one word (for comparing eight pixels at once).
-fn word(row: &[u8], x: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&row[x..x + 8]);
-    u64::from_ne_bytes(b)
-}
-
-/// True when any byte of `v` is [`ABSTAIN`] (0xff).
-fn has_abstain(v: u64) -> bool {
-    let x = !v; // 0xff bytes become 0x00
-    (x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080) != 0
-}
+/// Pixels compared at once on the fast path.
+const BLOCK: usize = 32;
 
 impl Fusion for Majority {
     fn name(&self) -> &'static str {
@@ -169,19 +159,24 @@ impl Fusion for Majority {
         let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
         let mut x = 0;
         while x < w {
-            // Eight pixels at once where every worker agrees and nobody abstains: the common
-            // case, at close to memcpy speed.
-            if x + 8 <= w {
-                let v = word(first, x);
-                if !has_abstain(v) && workers[1..].iter().all(|r| word(r.current, x) == v) {
-                    out[x..x + 8].copy_from_slice(&first[x..x + 8]);
-                    winning[x..x + 8].fill(n);
-                    x += 8;
+            // A block where every worker agrees and nobody abstains is the common case: compare
+            // and copy it whole (memcmp/memcpy speed).
+            let end = (x + BLOCK).min(w);
+            let block = &first[x..end];
+            if !block.contains(&ABSTAIN) && workers[1..].iter().all(|r| &r.current[x..end] == block)
+            {
+                out[x..end].copy_from_slice(block);
+                winning[x..end].fill(n);
+                x = end;
+                continue;
+            }
+            for px in x..end {
+                let v0 = first[px];
+                if v0 != ABSTAIN && workers[1..].iter().all(|r| r.current[px] == v0) {
+                    out[px] = v0;
+                    winning[px] = n;
                     continue;
                 }
-            }
-            let end = (x + 8).min(w);
-            for px in x..end {
                 votes.clear();
                 votes.extend(
                     workers
@@ -342,8 +337,8 @@ mod tests {
     }
 
     fn masks_strategy() -> impl Strategy<Value = Vec<ClassMask>> {
-        // Widths past 8 exercise the eight-pixels-at-once path and its per-pixel tail.
-        (1u32..20, 1u32..6, 1usize..6).prop_flat_map(|(w, h, n)| {
+        // Widths past BLOCK exercise the block path and its per-pixel tail.
+        (1u32..70, 1u32..5, 1usize..6).prop_flat_map(|(w, h, n)| {
             let px = (w * h) as usize;
             let value = prop_oneof![8 => 0u8..4, 1 => Just(ABSTAIN)];
             proptest::collection::vec(proptest::collection::vec(value, px), n).prop_map(move |ds| {

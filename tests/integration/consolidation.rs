@@ -836,3 +836,48 @@ async fn allowed_buckets_applies_to_every_read_and_write() {
         .unwrap_err();
     assert!(gtseg::report(&e).contains("ALLOWED_BUCKETS"));
 }
+
+#[tokio::test]
+async fn parallel_and_sequential_decoding_agree_even_when_a_png_breaks_mid_stream() {
+    let scene = Scene::street(64, 48, 0);
+    let good_png = worker_png(&scene, &TAB10, Background::Transparent, &[]);
+    // A PNG whose header is fine but whose image data stops half way.
+    let mut broken = good(&Scene::street(64, 48, 2), &TAB10);
+    let cut = good_png.len() * 2 / 3;
+    broken["crowd-semantic-segmentation"]["labeledImage"]["pngImageData"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(&good_png[..cut]));
+    let payload = json!([{"datasetObjectId": "0", "annotations": [
+        inline("a", &good(&scene, &TAB10)), inline("broken", &broken),
+        inline("b", &good(&Scene::street(64, 48, 1), &OTHER_COLORS)), inline("c", &good(&scene.clone().without(3, 2), &TAB10))]}]);
+    let mut outputs = Vec::new();
+    for threads in [1, 4] {
+        let dir = temp_dir(&format!("par-{threads}"));
+        let items = run_with(
+            &dir,
+            Config {
+                threads,
+                ..Config::default()
+            },
+            &payload,
+            event(json!({})),
+        )
+        .await
+        .unwrap();
+        let m = meta(&items[0]).clone();
+        assert_eq!(m["worker-count"], 3, "{m}");
+        assert_eq!(m["excluded-workers"][0]["worker-id"], "broken");
+        assert!(
+            m["excluded-workers"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("corrupt"),
+            "{m}"
+        );
+        let mask = std::fs::read(
+            dir.join("test-bucket/out/job/annotations/consolidated-annotation/output/0.png"),
+        )
+        .unwrap();
+        outputs.push((mask, m["internal-color-map"]["0"]["confidence"].clone()));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+mod bench;
+
 use clap::{Parser, Subcommand};
 use gtseg::{AnyStore, Config, LocalStore, S3Store, Service, report};
 
@@ -34,6 +36,9 @@ enum Command {
         #[arg(long)]
         compact: bool,
     },
+    /// Benchmark consolidation on generated masks: end to end, against the decode-only
+    /// floor, with peak memory; prints a Markdown table.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -56,11 +61,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let Command::Replay {
-        event,
-        store,
-        compact,
-    } = cli.command;
+    let (event, store, compact) = match cli.command {
+        Command::Replay {
+            event,
+            store,
+            compact,
+        } => (event, store, compact),
+        Command::Bench(args) => return bench::bench(args).await,
+    };
     let config = Config::from_env().map_err(|e| report(&e))?;
     let text = std::fs::read(&event)
         .map_err(|e| format!("cannot read event file {}: {e}", event.display()))?;
