@@ -5,6 +5,7 @@
 //! - `replay`: the `gtseg` binary on every sample event, with a local store.
 //! - `consolidation`: SPEC §3 and §6 behaviours through the service, over a local store.
 //! - `s3`: `gtseg replay` against moto's S3 server (SSE-KMS, assumed roles, S3 failures).
+//! - `oracle`: the vote against an independent numpy + Pillow implementation.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
@@ -12,5 +13,6 @@
 mod consolidation;
 mod contract;
 mod lambda;
+mod oracle;
 mod replay;
 mod s3;
