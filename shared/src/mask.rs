@@ -343,18 +343,21 @@ fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u6
     let mut i = 0;
     if alpha {
         let (px, _) = row.as_chunks::<4>();
-        let (quads, _) = row.as_chunks::<16>();
+        let (octets, _) = row.as_chunks::<32>();
         while i < n {
             let p = px[i];
             let mut j = i + 1;
-            // Four pixels at a time once aligned to a 16-byte boundary of the row.
-            while j < n && j % 4 != 0 && px[j] == p {
+            // Eight pixels (one 32-byte compare) at a time once aligned to them.
+            while j < n && j % 8 != 0 && px[j] == p {
                 j += 1;
             }
-            if j % 4 == 0 {
-                let quad = [p; 4].concat();
-                while j + 4 <= n && quads[j / 4][..] == quad[..] {
-                    j += 4;
+            if j % 8 == 0 {
+                let mut octet = [0u8; 32];
+                for q in octet.as_chunks_mut::<4>().0 {
+                    *q = p;
+                }
+                while j + 8 <= n && octets[j / 8] == octet {
+                    j += 8;
                 }
             }
             while j < n && px[j] == p {

@@ -143,7 +143,8 @@ pub fn fuse_streaming<E>(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Majority;
 
-/// Pixels compared at once on the fast path.
+/// Pixels compared at once on the fast path: long spans, then short ones.
+const LONG_BLOCK: usize = 512;
 const BLOCK: usize = 32;
 
 impl Fusion for Majority {
@@ -157,22 +158,38 @@ impl Fusion for Majority {
         let first = workers[0].current;
         let mut votes: Vec<u8> = Vec::with_capacity(workers.len());
         let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
+        let agree = |a: usize, b: usize| {
+            let block = &first[a..b];
+            !block.contains(&ABSTAIN) && workers[1..].iter().all(|r| &r.current[a..b] == block)
+        };
         let mut x = 0;
         while x < w {
-            // A block where every worker agrees and nobody abstains is the common case: compare
-            // and copy it whole (memcmp/memcpy speed).
+            // Where every worker agrees and nobody abstains (the common case), compare and copy
+            // whole spans at memcmp/memcpy speed: a long span first, then short ones.
+            let long = (x + LONG_BLOCK).min(w);
+            if long - x == LONG_BLOCK && agree(x, long) {
+                out[x..long].copy_from_slice(&first[x..long]);
+                winning[x..long].fill(n);
+                x = long;
+                continue;
+            }
             let end = (x + BLOCK).min(w);
-            let block = &first[x..end];
-            if !block.contains(&ABSTAIN) && workers[1..].iter().all(|r| &r.current[x..end] == block)
-            {
-                out[x..end].copy_from_slice(block);
+            if agree(x, end) {
+                out[x..end].copy_from_slice(&first[x..end]);
                 winning[x..end].fill(n);
                 x = end;
                 continue;
             }
-            for px in x..end {
+            // Which pixels of the span are unanimous: byte-wise compares that vectorise.
+            let mut same = [true; BLOCK];
+            for r in &workers[1..] {
+                for ((s, a), b) in same.iter_mut().zip(&r.current[x..end]).zip(&first[x..end]) {
+                    *s &= a == b;
+                }
+            }
+            for (k, px) in (x..end).enumerate() {
                 let v0 = first[px];
-                if v0 != ABSTAIN && workers[1..].iter().all(|r| r.current[px] == v0) {
+                if same[k] && v0 != ABSTAIN {
                     out[px] = v0;
                     winning[px] = n;
                     continue;
@@ -337,8 +354,8 @@ mod tests {
     }
 
     fn masks_strategy() -> impl Strategy<Value = Vec<ClassMask>> {
-        // Widths past BLOCK exercise the block path and its per-pixel tail.
-        (1u32..70, 1u32..5, 1usize..6).prop_flat_map(|(w, h, n)| {
+        // Widths past BLOCK and LONG_BLOCK exercise the span paths and their per-pixel tails.
+        (prop_oneof![1u32..70, 500u32..530], 1u32..5, 1usize..6).prop_flat_map(|(w, h, n)| {
             let px = (w * h) as usize;
             let value = prop_oneof![8 => 0u8..4, 1 => Just(ABSTAIN)];
             proptest::collection::vec(proptest::collection::vec(value, px), n).prop_map(move |ds| {

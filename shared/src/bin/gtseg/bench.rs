@@ -431,7 +431,7 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
         std::env::temp_dir().join(format!("gtseg-bench-{}", std::process::id()))
     });
     let mut table = String::from(
-        "| image | workers | end to end | throughput | decode-only floor | ratio to floor | peak RSS |\n|---|---|---|---|---|---|---|\n",
+        "| image | workers | end to end, 1 thread | throughput | decode-only floor | ratio to floor | peak RSS | end to end, all cores | ratio |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for &mp in &args.sizes {
         for &workers in &args.workers {
@@ -440,6 +440,8 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             generate(&dir, mp, workers, 1).map_err(|e| e.to_string())?;
             let r = run_child(&dir, args.repeat, Some(1))?;
+            let all = run_child(&dir, args.repeat, None)?;
+            let e2e_all = all["e2e_s"].as_f64().unwrap_or(0.0);
             let (e2e, floor) = (
                 r["e2e_s"].as_f64().unwrap_or(0.0),
                 r["floor_s"].as_f64().unwrap_or(0.0),
@@ -447,12 +449,15 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
             let (w, h) = dims(mp);
             let input_mp = f64::from(w) * f64::from(h) * workers as f64 / 1e6;
             let line = format!(
-                "| {w}×{h} ({mp} MP) | {workers} | {:.0} ms | {:.0} MP/s | {:.0} ms | {:.2}× | {:.1} MiB |",
+                "| {w}×{h} ({mp} MP) | {workers} | {:.0} ms | {:.0} MP/s | {:.0} ms | {:.2}× | {:.1} MiB | {:.0} ms ({} threads) | {:.2}× |",
                 e2e * 1e3,
                 input_mp / e2e,
                 floor * 1e3,
                 e2e / floor,
-                r["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0
+                r["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+                e2e_all * 1e3,
+                all["threads"],
+                e2e_all / floor,
             );
             eprintln!("{line}");
             let _ = writeln!(table, "{line}");
