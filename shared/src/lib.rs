@@ -8,6 +8,7 @@
 pub mod config;
 pub mod consolidate;
 pub mod event;
+pub mod job;
 pub mod labels;
 pub mod mask;
 pub mod pre;

@@ -6,13 +6,17 @@
 //! - `consolidation`: SPEC §3 and §6 behaviours through the service, over a local store.
 //! - `s3`: `gtseg replay` against moto's S3 server (SSE-KMS, assumed roles, S3 failures).
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.
+//! - `job_request`: `gtseg job-request` validated by botocore's CreateLabelingJob model.
+//! - `templates`: the worker task templates rendered by Liquid and parsed as HTML.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
 mod consolidation;
 mod contract;
+mod job_request;
 mod lambda;
 mod oracle;
 mod replay;
 mod s3;
+mod templates;

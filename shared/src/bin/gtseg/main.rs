@@ -39,6 +39,125 @@ enum Command {
     /// Benchmark consolidation on generated masks: end to end, against the decode-only
     /// floor, with peak memory; prints a Markdown table.
     Bench(bench::BenchArgs),
+    /// Print a complete CreateLabelingJob request (JSON) wired to these functions, for
+    /// `aws sagemaker create-labeling-job --cli-input-json file://request.json`.
+    JobRequest(JobRequestArgs),
+}
+
+/// Options of `gtseg job-request`.
+#[derive(Debug, clap::Args)]
+struct JobRequestArgs {
+    /// The labeling job name (letters, digits, hyphens).
+    #[arg(long)]
+    job_name: String,
+    /// The label attribute name (default: <job-name>-ref); must end in -ref.
+    #[arg(long)]
+    label_attribute_name: Option<String>,
+    /// The input manifest, s3://bucket/key.
+    #[arg(long)]
+    manifest: String,
+    /// The job's S3 output path, s3://bucket/prefix.
+    #[arg(long)]
+    output: String,
+    /// The label category configuration file, s3://bucket/key.
+    #[arg(long)]
+    label_config: String,
+    /// The worker task template (templates/*.liquid.html uploaded to S3), s3://bucket/key.
+    #[arg(long)]
+    template: String,
+    /// The work team ARN.
+    #[arg(long)]
+    workteam: String,
+    /// The job's execution role ARN.
+    #[arg(long)]
+    role_arn: String,
+    /// PreHumanTaskLambdaArn (or give --stack-outputs).
+    #[arg(long, required_unless_present = "stack_outputs")]
+    pre_lambda_arn: Option<String>,
+    /// AnnotationConsolidationLambdaArn (or give --stack-outputs).
+    #[arg(long, required_unless_present = "stack_outputs")]
+    consolidation_lambda_arn: Option<String>,
+    /// `aws cloudformation describe-stacks` output of the SAM stack, as a JSON file: both ARNs
+    /// are taken from its Outputs.
+    #[arg(long, value_name = "FILE")]
+    stack_outputs: Option<PathBuf>,
+    /// Workers per image (1-9).
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// Seconds a worker has for one image.
+    #[arg(long, default_value_t = 3600)]
+    task_time_limit: u32,
+    /// Seconds an image stays available to workers.
+    #[arg(long, default_value_t = 864_000)]
+    task_availability: u32,
+    /// Tasks offered to workers at once (1-5000).
+    #[arg(long)]
+    max_concurrent_tasks: Option<u32>,
+    /// The task title workers see.
+    #[arg(
+        long,
+        default_value = "Semantic segmentation: paint every pixel with its label"
+    )]
+    title: String,
+    /// The task description workers see.
+    #[arg(
+        long,
+        default_value = "Paint each object of the image with its label; leave the rest unpainted."
+    )]
+    description: String,
+}
+
+fn job_request(a: JobRequestArgs) -> Result<(), String> {
+    let from_stack = match &a.stack_outputs {
+        Some(f) => {
+            let text = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            let doc: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| format!("{} is not JSON: {e}", f.display()))?;
+            Some(gtseg::job::arns_from_stack_outputs(&doc).ok_or_else(|| {
+                format!(
+                    "{} has no PreHumanTaskLambdaArn and AnnotationConsolidationLambdaArn outputs",
+                    f.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let (pre, acs) = match (a.pre_lambda_arn, a.consolidation_lambda_arn, from_stack) {
+        (Some(p), Some(c), _) => (p, c),
+        (p, c, Some((sp, sc))) => (p.unwrap_or(sp), c.unwrap_or(sc)),
+        _ => {
+            return Err(
+                "give --pre-lambda-arn and --consolidation-lambda-arn, or --stack-outputs".into(),
+            );
+        }
+    };
+    let input = gtseg::job::JobRequestInput {
+        job_name: a.job_name,
+        label_attribute_name: a.label_attribute_name,
+        manifest_uri: a.manifest,
+        output_path: a.output,
+        label_config_uri: a.label_config,
+        template_uri: a.template,
+        workteam_arn: a.workteam,
+        role_arn: a.role_arn,
+        pre_lambda_arn: pre,
+        consolidation_lambda_arn: acs,
+        workers_per_image: a.workers,
+        task_time_limit_s: a.task_time_limit,
+        task_availability_s: a.task_availability,
+        max_concurrent_tasks: a.max_concurrent_tasks,
+        title: a.title,
+        description: a.description,
+    };
+    let (request, warnings) = gtseg::job::build_job_request(&input).map_err(|e| e.to_string())?;
+    for w in warnings {
+        eprintln!("gtseg: warning: {w}");
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&request).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -68,6 +187,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             compact,
         } => (event, store, compact),
         Command::Bench(args) => return bench::bench(args).await,
+        Command::JobRequest(args) => return job_request(args),
     };
     let config = Config::from_env().map_err(|e| report(&e))?;
     let text = std::fs::read(&event)
