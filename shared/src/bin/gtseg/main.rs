@@ -41,7 +41,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print a complete CreateLabelingJob request (JSON) wired to these functions, for
     /// `aws sagemaker create-labeling-job --cli-input-json file://request.json`.
-    JobRequest(JobRequestArgs),
+    JobRequest(Box<JobRequestArgs>),
 }
 
 /// Options of `gtseg job-request`.
@@ -187,7 +187,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             compact,
         } => (event, store, compact),
         Command::Bench(args) => return bench::bench(args).await,
-        Command::JobRequest(args) => return job_request(args),
+        Command::JobRequest(args) => return job_request(*args),
     };
     let config = Config::from_env().map_err(|e| report(&e))?;
     let text = std::fs::read(&event)
