@@ -11,6 +11,8 @@ ENVIRONMENT:
   MAX_PAYLOAD_BYTES       Largest payload or annotation object read, in bytes (default 268435456).
   MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
   MAX_THREADS             Images of a batch decoded at once (default: every available core).
+  LOW_AGREEMENT_THRESHOLD Mean pairwise agreement below which an image's report says
+                          low-agreement (default 0.8).
   ASSUME_JOB_ROLE         true: consolidation reads the payload and answers and writes the masks
                           with credentials from assuming the event's roleArn (default false).
   ALLOWED_BUCKETS         Comma-separated buckets; when set, every S3 read and write outside them
@@ -50,7 +52,7 @@ impl Default for Limits {
 }
 
 /// Everything the functions read from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `LABEL_CATEGORY_CONFIG`: an `s3://` URI or a local path.
     pub label_category_config: Option<String>,
@@ -64,6 +66,8 @@ pub struct Config {
     pub allowed_buckets: Option<Vec<String>>,
     /// `MAX_THREADS`: images of a batch decoded at once (default: every available core).
     pub threads: usize,
+    /// `LOW_AGREEMENT_THRESHOLD`: mean pairwise agreement below which an image is flagged.
+    pub low_agreement_threshold: f64,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             assume_job_role: false,
             allowed_buckets: None,
             threads: cores(),
+            low_agreement_threshold: 0.8,
         }
     }
 }
@@ -117,6 +122,21 @@ impl Config {
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
             allowed_buckets: allowed_buckets(get("ALLOWED_BUCKETS"))?,
             threads: num("MAX_THREADS", cores() as u64, 1024)? as usize,
+            low_agreement_threshold: match get("LOW_AGREEMENT_THRESHOLD")
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => 0.8,
+                Some(v) => match v.trim().parse::<f64>() {
+                    Ok(t) if (0.0..=1.0).contains(&t) => t,
+                    _ => {
+                        return Err(ConfigError {
+                            name: "LOW_AGREEMENT_THRESHOLD",
+                            value: v,
+                            expected: "a number from 0 to 1",
+                        });
+                    }
+                },
+            },
             assume_job_role: match get("ASSUME_JOB_ROLE")
                 .map(|v| v.trim().to_ascii_lowercase())
                 .as_deref()
@@ -203,6 +223,7 @@ mod tests {
         for (k, v) in [
             ("ASSUME_JOB_ROLE", "maybe"),
             ("ALLOWED_BUCKETS", "ok,../etc"),
+            ("LOW_AGREEMENT_THRESHOLD", "1.5"),
             ("MAX_PIXELS", "lots"),
             ("MAX_ANSWERS_PER_IMAGE", "255"),
             ("MAX_PAYLOAD_BYTES", "0"),

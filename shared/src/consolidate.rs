@@ -15,23 +15,27 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 
+use crate::agreement::{AgreementCounts, disagreement_pixel};
 use crate::config::Limits;
 use crate::event::{
-    AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent,
+    AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent, ConsolidationReport,
     ConsolidationResponseItem, ExcludedWorker, PayloadItem, SEGMENTATION_TYPE,
-    SegmentationMetadata, ShapeError, WorkerAnswer, find_answer_object, from_slice, from_value,
+    SegmentationMetadata, ShapeError, WorkerAnswer, WorkerReport, find_answer_object, from_slice,
+    from_value,
 };
 use crate::labels::{ClassList, LabelError, Rgb, assign_palette};
 use crate::mask::{
-    ClassMask, ColorLookup, MaskError, MaskReader, decode_class_mask, encode_palette_png,
-    png_dimensions,
+    ClassMask, ColorLookup, MaskError, MaskReader, decode_class_mask, encode_grey_png,
+    encode_palette_png, png_dimensions,
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
-use crate::vote::{Fusion, confidence, fuse_streaming};
+use crate::vote::{Fusion, Rows, confidence, fuse_streaming};
 
 /// The folder under `outputConfig` where consolidated masks go.
 pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
+/// The folder under `outputConfig` where disagreement maps go.
+pub const DISAGREEMENT_FOLDER: &str = "consolidated-annotation/disagreement";
 
 /// Why the whole batch failed: nothing could be done, or a mask could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +137,9 @@ struct ImageInput {
 #[derive(Debug)]
 struct ImageOutcome {
     png: Vec<u8>,
+    disagreement_png: Vec<u8>,
+    /// The agreement report, without `disagreement-ref` (known once the key is).
+    report: ConsolidationReport,
     palette: Vec<Rgb>,
     confidence: f64,
     included: Vec<String>,
@@ -150,6 +157,8 @@ pub struct BatchContext {
     pub configured_labels: Option<ClassList>,
     /// The `creation-date` to stamp (the clock is read at the edge).
     pub creation_date: String,
+    /// Mean pairwise agreement below which an image is flagged `low-agreement`.
+    pub low_agreement_threshold: f64,
     /// How many images are decoded at once (CPU threads); Lambda gives more vCPUs with more
     /// memory, and every one is used.
     pub parallelism: usize,
@@ -223,7 +232,7 @@ pub async fn consolidate_batch<S: ObjectStore>(
     let mut writes = tokio::task::JoinSet::new();
     let mut pending = Vec::new();
     for (image, decision) in decided {
-        let outcome = match decision {
+        let mut outcome = match decision {
             Ok(o) => o.map_err(|source| BatchError::Encode {
                 id: image.id.clone(),
                 source,
@@ -240,25 +249,26 @@ pub async fn consolidate_batch<S: ObjectStore>(
             continue;
         };
         let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{file}"));
-        while writes.len() >= IO_CONCURRENCY {
-            join_write(&mut writes).await?;
+        let map_uri = output.join(&format!("{DISAGREEMENT_FOLDER}/{file}"));
+        outcome.report.disagreement_ref = map_uri.to_string();
+        for (uri, png) in [
+            (mask_uri.clone(), outcome.png.clone()),
+            (map_uri, std::mem::take(&mut outcome.disagreement_png)),
+        ] {
+            while writes.len() >= IO_CONCURRENCY {
+                join_write(&mut writes).await?;
+            }
+            let (store, opts, id) = (store.clone(), opts.clone(), image.id.clone());
+            writes.spawn(async move {
+                store
+                    .put(&uri, png, &opts)
+                    .await
+                    .map_err(|e| BatchError::Write {
+                        id,
+                        source: Box::new(e),
+                    })
+            });
         }
-        let (store, opts, uri, png, id) = (
-            store.clone(),
-            opts.clone(),
-            mask_uri.clone(),
-            outcome.png.clone(),
-            image.id.clone(),
-        );
-        writes.spawn(async move {
-            store
-                .put(&uri, png, &opts)
-                .await
-                .map_err(|e| BatchError::Write {
-                    id,
-                    source: Box::new(e),
-                })
-        });
         pending.push((image.id, mask_uri, outcome));
     }
     while !writes.is_empty() {
@@ -340,8 +350,7 @@ fn decide_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(image) = images.get(i) else { break };
-                    let d =
-                        decide_image(image, classes, &ctx.limits, ctx.fusion.as_ref(), per_image);
+                    let d = decide_image(image, classes, ctx, per_image);
                     if let Ok(mut slot) = slots[i].lock() {
                         *slot = Some(d);
                     }
@@ -467,10 +476,10 @@ fn class_list(
 fn decide_image(
     image: &ImageInput,
     classes: &ClassList,
-    limits: &Limits,
-    fusion: &dyn Fusion,
+    ctx: &BatchContext,
     threads: usize,
 ) -> Decision {
+    let (limits, fusion) = (&ctx.limits, ctx.fusion.as_ref());
     let mut excluded = Vec::new();
     let mut cands: Vec<Candidate<'_>> = Vec::new();
     for w in &image.workers {
@@ -513,7 +522,7 @@ fn decide_image(
             ok
         });
     }
-    let (fused, unmapped) = loop {
+    let fused = loop {
         if cands.is_empty() {
             if image.workers.is_empty() {
                 excluded.push(ExcludedWorker {
@@ -548,19 +557,84 @@ fn decide_image(
     }
     let palette = assign_palette(&preferred);
     let pixels = u64::from(fused.width) * u64::from(fused.height);
-    Ok(
-        encode_palette_png(fused.width, fused.height, &fused.classes, &palette).map(|png| {
-            ImageOutcome {
-                png,
-                palette,
-                confidence: confidence(fused.winning_sum, pixels, cands.len()),
-                included: cands.iter().map(|c| c.worker.worker_id.clone()).collect(),
-                excluded,
-                pixels,
-                unmapped,
-            }
-        }),
-    )
+    let report = agreement_report(
+        image,
+        &cands,
+        &fused,
+        &excluded,
+        fusion.name(),
+        ctx.low_agreement_threshold,
+    );
+    let n = cands.len();
+    let map: Vec<u8> = fused
+        .winning
+        .iter()
+        .map(|&v| disagreement_pixel(v, n))
+        .collect();
+    let encoded = encode_palette_png(fused.width, fused.height, &fused.classes, &palette)
+        .and_then(|png| Ok((png, encode_grey_png(fused.width, fused.height, &map)?)));
+    Ok(encoded.map(|(png, disagreement_png)| ImageOutcome {
+        png,
+        disagreement_png,
+        report,
+        palette,
+        confidence: confidence(fused.winning_sum, pixels, n),
+        included: cands.iter().map(|c| c.worker.worker_id.clone()).collect(),
+        excluded,
+        pixels,
+        unmapped: fused.unmapped.iter().sum(),
+    }))
+}
+
+/// Every answer of the image in payload order: included ones with their agreement, excluded
+/// ones with their reason.
+fn agreement_report(
+    image: &ImageInput,
+    cands: &[Candidate<'_>],
+    fused: &StreamFused,
+    excluded: &[ExcludedWorker],
+    algorithm: &str,
+    threshold: f64,
+) -> ConsolidationReport {
+    let mut reasons: Vec<&ExcludedWorker> = excluded.iter().collect();
+    let workers = image
+        .workers
+        .iter()
+        .map(
+            |w| match cands.iter().position(|c| std::ptr::eq(c.worker, w)) {
+                Some(k) => WorkerReport {
+                    worker_id: w.worker_id.clone(),
+                    included: true,
+                    agreement: Some(fused.agreement.agreement(k)),
+                    unmapped_pixels: Some(fused.unmapped[k]),
+                    weight: None,
+                    reason: None,
+                },
+                None => {
+                    let reason = reasons
+                        .iter()
+                        .position(|e| e.worker_id == w.worker_id)
+                        .map(|p| reasons.remove(p).reason.clone());
+                    WorkerReport {
+                        worker_id: w.worker_id.clone(),
+                        included: false,
+                        agreement: None,
+                        unmapped_pixels: None,
+                        weight: None,
+                        reason,
+                    }
+                }
+            },
+        )
+        .collect();
+    let mean = fused.agreement.mean_pairwise();
+    ConsolidationReport {
+        algorithm: algorithm.to_owned(),
+        workers,
+        mean_pairwise_agreement: mean,
+        low_agreement: mean.is_some_and(|m| m < threshold),
+        disagreement_ref: String::new(),
+    }
 }
 
 /// Exclusions in the order of the payload's answers (size and mid-stream exclusions are
@@ -601,7 +675,12 @@ struct StreamFused {
     width: u32,
     height: u32,
     classes: Vec<u8>,
+    /// Votes for the winner, per pixel (for the disagreement map) and in total.
+    winning: Vec<u8>,
     winning_sum: u64,
+    agreement: AgreementCounts,
+    /// Per included worker: pixels whose colour matched none of its labels.
+    unmapped: Vec<u64>,
 }
 
 /// Decodes every candidate in lockstep into the vote. On a decoding error, names the
@@ -611,14 +690,20 @@ fn stream_vote(
     cands: &[Candidate<'_>],
     fusion: &dyn Fusion,
     threads: usize,
-) -> Result<(StreamFused, u64), (usize, Exclusion)> {
+) -> Result<StreamFused, (usize, Exclusion)> {
     let (width, height) = cands[0].size;
     let w = width as usize;
     let mut classes = vec![0u8; w * height as usize];
+    let mut winning = vec![0u8; w * height as usize];
     let mut winning_sum = 0u64;
-    let mut emit = |y: usize, out: &[u8], win: &[u8]| {
+    let mut agreement = AgreementCounts::new(cands.len());
+    let mut emit = |y: usize, window: &[Rows<'_>], out: &[u8], win: &[u8]| {
         classes[y * w..(y + 1) * w].copy_from_slice(out);
-        winning_sum += win.iter().map(|&v| u64::from(v)).sum::<u64>();
+        winning[y * w..(y + 1) * w].copy_from_slice(win);
+        // Per row the sum fits in u32 (width × 255), which vectorises well.
+        winning_sum += u64::from(win.iter().map(|&v| u32::from(v)).sum::<u32>());
+        let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
+        agreement.add_row(&current, out);
     };
     let unmapped = if threads > 1 && cands.len() > 1 {
         vote_decoding_in_parallel(cands, fusion, &mut emit)?
@@ -639,21 +724,21 @@ fn stream_vote(
             &mut emit,
         )
         .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
-        let mut unmapped = 0;
+        let mut unmapped = Vec::with_capacity(readers.len());
         for (i, r) in readers.into_iter().enumerate() {
-            unmapped += r.finish().map_err(|e| (i, Exclusion::Mask(e)))?;
+            unmapped.push(r.finish().map_err(|e| (i, Exclusion::Mask(e)))?);
         }
         unmapped
     };
-    Ok((
-        StreamFused {
-            width,
-            height,
-            classes,
-            winning_sum,
-        },
+    Ok(StreamFused {
+        width,
+        height,
+        classes,
+        winning,
+        winning_sum,
+        agreement,
         unmapped,
-    ))
+    })
 }
 
 /// Rows a decoding thread hands over at once.
@@ -667,12 +752,12 @@ enum Chunk {
 }
 
 /// [`fuse_streaming`] with one decoding thread per worker, each at most two chunks ahead
-/// (bounded memory). Returns the total of unmapped pixels.
+/// (bounded memory). Returns each worker's count of unmapped pixels.
 fn vote_decoding_in_parallel(
     cands: &[Candidate<'_>],
     fusion: &dyn Fusion,
-    emit: impl FnMut(usize, &[u8], &[u8]),
-) -> Result<u64, (usize, Exclusion)> {
+    emit: impl FnMut(usize, &[Rows<'_>], &[u8], &[u8]),
+) -> Result<Vec<u64>, (usize, Exclusion)> {
     let (width, height) = cands[0].size;
     let (w, h) = (width as usize, height as usize);
     std::thread::scope(|scope| {
@@ -739,10 +824,10 @@ fn vote_decoding_in_parallel(
             emit,
         )
         .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
-        let mut unmapped = 0;
+        let mut unmapped = Vec::with_capacity(inbox.len());
         for (i, rx) in inbox.iter().enumerate() {
             match rx.recv() {
-                Ok(Chunk::Done(u)) => unmapped += u,
+                Ok(Chunk::Done(u)) => unmapped.push(u),
                 Ok(Chunk::Failed(e)) => return Err((i, Exclusion::Mask(e))),
                 Ok(Chunk::Rows(..)) | Err(_) => return Err((i, Exclusion::Mask(lost()))),
             }
@@ -850,6 +935,7 @@ fn response_item(
         worker_count: Some(outcome.included.len() as u32),
         excluded_workers: outcome.excluded.clone(),
         warnings: warnings.to_vec(),
+        consolidation: Some(outcome.report.clone()),
     };
     let attr = &event.label_attribute_name;
     let mut content = Map::new();

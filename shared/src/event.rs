@@ -347,6 +347,54 @@ pub struct SegmentationMetadata {
     /// Our extras: anything the user should know (e.g. a class list guessed from answers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Our extras: the agreement report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation: Option<ConsolidationReport>,
+}
+
+/// How the workers of one image agreed (`<labelAttributeName>-metadata.consolidation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsolidationReport {
+    /// `majority` or `weighted`.
+    pub algorithm: String,
+    /// Every answer, in payload order.
+    pub workers: Vec<WorkerReport>,
+    /// Mean over pairs of included workers of their agreement; absent with one worker.
+    #[serde(
+        rename = "mean-pairwise-agreement",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mean_pairwise_agreement: Option<f64>,
+    /// True when the mean pairwise agreement is below `LOW_AGREEMENT_THRESHOLD`.
+    #[serde(rename = "low-agreement")]
+    pub low_agreement: bool,
+    /// The disagreement map: 8-bit grey, 255 × the share of workers who lost each pixel.
+    #[serde(rename = "disagreement-ref")]
+    pub disagreement_ref: String,
+}
+
+/// One worker answer in the agreement report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    #[serde(rename = "worker-id")]
+    pub worker_id: String,
+    pub included: bool,
+    /// Share of the worker's voting pixels equal to the consolidated class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+    #[serde(
+        rename = "unmapped-pixels",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unmapped_pixels: Option<u64>,
+    /// The worker's weight (weighted algorithm only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// Why the answer was excluded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The metadata `type` of a semantic-segmentation label.

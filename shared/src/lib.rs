@@ -5,6 +5,7 @@
 //! Data flows one way: event JSON → [`event`] wire types → [`pre`] / [`consolidate`]
 //! (using [`labels`], [`mask`], [`vote`]) → [`store`].
 
+pub mod agreement;
 pub mod config;
 pub mod consolidate;
 pub mod event;

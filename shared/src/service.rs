@@ -217,6 +217,7 @@ impl<S: ObjectStore> Service<S> {
             configured_labels: configured.cloned(),
             creation_date: format_creation_date(now),
             parallelism: self.config.threads,
+            low_agreement_threshold: self.config.low_agreement_threshold,
         };
         let store = match (self.config.assume_job_role, event.role_arn.as_deref()) {
             (false, _) => self.store.clone(),

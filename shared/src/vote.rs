@@ -95,14 +95,14 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
 }
 
 /// Streams `workers` masks of `width`×`height` through `fusion` with a 3-row window per
-/// worker. `read(i, row)` fills worker i's next row; `emit(y, classes, winning)` receives
-/// each decided row in order. A read error stops the run and names the worker.
+/// worker. `read(i, row)` fills worker i's next row; `emit(y, window, classes, winning)`
+/// receives each decided row in order, with the workers' rows it was decided from. A read error stops the run and names the worker.
 pub fn fuse_streaming<E>(
     fusion: &dyn Fusion,
     (width, height): (u32, u32),
     workers: usize,
     mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
-    mut emit: impl FnMut(usize, &[u8], &[u8]),
+    mut emit: impl FnMut(usize, &[Rows<'_>], &[u8], &[u8]),
 ) -> Result<(), (usize, E)> {
     let (w, h) = (width as usize, height as usize);
     // Worker i's row y lives in ring[i][y % 3].
@@ -127,8 +127,8 @@ pub fn fuse_streaming<E>(
                 })
                 .collect();
             fusion.fuse_row(&window, &mut out, &mut win);
+            emit(y, &window, &out, &win);
         }
-        emit(y, &out, &win);
         if y + 2 < h {
             for i in 0..workers {
                 let s = slot(i, y + 2);
@@ -409,7 +409,7 @@ mod tests {
                 row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
                 next[i] += 1;
                 Ok(())
-            }, |_, c, v| { classes.extend_from_slice(c); winning.extend_from_slice(v); }).unwrap();
+            }, |_, _, c, v| { classes.extend_from_slice(c); winning.extend_from_slice(v); }).unwrap();
             prop_assert_eq!(classes, whole.classes);
             prop_assert_eq!(winning, whole.winning_votes);
         }

@@ -350,7 +350,7 @@ async fn hostile_ids_cannot_leave_the_output_folder() {
         ids.iter().map(|id| json!({"datasetObjectId": id, "annotations": [inline("w", &good(&scene, &TAB10))]})).collect();
     let items = run(&dir, &Value::Array(payload)).await;
     assert_eq!(items.len(), ids.len());
-    let folder = dir.join("test-bucket/out/job/annotations/consolidated-annotation/output");
+    let folder = dir.join("test-bucket/out/job/annotations/consolidated-annotation");
     let mut uris = std::collections::HashSet::new();
     for it in &items {
         let uri = it["consolidatedAnnotation"]["content"]["Job-ref"]

@@ -269,9 +269,10 @@ fn help_documents_flags_and_environment() {
     }
 }
 
-/// The masks and the response are pinned byte for byte (apart from `creation-date`): they were
-/// produced before the streaming decoder and the parallel batch existed, and optimisations
-/// must not change them. Regenerate only for a deliberate format change.
+/// The masks and the response are pinned byte for byte (apart from `creation-date`). The masks
+/// were produced before the streaming decoder and the parallel batch existed, and
+/// optimisations must not change them; the response gained only the `consolidation`
+/// agreement report since. Regenerate only for a deliberate format change.
 #[test]
 fn consolidation_output_is_byte_for_byte_the_golden_one() {
     let store = store_copy("golden");
@@ -297,4 +298,60 @@ fn consolidation_output_is_byte_for_byte_the_golden_one() {
             "mask {i} differs from the golden one"
         );
     }
+}
+
+#[test]
+fn consolidation_reports_agreement_and_writes_a_disagreement_map() {
+    let store = store_copy("agreement");
+    let v = ok_json(&replay("consolidation/street-scenes.json", &store, None));
+    let report =
+        &v[0]["consolidatedAnnotation"]["content"]["street-scenes-ref-metadata"]["consolidation"];
+    assert_eq!(report["algorithm"], "majority");
+    let workers = report["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 3);
+    assert_eq!(workers[0]["unmapped-pixels"], 6, "the anti-aliased pixels");
+    for w in workers {
+        let a = w["agreement"].as_f64().unwrap();
+        assert!(w["included"] == true && a > 0.98 && a <= 1.0, "{w}");
+    }
+    let mean = report["mean-pairwise-agreement"].as_f64().unwrap();
+    assert!(
+        mean > 0.98 && mean < 1.0 && report["low-agreement"] == false,
+        "{report}"
+    );
+    // The map: 0 where all three agree, 85 where one of three lost, at the image's size.
+    let map_uri = report["disagreement-ref"].as_str().unwrap();
+    assert_eq!(
+        map_uri,
+        format!("{OUTPUT}/consolidated-annotation/disagreement/0.png")
+    );
+    let bytes = std::fs::read(store.join(map_uri.strip_prefix("s3://").unwrap())).unwrap();
+    let mut r = png::Decoder::new(std::io::Cursor::new(&bytes))
+        .read_info()
+        .unwrap();
+    assert_eq!(
+        (r.info().width, r.info().height, r.info().color_type),
+        (192, 128, png::ColorType::Grayscale)
+    );
+    let mut grey = vec![0; r.output_buffer_size().unwrap()];
+    r.next_frame(&mut grey).unwrap();
+    let (w, h) = SIZE;
+    let truth = Scene::street(w, h, 0);
+    let person = (0..grey.len()).find(|&i| truth.classes[i] == 3).unwrap();
+    assert_eq!(grey[person], 85, "one of three workers skipped the person");
+    assert_eq!(grey[0], 0, "everybody agrees on the sky");
+    // Image 1: the excluded worker is reported with its reason.
+    let report1 =
+        &v[1]["consolidatedAnnotation"]["content"]["street-scenes-ref-metadata"]["consolidation"];
+    assert_eq!(report1["workers"][1]["included"], false);
+    assert!(
+        report1["workers"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inputImageProperties")
+    );
+    assert!(
+        report1.get("mean-pairwise-agreement").is_none(),
+        "one worker has no pairs"
+    );
 }

@@ -235,7 +235,7 @@ async fn s3_failures_fail_the_invocation_naming_the_uri() {
     let err = stderr(&out);
     assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
     assert!(
-        err.contains("s3://no-such-output-bucket/out/consolidated-annotation/output/0.png"),
+        err.contains("s3://no-such-output-bucket/out/consolidated-annotation/"),
         "{err}"
     );
 

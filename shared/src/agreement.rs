@@ -1,0 +1,170 @@
+//! How much the workers agreed with the consensus and with each other. Pure counting, row by
+//! row beside the vote, so it streams like the masks do.
+
+use crate::mask::ABSTAIN;
+use crate::vote::round5;
+
+/// Pixels compared at once when a whole span agrees (the common case).
+const SPAN: usize = 256;
+
+/// Running counts for one image's included workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementCounts {
+    workers: usize,
+    /// Per worker: pixels where it voted, and where its vote equals the consensus.
+    voting: Vec<u64>,
+    matching: Vec<u64>,
+    /// Per pair (i < j, row-major): pixels where both voted, and where they voted alike.
+    pair_both: Vec<u64>,
+    pair_equal: Vec<u64>,
+}
+
+impl AgreementCounts {
+    /// Empty counts for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        let pairs = workers * workers.saturating_sub(1) / 2;
+        Self {
+            workers,
+            voting: vec![0; workers],
+            matching: vec![0; workers],
+            pair_both: vec![0; pairs],
+            pair_equal: vec![0; pairs],
+        }
+    }
+
+    /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row.
+    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8]) {
+        let w = consensus.len();
+        let mut x = 0;
+        while x < w {
+            let end = (x + SPAN).min(w);
+            let span = &consensus[x..end];
+            // Every worker equals the consensus and nobody abstains: every count grows by the
+            // span's length.
+            if !span.contains(&ABSTAIN) && rows.iter().all(|r| &r[x..end] == span) {
+                let n = (end - x) as u64;
+                self.voting
+                    .iter_mut()
+                    .chain(&mut self.matching)
+                    .for_each(|c| *c += n);
+                self.pair_both
+                    .iter_mut()
+                    .chain(&mut self.pair_equal)
+                    .for_each(|c| *c += n);
+            } else {
+                let mut p = 0;
+                for i in 0..self.workers {
+                    let ri = &rows[i][x..end];
+                    let (mut v, mut m) = (0u64, 0u64);
+                    for (&a, &c) in ri.iter().zip(span) {
+                        v += u64::from(a != ABSTAIN);
+                        m += u64::from(a != ABSTAIN && a == c);
+                    }
+                    self.voting[i] += v;
+                    self.matching[i] += m;
+                    for rj in &rows[i + 1..] {
+                        let (mut both, mut equal) = (0u64, 0u64);
+                        for (&a, &b) in ri.iter().zip(&rj[x..end]) {
+                            let voted = a != ABSTAIN && b != ABSTAIN;
+                            both += u64::from(voted);
+                            equal += u64::from(voted && a == b);
+                        }
+                        self.pair_both[p] += both;
+                        self.pair_equal[p] += equal;
+                        p += 1;
+                    }
+                }
+            }
+            x = end;
+        }
+    }
+
+    /// Worker i's share of voting pixels equal to the consensus (5 decimals); 1.0 when it
+    /// never voted (it contradicted nothing).
+    pub fn agreement(&self, i: usize) -> f64 {
+        ratio(self.matching[i], self.voting[i])
+    }
+
+    /// The mean over pairs of workers of the share of pixels, among those both voted on, where
+    /// they voted alike; `None` with fewer than two workers.
+    pub fn mean_pairwise(&self) -> Option<f64> {
+        (!self.pair_both.is_empty()).then(|| {
+            let sum: f64 = self
+                .pair_both
+                .iter()
+                .zip(&self.pair_equal)
+                .map(|(&b, &e)| ratio(e, b))
+                .sum();
+            round5(sum / self.pair_both.len() as f64)
+        })
+    }
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        1.0
+    } else {
+        round5(num as f64 / den as f64)
+    }
+}
+
+/// The disagreement map's pixel: `round(255 × (1 − winning votes ÷ included workers))`.
+pub fn disagreement_pixel(winning: u8, workers: usize) -> u8 {
+    let share = f64::from(winning) / workers.max(1) as f64;
+    (255.0 * (1.0 - share)).round().clamp(0.0, 255.0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_counts_votes_against_the_consensus() {
+        let a = [1u8, 1, 2, ABSTAIN];
+        let b = [1u8, 2, 2, 2];
+        let consensus = [1u8, 1, 2, 2];
+        let mut c = AgreementCounts::new(2);
+        c.add_row(&[&a, &b], &consensus);
+        assert_eq!(
+            c.agreement(0),
+            1.0,
+            "3 voting pixels, all equal to the consensus"
+        );
+        assert_eq!(c.agreement(1), 0.75);
+        // Both voted on 3 pixels and agreed on 2.
+        assert_eq!(c.mean_pairwise(), Some(0.66667));
+    }
+
+    #[test]
+    fn agreeing_spans_count_like_pixels() {
+        let row: Vec<u8> = (0..700).map(|i| (i % 3) as u8).collect();
+        let mut fast = AgreementCounts::new(3);
+        fast.add_row(&[&row, &row, &row], &row);
+        assert_eq!((fast.agreement(2), fast.mean_pairwise()), (1.0, Some(1.0)));
+        assert_eq!(fast.voting, vec![700; 3]);
+        let mut other = row.clone();
+        other[650] = 9;
+        let mut slow = AgreementCounts::new(3);
+        slow.add_row(&[&row, &row, &other], &row);
+        assert_eq!(slow.voting, vec![700; 3]);
+        assert_eq!(slow.matching, vec![700, 700, 699]);
+        assert_eq!(slow.pair_equal, vec![700, 699, 699]);
+    }
+
+    #[test]
+    fn one_worker_has_no_pairwise_agreement() {
+        let mut c = AgreementCounts::new(1);
+        c.add_row(&[&[1, 2]], &[1, 2]);
+        assert_eq!(c.mean_pairwise(), None);
+        assert_eq!(c.agreement(0), 1.0);
+    }
+
+    #[test]
+    fn disagreement_is_the_losing_share() {
+        assert_eq!(disagreement_pixel(3, 3), 0);
+        assert_eq!(disagreement_pixel(2, 3), 85);
+        assert_eq!(disagreement_pixel(1, 3), 170);
+        assert_eq!(disagreement_pixel(0, 3), 255);
+        assert_eq!(disagreement_pixel(1, 1), 0);
+    }
+}
