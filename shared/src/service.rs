@@ -111,6 +111,27 @@ pub struct Service<S> {
     labels: OnceCell<ClassList>,
 }
 
+#[cfg(feature = "s3")]
+impl Service<crate::store::AnyStore> {
+    /// The service as deployed: settings from the environment, objects in S3 (through the
+    /// standard AWS environment, path-style when an endpoint override is set).
+    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let config = Config::from_env()?;
+        let store = crate::s3::S3Store::from_env(config.endpoint_override).await;
+        Ok(Self::new(crate::store::AnyStore::S3(store), config))
+    }
+}
+
+impl ServiceError {
+    /// Logs the error (one line, all sources) and returns it for the Lambda error response as
+    /// `(errorType, errorMessage)`.
+    pub fn log_for_lambda(&self, function: &str) -> (String, String) {
+        let message = crate::report(self);
+        tracing::error!(error = %message, "{function} failed");
+        (self.error_type().to_owned(), message)
+    }
+}
+
 impl<S: ObjectStore> Service<S> {
     /// A service over `store`, configured by `config`.
     pub fn new(store: S, config: Config) -> Self {

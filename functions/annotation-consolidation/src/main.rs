@@ -9,7 +9,7 @@
 use std::time::SystemTime;
 
 use gtseg::event::ConsolidationResponseItem;
-use gtseg::{AnyStore, Config, ObjectStore, S3Store, Service};
+use gtseg::{ObjectStore, Service};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -22,10 +22,10 @@ async fn handler<S: ObjectStore>(
         .consolidation(&event.payload, SystemTime::now())
         .await
         .map_err(|e| {
-            tracing::error!(error = %gtseg::report(&e), "consolidation failed");
+            let (error_type, error_message) = e.log_for_lambda("consolidation");
             Diagnostic {
-                error_type: e.error_type().to_owned(),
-                error_message: gtseg::report(&e),
+                error_type,
+                error_message,
             }
         })
 }
@@ -33,16 +33,14 @@ async fn handler<S: ObjectStore>(
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let store = AnyStore::S3(S3Store::from_env(config.endpoint_override).await);
-    let service = Service::new(store, config);
+    let service = Service::from_env().await?;
     lambda_runtime::run(service_fn(|event| handler(&service, event))).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gtseg::LocalStore;
+    use gtseg::{Config, LocalStore};
     use gtseg_tests::{copy_tree, temp_dir, workspace_root};
     use lambda_runtime::Context;
 

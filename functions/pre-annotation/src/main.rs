@@ -7,7 +7,7 @@
 #![recursion_limit = "256"]
 
 use gtseg::event::PreAnnotationResponse;
-use gtseg::{AnyStore, Config, ObjectStore, S3Store, Service};
+use gtseg::{ObjectStore, Service};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -17,10 +17,10 @@ async fn handler<S: ObjectStore>(
     event: LambdaEvent<Value>,
 ) -> Result<PreAnnotationResponse, Diagnostic> {
     service.pre_annotation(&event.payload).await.map_err(|e| {
-        tracing::error!(error = %gtseg::report(&e), "pre-annotation failed");
+        let (error_type, error_message) = e.log_for_lambda("pre-annotation");
         Diagnostic {
-            error_type: e.error_type().to_owned(),
-            error_message: gtseg::report(&e),
+            error_type,
+            error_message,
         }
     })
 }
@@ -28,16 +28,14 @@ async fn handler<S: ObjectStore>(
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let store = AnyStore::S3(S3Store::from_env(config.endpoint_override).await);
-    let service = Service::new(store, config);
+    let service = Service::from_env().await?;
     lambda_runtime::run(service_fn(|event| handler(&service, event))).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gtseg::LocalStore;
+    use gtseg::{Config, LocalStore};
     use lambda_runtime::Context;
     use serde_json::json;
 
