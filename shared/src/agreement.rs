@@ -4,8 +4,9 @@
 use crate::mask::ABSTAIN;
 use crate::vote::round5;
 
-/// Pixels compared at once when a whole span agrees (the common case).
-const SPAN: usize = 256;
+/// Pixels compared at once when a whole span agrees (the common case): long, then short.
+const LONG_SPAN: usize = 512;
+const SPAN: usize = 32;
 
 /// Running counts for one image's included workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,46 +38,78 @@ impl AgreementCounts {
         let w = consensus.len();
         let mut x = 0;
         while x < w {
-            let end = (x + SPAN).min(w);
-            let span = &consensus[x..end];
-            // Every worker equals the consensus and nobody abstains: every count grows by the
-            // span's length.
-            if !span.contains(&ABSTAIN) && rows.iter().all(|r| &r[x..end] == span) {
-                let n = (end - x) as u64;
-                self.voting
-                    .iter_mut()
-                    .chain(&mut self.matching)
-                    .for_each(|c| *c += n);
-                self.pair_both
-                    .iter_mut()
-                    .chain(&mut self.pair_equal)
-                    .for_each(|c| *c += n);
-            } else {
-                let mut p = 0;
-                for i in 0..self.workers {
-                    let ri = &rows[i][x..end];
-                    let (mut v, mut m) = (0u64, 0u64);
-                    for (&a, &c) in ri.iter().zip(span) {
-                        v += u64::from(a != ABSTAIN);
-                        m += u64::from(a != ABSTAIN && a == c);
-                    }
-                    self.voting[i] += v;
-                    self.matching[i] += m;
-                    for rj in &rows[i + 1..] {
-                        let (mut both, mut equal) = (0u64, 0u64);
-                        for (&a, &b) in ri.iter().zip(&rj[x..end]) {
-                            let voted = a != ABSTAIN && b != ABSTAIN;
-                            both += u64::from(voted);
-                            equal += u64::from(voted && a == b);
-                        }
-                        self.pair_both[p] += both;
-                        self.pair_equal[p] += equal;
-                        p += 1;
-                    }
+            // A long span where every worker equals the consensus and nobody abstains adds its
+            // length to every count; so does each short span of one that is not.
+            let long = (x + LONG_SPAN).min(w);
+            if long - x == LONG_SPAN && self.unanimous(rows, consensus, x, long) {
+                self.add_all((long - x) as u64);
+                x = long;
+                continue;
+            }
+            for a in (x..long).step_by(SPAN) {
+                let b = (a + SPAN).min(long);
+                if self.unanimous(rows, consensus, a, b) {
+                    self.add_all((b - a) as u64);
+                } else {
+                    self.count_span(rows, consensus, a, b);
                 }
             }
-            x = end;
+            x = long;
         }
+    }
+
+    fn unanimous(&self, rows: &[&[u8]], consensus: &[u8], a: usize, b: usize) -> bool {
+        let span = &consensus[a..b];
+        !span.contains(&ABSTAIN) && rows.iter().all(|r| &r[a..b] == span)
+    }
+
+    fn add_all(&mut self, n: u64) {
+        self.voting
+            .iter_mut()
+            .chain(&mut self.matching)
+            .for_each(|c| *c += n);
+        self.pair_both
+            .iter_mut()
+            .chain(&mut self.pair_equal)
+            .for_each(|c| *c += n);
+    }
+
+    /// A short span pixel by pixel: unanimous pixels (found with byte compares that
+    /// vectorise) count at once; only the others pay for every worker and pair.
+    fn count_span(&mut self, rows: &[&[u8]], consensus: &[u8], a: usize, b: usize) {
+        let n = b - a;
+        let first = &rows[0][a..b];
+        let mut same = [true; SPAN];
+        for r in &rows[1..] {
+            for ((s, x), y) in same.iter_mut().zip(&r[a..b]).zip(first) {
+                *s &= x == y;
+            }
+        }
+        let mut unanimous = 0u64;
+        for k in 0..n {
+            let px = a + k;
+            if same[k] && first[k] != ABSTAIN && first[k] == consensus[px] {
+                unanimous += 1;
+                continue;
+            }
+            let mut p = 0;
+            for i in 0..self.workers {
+                let u = rows[i][px];
+                if u != ABSTAIN {
+                    self.voting[i] += 1;
+                    self.matching[i] += u64::from(u == consensus[px]);
+                }
+                for rj in &rows[i + 1..] {
+                    let v = rj[px];
+                    if u != ABSTAIN && v != ABSTAIN {
+                        self.pair_both[p] += 1;
+                        self.pair_equal[p] += u64::from(u == v);
+                    }
+                    p += 1;
+                }
+            }
+        }
+        self.add_all(unanimous);
     }
 
     /// Worker i's share of voting pixels equal to the consensus (5 decimals); 1.0 when it
@@ -114,6 +147,15 @@ pub fn disagreement_pixel(winning: u8, workers: usize) -> u8 {
     (255.0 * (1.0 - share)).round().clamp(0.0, 255.0) as u8
 }
 
+/// Turns a whole image's winning-vote counts into its disagreement map, in place, through a
+/// table of the 256 possible counts.
+pub fn disagreement_map_in_place(winning: &mut [u8], workers: usize) {
+    let table: Vec<u8> = (0..=255u8)
+        .map(|v| disagreement_pixel(v, workers))
+        .collect();
+    winning.iter_mut().for_each(|v| *v = table[usize::from(*v)]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,18 +179,20 @@ mod tests {
 
     #[test]
     fn agreeing_spans_count_like_pixels() {
-        let row: Vec<u8> = (0..700).map(|i| (i % 3) as u8).collect();
+        let row: Vec<u8> = (0..1300).map(|i| (i % 3) as u8).collect();
         let mut fast = AgreementCounts::new(3);
         fast.add_row(&[&row, &row, &row], &row);
         assert_eq!((fast.agreement(2), fast.mean_pairwise()), (1.0, Some(1.0)));
-        assert_eq!(fast.voting, vec![700; 3]);
+        assert_eq!(fast.voting, vec![1300; 3]);
         let mut other = row.clone();
         other[650] = 9;
+        other[1299] = ABSTAIN;
         let mut slow = AgreementCounts::new(3);
         slow.add_row(&[&row, &row, &other], &row);
-        assert_eq!(slow.voting, vec![700; 3]);
-        assert_eq!(slow.matching, vec![700, 700, 699]);
-        assert_eq!(slow.pair_equal, vec![700, 699, 699]);
+        assert_eq!(slow.voting, vec![1300, 1300, 1299]);
+        assert_eq!(slow.matching, vec![1300, 1300, 1298]);
+        assert_eq!(slow.pair_both, vec![1300, 1299, 1299]);
+        assert_eq!(slow.pair_equal, vec![1300, 1298, 1298]);
     }
 
     #[test]
@@ -166,5 +210,8 @@ mod tests {
         assert_eq!(disagreement_pixel(1, 3), 170);
         assert_eq!(disagreement_pixel(0, 3), 255);
         assert_eq!(disagreement_pixel(1, 1), 0);
+        let mut map = [3, 2, 1, 0];
+        disagreement_map_in_place(&mut map, 3);
+        assert_eq!(map, [0, 85, 170, 255]);
     }
 }

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 
-use crate::agreement::{AgreementCounts, disagreement_pixel};
+use crate::agreement::{AgreementCounts, disagreement_map_in_place};
 use crate::config::Limits;
 use crate::event::{
     AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent, ConsolidationReport,
@@ -566,23 +566,25 @@ fn decide_image(
         ctx.low_agreement_threshold,
     );
     let n = cands.len();
-    let map: Vec<u8> = fused
-        .winning
-        .iter()
-        .map(|&v| disagreement_pixel(v, n))
-        .collect();
-    let encoded = encode_palette_png(fused.width, fused.height, &fused.classes, &palette)
-        .and_then(|png| Ok((png, encode_grey_png(fused.width, fused.height, &map)?)));
+    // One full-size buffer at a time beside the classes: the map is made in place.
+    let (width, height, confidence_votes) = (fused.width, fused.height, fused.winning_sum);
+    let unmapped: u64 = fused.unmapped.iter().sum();
+    let encoded = encode_palette_png(width, height, &fused.classes, &palette).and_then(|png| {
+        drop(fused.classes);
+        let mut map = fused.winning;
+        disagreement_map_in_place(&mut map, n);
+        Ok((png, encode_grey_png(width, height, &map)?))
+    });
     Ok(encoded.map(|(png, disagreement_png)| ImageOutcome {
         png,
         disagreement_png,
         report,
         palette,
-        confidence: confidence(fused.winning_sum, pixels, n),
+        confidence: confidence(confidence_votes, pixels, n),
         included: cands.iter().map(|c| c.worker.worker_id.clone()).collect(),
         excluded,
         pixels,
-        unmapped: fused.unmapped.iter().sum(),
+        unmapped,
     }))
 }
 
