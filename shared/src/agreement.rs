@@ -147,13 +147,9 @@ pub fn disagreement_pixel(winning: u8, workers: usize) -> u8 {
     (255.0 * (1.0 - share)).round().clamp(0.0, 255.0) as u8
 }
 
-/// Turns a whole image's winning-vote counts into its disagreement map, in place, through a
-/// table of the 256 possible counts.
-pub fn disagreement_map_in_place(winning: &mut [u8], workers: usize) {
-    let table: Vec<u8> = (0..=255u8)
-        .map(|v| disagreement_pixel(v, workers))
-        .collect();
-    winning.iter_mut().for_each(|v| *v = table[usize::from(*v)]);
+/// The disagreement pixel of each of the 256 possible winning-vote counts.
+pub fn disagreement_table(workers: usize) -> [u8; 256] {
+    std::array::from_fn(|v| disagreement_pixel(v as u8, workers))
 }
 
 #[cfg(test)]
@@ -210,8 +206,7 @@ mod tests {
         assert_eq!(disagreement_pixel(1, 3), 170);
         assert_eq!(disagreement_pixel(0, 3), 255);
         assert_eq!(disagreement_pixel(1, 1), 0);
-        let mut map = [3, 2, 1, 0];
-        disagreement_map_in_place(&mut map, 3);
-        assert_eq!(map, [0, 85, 170, 255]);
+        let t = disagreement_table(3);
+        assert_eq!([t[3], t[2], t[1], t[0]], [0, 85, 170, 255]);
     }
 }

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 
-use crate::agreement::{AgreementCounts, disagreement_map_in_place};
+use crate::agreement::{AgreementCounts, disagreement_table};
 use crate::config::Limits;
 use crate::event::{
     AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent, ConsolidationReport,
@@ -25,7 +25,7 @@ use crate::event::{
 };
 use crate::labels::{ClassList, LabelError, Rgb, assign_palette};
 use crate::mask::{
-    ClassMask, ColorLookup, MaskError, MaskReader, decode_class_mask, encode_grey_png,
+    ClassMask, ColorLookup, GreyRowEncoder, MaskError, MaskReader, decode_class_mask,
     encode_palette_png, png_dimensions,
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
@@ -566,15 +566,9 @@ fn decide_image(
         ctx.low_agreement_threshold,
     );
     let n = cands.len();
-    // One full-size buffer at a time beside the classes: the map is made in place.
-    let (width, height, confidence_votes) = (fused.width, fused.height, fused.winning_sum);
-    let unmapped: u64 = fused.unmapped.iter().sum();
-    let encoded = encode_palette_png(width, height, &fused.classes, &palette).and_then(|png| {
-        drop(fused.classes);
-        let mut map = fused.winning;
-        disagreement_map_in_place(&mut map, n);
-        Ok((png, encode_grey_png(width, height, &map)?))
-    });
+    let (confidence_votes, unmapped) = (fused.winning_sum, fused.unmapped.iter().sum());
+    let encoded = encode_palette_png(fused.width, fused.height, &fused.classes, &palette)
+        .and_then(|png| Ok((png, fused.disagreement_png?)));
     Ok(encoded.map(|(png, disagreement_png)| ImageOutcome {
         png,
         disagreement_png,
@@ -677,9 +671,10 @@ struct StreamFused {
     width: u32,
     height: u32,
     classes: Vec<u8>,
-    /// Votes for the winner, per pixel (for the disagreement map) and in total.
-    winning: Vec<u8>,
+    /// Votes for the winner, in total (for the confidence).
     winning_sum: u64,
+    /// The disagreement map, encoded while the rows were decided.
+    disagreement_png: Result<Vec<u8>, png::EncodingError>,
     agreement: AgreementCounts,
     /// Per included worker: pixels whose colour matched none of its labels.
     unmapped: Vec<u64>,
@@ -696,12 +691,22 @@ fn stream_vote(
     let (width, height) = cands[0].size;
     let w = width as usize;
     let mut classes = vec![0u8; w * height as usize];
-    let mut winning = vec![0u8; w * height as usize];
     let mut winning_sum = 0u64;
     let mut agreement = AgreementCounts::new(cands.len());
+    // The disagreement map is encoded as the rows are decided: it is never held whole.
+    let table = disagreement_table(cands.len());
+    let mut map = GreyRowEncoder::new(width, height);
+    let mut map_row = vec![0u8; w];
     let mut emit = |y: usize, window: &[Rows<'_>], out: &[u8], win: &[u8]| {
         classes[y * w..(y + 1) * w].copy_from_slice(out);
-        winning[y * w..(y + 1) * w].copy_from_slice(win);
+        if let Ok(enc) = map.as_mut() {
+            for (m, &v) in map_row.iter_mut().zip(win) {
+                *m = table[usize::from(v)];
+            }
+            if let Err(e) = enc.write_row(&map_row) {
+                map = Err(e);
+            }
+        }
         // Per row the sum fits in u32 (width × 255), which vectorises well.
         winning_sum += u64::from(win.iter().map(|&v| u32::from(v)).sum::<u32>());
         let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
@@ -732,14 +737,15 @@ fn stream_vote(
         }
         unmapped
     };
+    let disagreement_png = map.and_then(GreyRowEncoder::finish);
     Ok(StreamFused {
         width,
         height,
         classes,
-        winning,
         winning_sum,
         agreement,
         unmapped,
+        disagreement_png,
     })
 }
 

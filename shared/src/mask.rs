@@ -455,13 +455,58 @@ pub fn encode_palette_png(
     encode(width, height, data, ColorType::Indexed, Some(plte))
 }
 
-/// Encodes an 8-bit greyscale PNG.
-pub fn encode_grey_png(
-    width: u32,
-    height: u32,
-    data: &[u8],
-) -> Result<Vec<u8>, png::EncodingError> {
-    encode(width, height, data, ColorType::Grayscale, None)
+/// An 8-bit greyscale PNG written row by row, so the image is never held whole.
+pub struct GreyRowEncoder {
+    writer: png::StreamWriter<'static, SharedBuf>,
+    out: SharedBuf,
+}
+
+/// The encoder's output buffer, shared so that it can be taken back once the stream is done
+/// (the stream writer owns its sink).
+#[derive(Clone, Default)]
+struct SharedBuf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for GreyRowEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GreyRowEncoder").finish_non_exhaustive()
+    }
+}
+
+impl GreyRowEncoder {
+    /// Starts a `width`×`height` greyscale PNG.
+    pub fn new(width: u32, height: u32) -> Result<Self, png::EncodingError> {
+        let out = SharedBuf::default();
+        let mut enc = png::Encoder::new(out.clone(), width, height);
+        enc.set_color(ColorType::Grayscale);
+        enc.set_depth(BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        Ok(Self {
+            writer: enc.write_header()?.into_stream_writer()?,
+            out,
+        })
+    }
+
+    /// Appends one row (`width` bytes).
+    pub fn write_row(&mut self, row: &[u8]) -> Result<(), png::EncodingError> {
+        use std::io::Write as _;
+        self.writer.write_all(row).map_err(png::EncodingError::from)
+    }
+
+    /// Ends the image (after every row was written) and returns the PNG.
+    pub fn finish(self) -> Result<Vec<u8>, png::EncodingError> {
+        self.writer.finish()?;
+        Ok(self.out.0.take())
+    }
 }
 
 fn encode(
