@@ -4,10 +4,6 @@
 use crate::mask::ABSTAIN;
 use crate::vote::round5;
 
-/// Pixels compared at once when a whole span agrees (the common case): long, then short.
-const LONG_SPAN: usize = 512;
-const SPAN: usize = 32;
-
 /// Running counts for one image's included workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementCounts {
@@ -33,67 +29,24 @@ impl AgreementCounts {
         }
     }
 
-    /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row.
-    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8]) {
-        let w = consensus.len();
-        let mut x = 0;
-        while x < w {
-            // A long span where every worker equals the consensus and nobody abstains adds its
-            // length to every count; so does each short span of one that is not.
-            let long = (x + LONG_SPAN).min(w);
-            if long - x == LONG_SPAN && self.unanimous(rows, consensus, x, long) {
-                self.add_all((long - x) as u64);
-                x = long;
-                continue;
-            }
-            for a in (x..long).step_by(SPAN) {
-                let b = (a + SPAN).min(long);
-                if self.unanimous(rows, consensus, a, b) {
-                    self.add_all((b - a) as u64);
-                } else {
-                    self.count_span(rows, consensus, a, b);
-                }
-            }
-            x = long;
+    /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row and
+    /// `winning` its vote counts. A pixel whose winner got every worker's vote is unanimous
+    /// (every count grows by one); that one comparison per pixel spares the per-worker and
+    /// per-pair work everywhere but where workers disagreed.
+    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
+        let n = self.workers;
+        let unanimous = winning.iter().filter(|&&v| usize::from(v) == n).count();
+        self.add_all(unanimous as u64);
+        if unanimous == winning.len() {
+            return;
         }
-    }
-
-    fn unanimous(&self, rows: &[&[u8]], consensus: &[u8], a: usize, b: usize) -> bool {
-        let span = &consensus[a..b];
-        !span.contains(&ABSTAIN) && rows.iter().all(|r| &r[a..b] == span)
-    }
-
-    fn add_all(&mut self, n: u64) {
-        self.voting
-            .iter_mut()
-            .chain(&mut self.matching)
-            .for_each(|c| *c += n);
-        self.pair_both
-            .iter_mut()
-            .chain(&mut self.pair_equal)
-            .for_each(|c| *c += n);
-    }
-
-    /// A short span pixel by pixel: unanimous pixels (found with byte compares that
-    /// vectorise) count at once; only the others pay for every worker and pair.
-    fn count_span(&mut self, rows: &[&[u8]], consensus: &[u8], a: usize, b: usize) {
-        let n = b - a;
-        let first = &rows[0][a..b];
-        let mut same = [true; SPAN];
-        for r in &rows[1..] {
-            for ((s, x), y) in same.iter_mut().zip(&r[a..b]).zip(first) {
-                *s &= x == y;
-            }
-        }
-        let mut unanimous = 0u64;
-        for k in 0..n {
-            let px = a + k;
-            if same[k] && first[k] != ABSTAIN && first[k] == consensus[px] {
-                unanimous += 1;
-                continue;
-            }
+        for (px, _) in winning
+            .iter()
+            .enumerate()
+            .filter(|&(_, &v)| usize::from(v) != n)
+        {
             let mut p = 0;
-            for i in 0..self.workers {
+            for i in 0..n {
                 let u = rows[i][px];
                 if u != ABSTAIN {
                     self.voting[i] += 1;
@@ -109,7 +62,17 @@ impl AgreementCounts {
                 }
             }
         }
-        self.add_all(unanimous);
+    }
+
+    fn add_all(&mut self, n: u64) {
+        self.voting
+            .iter_mut()
+            .chain(&mut self.matching)
+            .for_each(|c| *c += n);
+        self.pair_both
+            .iter_mut()
+            .chain(&mut self.pair_equal)
+            .for_each(|c| *c += n);
     }
 
     /// Worker i's share of voting pixels equal to the consensus (5 decimals); 1.0 when it
@@ -156,13 +119,25 @@ pub fn disagreement_table(workers: usize) -> [u8; 256] {
 mod tests {
     use super::*;
 
+    /// Adds a row whose winning counts are those of `consensus` (as the vote gives them).
+    fn add(c: &mut AgreementCounts, rows: &[&[u8]], consensus: &[u8]) {
+        let winning: Vec<u8> = (0..consensus.len())
+            .map(|x| {
+                rows.iter()
+                    .filter(|r| r[x] != ABSTAIN && r[x] == consensus[x])
+                    .count() as u8
+            })
+            .collect();
+        c.add_row(rows, consensus, &winning);
+    }
+
     #[test]
     fn agreement_counts_votes_against_the_consensus() {
         let a = [1u8, 1, 2, ABSTAIN];
         let b = [1u8, 2, 2, 2];
         let consensus = [1u8, 1, 2, 2];
         let mut c = AgreementCounts::new(2);
-        c.add_row(&[&a, &b], &consensus);
+        add(&mut c, &[&a, &b], &consensus);
         assert_eq!(
             c.agreement(0),
             1.0,
@@ -177,14 +152,14 @@ mod tests {
     fn agreeing_spans_count_like_pixels() {
         let row: Vec<u8> = (0..1300).map(|i| (i % 3) as u8).collect();
         let mut fast = AgreementCounts::new(3);
-        fast.add_row(&[&row, &row, &row], &row);
+        add(&mut fast, &[&row, &row, &row], &row);
         assert_eq!((fast.agreement(2), fast.mean_pairwise()), (1.0, Some(1.0)));
         assert_eq!(fast.voting, vec![1300; 3]);
         let mut other = row.clone();
         other[650] = 9;
         other[1299] = ABSTAIN;
         let mut slow = AgreementCounts::new(3);
-        slow.add_row(&[&row, &row, &other], &row);
+        add(&mut slow, &[&row, &row, &other], &row);
         assert_eq!(slow.voting, vec![1300, 1300, 1299]);
         assert_eq!(slow.matching, vec![1300, 1300, 1298]);
         assert_eq!(slow.pair_both, vec![1300, 1299, 1299]);
@@ -194,7 +169,7 @@ mod tests {
     #[test]
     fn one_worker_has_no_pairwise_agreement() {
         let mut c = AgreementCounts::new(1);
-        c.add_row(&[&[1, 2]], &[1, 2]);
+        add(&mut c, &[&[1, 2]], &[1, 2]);
         assert_eq!(c.mean_pairwise(), None);
         assert_eq!(c.agreement(0), 1.0);
     }

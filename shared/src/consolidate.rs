@@ -710,7 +710,7 @@ fn stream_vote(
         // Per row the sum fits in u32 (width × 255), which vectorises well.
         winning_sum += u64::from(win.iter().map(|&v| u32::from(v)).sum::<u32>());
         let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
-        agreement.add_row(&current, out);
+        agreement.add_row(&current, out, win);
     };
     let unmapped = if threads > 1 && cands.len() > 1 {
         vote_decoding_in_parallel(cands, fusion, &mut emit)?
