@@ -874,17 +874,7 @@ fn prepare(
     let png = base64::engine::general_purpose::STANDARD
         .decode(answer.labeled_image.png_image_data.trim())
         .map_err(Exclusion::Base64)?;
-    let (width, height) = png_dimensions(&png).map_err(Exclusion::Mask)?;
-    if width == 0 || height == 0 {
-        return Err(Exclusion::Mask(MaskError::Empty));
-    }
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(Exclusion::Mask(MaskError::TooLarge {
-            width,
-            height,
-            max: max_pixels,
-        }));
-    }
+    let (width, height) = png_dimensions(&png, max_pixels).map_err(Exclusion::Mask)?;
     if let Some(p) = answer.input_image_properties
         && (p.width, p.height) != (width, height)
     {

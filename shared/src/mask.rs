@@ -79,7 +79,9 @@ pub struct Decoded {
 }
 
 /// Reads only the PNG header: `(width, height)`.
-pub fn png_dimensions(png_bytes: &[u8]) -> Result<(u32, u32), MaskError> {
+///
+/// Refuses empty images and images over `max_pixels`: what a header alone can show.
+pub fn png_dimensions(png_bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), MaskError> {
     let mut dec = png::Decoder::new_with_limits(
         Cursor::new(png_bytes),
         png::Limits {
@@ -87,7 +89,23 @@ pub fn png_dimensions(png_bytes: &[u8]) -> Result<(u32, u32), MaskError> {
         },
     );
     let info = dec.read_header_info()?;
+    check_size(info.width, info.height, max_pixels)?;
     Ok((info.width, info.height))
+}
+
+/// An image must have pixels, and no more than `max_pixels` of them.
+fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), MaskError> {
+    if width == 0 || height == 0 {
+        return Err(MaskError::Empty);
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(MaskError::TooLarge {
+            width,
+            height,
+            max: max_pixels,
+        });
+    }
+    Ok(())
 }
 
 /// Decodes a worker PNG of any colour type and bit depth into class indices, whole.
@@ -177,16 +195,7 @@ impl<'a> MaskReader<'a> {
                 info.bit_depth,
             )
         };
-        if width == 0 || height == 0 {
-            return Err(MaskError::Empty);
-        }
-        if u64::from(width) * u64::from(height) > max_pixels {
-            return Err(MaskError::TooLarge {
-                width,
-                height,
-                max: max_pixels,
-            });
-        }
+        check_size(width, height, max_pixels)?;
         let indexed8 = color == ColorType::Indexed && depth == BitDepth::Eight;
         dec.set_transformations(if indexed8 {
             Transformations::IDENTITY
