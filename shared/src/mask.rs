@@ -460,8 +460,21 @@ pub fn encode_palette_png(
     data: &[u8],
     palette: &[Rgb],
 ) -> Result<Vec<u8>, png::EncodingError> {
-    let plte: Vec<u8> = palette.iter().flat_map(|c| [c.0, c.1, c.2]).collect();
-    encode(width, height, data, ColorType::Indexed, Some(plte))
+    let mut out = Vec::with_capacity(data.len() / 8 + 1024);
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(ColorType::Indexed);
+    enc.set_depth(BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    enc.set_palette(
+        palette
+            .iter()
+            .flat_map(|c| [c.0, c.1, c.2])
+            .collect::<Vec<u8>>(),
+    );
+    let mut w = enc.write_header()?;
+    w.write_image_data(data)?;
+    w.finish()?;
+    Ok(out)
 }
 
 /// An 8-bit greyscale PNG written row by row, so the image is never held whole.
@@ -519,27 +532,6 @@ impl GreyRowEncoder {
         self.writer.finish()?;
         Ok(self.out.0.take())
     }
-}
-
-fn encode(
-    width: u32,
-    height: u32,
-    data: &[u8],
-    color: ColorType,
-    plte: Option<Vec<u8>>,
-) -> Result<Vec<u8>, png::EncodingError> {
-    let mut out = Vec::with_capacity(data.len() / 8 + 1024);
-    let mut enc = png::Encoder::new(&mut out, width, height);
-    enc.set_color(color);
-    enc.set_depth(BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    if let Some(p) = plte {
-        enc.set_palette(p);
-    }
-    let mut w = enc.write_header()?;
-    w.write_image_data(data)?;
-    w.finish()?;
-    Ok(out)
 }
 
 #[cfg(test)]
