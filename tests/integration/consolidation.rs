@@ -1,6 +1,6 @@
 //! SPEC §3 and §6 through the service over a local store: exclusions, failures, keys, labels.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -9,7 +9,7 @@ use gtseg_tests::events::OTHER_COLORS;
 use gtseg_tests::fixtures::{
     Background, LABELS, Scene, TAB10, answer_json, decode_indexed, hex, mappings_for, worker_png,
 };
-use gtseg_tests::temp_dir;
+use gtseg_tests::{files_under, temp_dir};
 use serde_json::{Value, json};
 
 const OUT: &str = "s3://test-bucket/out/job/annotations";
@@ -83,19 +83,6 @@ fn mask_of(dir: &Path, item: &Value) -> (u32, u32, Vec<u8>, Vec<u8>, bool) {
         .as_str()
         .unwrap();
     decode_indexed(&std::fs::read(dir.join(uri.strip_prefix("s3://").unwrap())).unwrap())
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test]

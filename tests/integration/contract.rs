@@ -7,21 +7,10 @@ use gtseg::event::{
     ConsolidationEvent, LabelCategoryConfig, PayloadItem, PreAnnotationEvent, WorkerAnswer,
     find_answer_object,
 };
-use gtseg_tests::{events, workspace_root};
+use gtseg_tests::{events, files_under, workspace_root};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            json_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "json") {
-            out.push(p);
-        }
-    }
-}
 
 /// Parse → serialise → parse gives the same typed value, and the serialised JSON keeps every
 /// field the original had (nothing we own is dropped).
@@ -39,8 +28,10 @@ fn round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(
 
 #[test]
 fn every_event_file_round_trips_through_the_wire_types() {
-    let mut files = Vec::new();
-    json_files(&workspace_root().join("events"), &mut files);
+    let files: Vec<PathBuf> = files_under(&workspace_root().join("events"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
     assert!(
         files.len() >= 7,
         "expected the sample events, found {files:?}"

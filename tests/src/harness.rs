@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::workspace_root;
+use crate::{files_under, workspace_root};
 
 /// True when `tool` can be run. In CI a missing tool fails the test; elsewhere the test is
 /// skipped with a message that says what to install.
@@ -173,20 +173,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("dir") {
-        let p = e.expect("entry").path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 /// cargo-lambda's Lambda runtime emulator (`cargo lambda watch --only-lambda-apis`), serving

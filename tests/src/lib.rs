@@ -45,17 +45,29 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Every file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("readable dir") {
+        let p = e.expect("dir entry").path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Copies a directory tree (for a writable copy of `events/store`).
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let dst = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &dst)?;
-        } else {
-            std::fs::copy(e.path(), dst)?;
+    for file in files_under(from) {
+        let dst = to.join(file.strip_prefix(from).expect("under the source"));
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d)?;
         }
+        std::fs::copy(&file, dst)?;
     }
     Ok(())
 }
