@@ -130,6 +130,8 @@ struct WorkerInput {
 #[derive(Debug)]
 struct ImageInput {
     id: String,
+    /// The mask's file name, from the id (see [`object_file_name`]).
+    file: String,
     workers: Vec<WorkerInput>,
 }
 
@@ -206,12 +208,12 @@ pub async fn consolidate_batch<S: ObjectStore>(
                    "duplicate datasetObjectId in the payload: only its first occurrence is consolidated");
             continue;
         }
-        if object_file_name(&item.dataset_object_id).is_err() {
+        let Ok(file) = object_file_name(&item.dataset_object_id) else {
             error!(dataset_object_id = %item.dataset_object_id, payload_index = i,
                    "image skipped: its datasetObjectId is empty or longer than 512 bytes");
             continue;
-        }
-        unique.push(item);
+        };
+        unique.push((item, file));
     }
     drop(items);
     let images = read_images(store, ctx.limits, unique).await;
@@ -244,19 +246,15 @@ pub async fn consolidate_batch<S: ObjectStore>(
                 continue;
             }
         };
-        // Ids without a file name were skipped before reading.
-        let Ok(file) = object_file_name(&image.id) else {
-            continue;
-        };
-        let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{file}"));
-        let map_uri = output.join(&format!("{DISAGREEMENT_FOLDER}/{file}"));
+        let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{}", image.file));
+        let map_uri = output.join(&format!("{DISAGREEMENT_FOLDER}/{}", image.file));
         outcome.report.disagreement_ref = map_uri.to_string();
         for (uri, png) in [
-            (mask_uri.clone(), outcome.png.clone()),
+            (mask_uri.clone(), std::mem::take(&mut outcome.png)),
             (map_uri, std::mem::take(&mut outcome.disagreement_png)),
         ] {
             while writes.len() >= IO_CONCURRENCY {
-                join_write(&mut writes).await?;
+                join_next(&mut writes).await.unwrap_or(Ok(()))?;
             }
             let (store, opts, id) = (store.clone(), opts.clone(), image.id.clone());
             writes.spawn(async move {
@@ -272,7 +270,7 @@ pub async fn consolidate_batch<S: ObjectStore>(
         pending.push((image.id, mask_uri, outcome));
     }
     while !writes.is_empty() {
-        join_write(&mut writes).await?;
+        join_next(&mut writes).await.unwrap_or(Ok(()))?;
     }
 
     let job_name = job_name(&event.labeling_job_arn);
@@ -298,13 +296,12 @@ pub async fn consolidate_batch<S: ObjectStore>(
     Ok(response)
 }
 
-async fn join_write(
-    writes: &mut tokio::task::JoinSet<Result<(), BatchError>>,
-) -> Result<(), BatchError> {
-    match writes.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
-        None => Ok(()),
+/// The next finished task of `tasks` (`None` when there is none). A task that panicked
+/// panics here too, so no image or write can vanish silently.
+async fn join_next<T: 'static>(tasks: &mut tokio::task::JoinSet<T>) -> Option<T> {
+    match tasks.join_next().await? {
+        Ok(v) => Some(v),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
@@ -312,24 +309,21 @@ async fn join_write(
 async fn read_images<S: ObjectStore>(
     store: &S,
     limits: Limits,
-    items: Vec<PayloadItem>,
+    items: Vec<(PayloadItem, String)>,
 ) -> Vec<ImageInput> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut slots: Vec<Option<ImageInput>> = (0..items.len()).map(|_| None).collect();
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, (item, file)) in items.into_iter().enumerate() {
         while tasks.len() >= IO_CONCURRENCY {
-            if let Some(Ok((k, img))) = tasks.join_next().await {
+            if let Some((k, img)) = join_next(&mut tasks).await {
                 slots[k] = Some(img);
             }
         }
         let store = store.clone();
-        tasks.spawn(async move { (i, read_image(&store, &limits, item).await) });
+        tasks.spawn(async move { (i, read_image(&store, &limits, item, file).await) });
     }
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((k, img)) => slots[k] = Some(img),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+    while let Some((k, img)) = join_next(&mut tasks).await {
+        slots[k] = Some(img);
     }
     slots.into_iter().flatten().collect()
 }
@@ -380,7 +374,12 @@ fn output_prefix(event: &ConsolidationEvent, payload: &S3Uri) -> Result<S3Uri, B
 }
 
 /// Reads every answer of one image (inline or from the store) and parses it.
-async fn read_image<S: ObjectStore>(store: &S, limits: &Limits, item: PayloadItem) -> ImageInput {
+async fn read_image<S: ObjectStore>(
+    store: &S,
+    limits: &Limits,
+    item: PayloadItem,
+    file: String,
+) -> ImageInput {
     let mut workers = Vec::with_capacity(item.annotations.len());
     for (n, ann) in item.annotations.into_iter().enumerate() {
         let answer = if n >= limits.max_answers_per_image {
@@ -395,6 +394,7 @@ async fn read_image<S: ObjectStore>(store: &S, limits: &Limits, item: PayloadIte
     }
     ImageInput {
         id: item.dataset_object_id,
+        file,
         workers,
     }
 }
