@@ -24,21 +24,23 @@ pub struct ShapeError {
 
 /// Parses `value` as `T`, naming the JSON path of the first bad field in the error.
 pub fn from_value<T: DeserializeOwned>(what: &'static str, value: &Value) -> Result<T, ShapeError> {
-    serde_path_to_error::deserialize(value).map_err(|e| ShapeError {
-        what,
-        path: e.path().to_string(),
-        source: e.into_inner(),
-    })
+    serde_path_to_error::deserialize(value).map_err(|e| ShapeError::at(what, e))
 }
 
 /// Parses JSON text as `T`, naming the JSON path of the first bad field in the error.
 pub fn from_slice<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ShapeError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| ShapeError {
-        what,
-        path: e.path().to_string(),
-        source: e.into_inner(),
-    })
+    serde_path_to_error::deserialize(de).map_err(|e| ShapeError::at(what, e))
+}
+
+impl ShapeError {
+    fn at(what: &'static str, e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        Self {
+            what,
+            path: e.path().to_string(),
+            source: e.into_inner(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
