@@ -13,6 +13,9 @@ ENVIRONMENT:
   MAX_THREADS             Images of a batch decoded at once (default: every available core).
   LOW_AGREEMENT_THRESHOLD Mean pairwise agreement below which an image's report says
                           low-agreement (default 0.8).
+  CONSOLIDATION_ALGORITHM majority (default): per-pixel plurality, as Ground Truth does.
+                          weighted: votes weighed by each worker's reliability, estimated
+                          over the whole batch (Dawid-Skene EM); decodes every mask twice.
   ASSUME_JOB_ROLE         true: consolidation reads the payload and answers and writes the masks
                           with credentials from assuming the event's roleArn (default false).
   ALLOWED_BUCKETS         Comma-separated buckets; when set, every S3 read and write outside them
@@ -68,6 +71,29 @@ pub struct Config {
     pub threads: usize,
     /// `LOW_AGREEMENT_THRESHOLD`: mean pairwise agreement below which an image is flagged.
     pub low_agreement_threshold: f64,
+    /// `CONSOLIDATION_ALGORITHM`: how the workers' masks are fused.
+    pub algorithm: Algorithm,
+}
+
+/// How the workers' masks of an image are fused (`CONSOLIDATION_ALGORITHM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Per-pixel plurality with a neighbourhood tie-break ([`crate::vote::Majority`]).
+    #[default]
+    Majority,
+    /// Votes weighed by each worker's reliability, estimated over the batch
+    /// ([`crate::weighted`]).
+    Weighted,
+}
+
+impl Algorithm {
+    /// The name in the environment and in the metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Majority => "majority",
+            Self::Weighted => "weighted",
+        }
+    }
 }
 
 impl Default for Config {
@@ -81,6 +107,7 @@ impl Default for Config {
             allowed_buckets: None,
             threads: cores(),
             low_agreement_threshold: 0.8,
+            algorithm: Algorithm::Majority,
         }
     }
 }
@@ -136,6 +163,20 @@ impl Config {
                         });
                     }
                 },
+            },
+            algorithm: match get("CONSOLIDATION_ALGORITHM")
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("" | "majority") => Algorithm::Majority,
+                Some("weighted") => Algorithm::Weighted,
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "CONSOLIDATION_ALGORITHM",
+                        value: get("CONSOLIDATION_ALGORITHM").unwrap_or_default(),
+                        expected: "majority or weighted",
+                    });
+                }
             },
             assume_job_role: match get("ASSUME_JOB_ROLE")
                 .map(|v| v.trim().to_ascii_lowercase())
@@ -215,6 +256,12 @@ mod tests {
                 .assume_job_role
         );
         assert!(c.endpoint_override);
+        assert_eq!(c.algorithm, Algorithm::Majority);
+        let weighted = |k: &str| (k == "CONSOLIDATION_ALGORITHM").then(|| " Weighted".into());
+        assert_eq!(
+            Config::from_lookup(weighted).unwrap().algorithm,
+            Algorithm::Weighted
+        );
         assert_eq!(c.label_category_config.as_deref(), Some("s3://b/l.json"));
     }
 
@@ -224,6 +271,7 @@ mod tests {
             ("ASSUME_JOB_ROLE", "maybe"),
             ("ALLOWED_BUCKETS", "ok,../etc"),
             ("LOW_AGREEMENT_THRESHOLD", "1.5"),
+            ("CONSOLIDATION_ALGORITHM", "best"),
             ("MAX_PIXELS", "lots"),
             ("MAX_ANSWERS_PER_IMAGE", "255"),
             ("MAX_PAYLOAD_BYTES", "0"),

@@ -7,8 +7,8 @@
 //! only an unreadable event or payload, or a failed write, fails the batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 
 use crate::agreement::{AgreementCounts, disagreement_table};
-use crate::config::Limits;
+use crate::config::{Algorithm, Limits};
 use crate::event::{
     AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent, ConsolidationReport,
     ConsolidationResponseItem, ExcludedWorker, PayloadItem, SEGMENTATION_TYPE,
@@ -30,7 +30,8 @@ use crate::mask::{
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
-use crate::vote::{Fusion, Rows, confidence, fuse_streaming};
+use crate::vote::{Fusion, Majority, Rows, confidence, stream_windows};
+use crate::weighted::{Census, CrowdModel, ImageVotes};
 
 /// The folder under `outputConfig` where consolidated masks go.
 pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
@@ -154,7 +155,8 @@ struct ImageOutcome {
 #[derive(Debug, Clone)]
 pub struct BatchContext {
     pub limits: Limits,
-    pub fusion: Arc<dyn Fusion>,
+    /// `CONSOLIDATION_ALGORITHM`.
+    pub algorithm: Algorithm,
     /// The labels from `LABEL_CATEGORY_CONFIG`, when configured.
     pub configured_labels: Option<ClassList>,
     /// The `creation-date` to stamp (the clock is read at the edge).
@@ -329,33 +331,79 @@ async fn read_images<S: ObjectStore>(
 }
 
 /// Decides every image on `ctx.parallelism` threads; results in input order.
+///
+/// With the weighted algorithm, every image is first decoded once for its census, the crowd
+/// model is fitted to the whole batch, and the images are then decoded again into the vote.
 fn decide_all(
     images: Vec<ImageInput>,
     classes: &ClassList,
     ctx: &BatchContext,
 ) -> Vec<(ImageInput, Decision)> {
-    let next = AtomicUsize::new(0);
     // Spare cores (fewer images than threads) decode an image's workers in parallel.
     let per_image = (ctx.parallelism / images.len().max(1)).max(1);
-    let slots: Vec<Mutex<Option<Decision>>> = images.iter().map(|_| Mutex::new(None)).collect();
+    let selections = par_map(images.iter().collect(), ctx.parallelism, |image| {
+        select(image, classes, ctx.limits.max_pixels)
+    });
+    let (selections, model) = match ctx.algorithm {
+        Algorithm::Majority => (selections, None),
+        Algorithm::Weighted => {
+            let counted = par_map(selections, ctx.parallelism, |mut sel| {
+                let census = stream_until_decoded(&mut sel, |cands| census(cands, per_image));
+                (sel, census)
+            });
+            let votes: Vec<ImageVotes<'_>> = counted
+                .iter()
+                .filter_map(|(sel, census)| {
+                    Some(ImageVotes {
+                        workers: sel.worker_ids(),
+                        patterns: census.as_ref()?.patterns(),
+                    })
+                })
+                .collect();
+            let model = CrowdModel::fit(classes.num_classes(), &votes);
+            info!(
+                workers = model.worker_count(),
+                iterations = model.iterations,
+                "crowd model fitted to the batch"
+            );
+            (
+                counted.into_iter().map(|(sel, _)| sel).collect(),
+                Some(model),
+            )
+        }
+    };
+    let decisions = par_map(selections, ctx.parallelism, |sel| {
+        decide_image(sel, classes, ctx, model.as_ref(), per_image)
+    });
+    images.into_iter().zip(decisions).collect()
+}
+
+/// `f` over every item on up to `threads` threads; results in input order. A panic in `f`
+/// is re-raised here (by the thread scope).
+fn par_map<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let next = AtomicUsize::new(0);
+    let inputs: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let outputs: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..ctx.parallelism.clamp(1, images.len().max(1)) {
+        for _ in 0..threads.clamp(1, n.max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(image) = images.get(i) else { break };
-                    let d = decide_image(image, classes, ctx, per_image);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(d);
+                    let Some(slot) = inputs.get(i) else { break };
+                    if let Some(item) = slot.lock().ok().and_then(|mut t| t.take()) {
+                        let r = f(item);
+                        if let Ok(mut out) = outputs[i].lock() {
+                            *out = Some(r);
+                        }
                     }
                 }
             });
         }
     });
-    images
+    outputs
         .into_iter()
-        .zip(slots)
-        .filter_map(|(img, slot)| slot.into_inner().ok().flatten().map(|d| (img, d)))
+        .filter_map(|o| o.into_inner().ok().flatten())
         .collect()
 }
 
@@ -468,23 +516,31 @@ fn class_list(
     Ok((classes, vec![w]))
 }
 
-/// Decodes, checks and votes one image. `Err` holds the exclusions when no answer is usable.
-///
-/// Every check that needs no pixel data runs first. The included PNGs are then decoded in
-/// lockstep, row by row, straight into the vote, so no worker's mask is ever held whole. A PNG
-/// that turns out corrupt mid-stream excludes its worker and the vote restarts without it.
-fn decide_image(
-    image: &ImageInput,
-    classes: &ClassList,
-    ctx: &BatchContext,
-    threads: usize,
-) -> Decision {
-    let (limits, fusion) = (&ctx.limits, ctx.fusion.as_ref());
+/// One image's answers after the checks that need no pixel data: the candidates for the
+/// vote, and the answers excluded so far with their reasons.
+struct Selection<'a> {
+    image: &'a ImageInput,
+    cands: Vec<Candidate<'a>>,
+    excluded: Vec<ExcludedWorker>,
+}
+
+impl Selection<'_> {
+    fn worker_ids(&self) -> Vec<&str> {
+        self.cands
+            .iter()
+            .map(|c| c.worker.worker_id.as_str())
+            .collect()
+    }
+}
+
+/// Runs every check on an image's answers that needs no pixel data: labels, colours, base64,
+/// PNG header, size. The reference size is the most common one (ties: the earliest worker's).
+fn select<'a>(image: &'a ImageInput, classes: &ClassList, max_pixels: u64) -> Selection<'a> {
     let mut excluded = Vec::new();
     let mut cands: Vec<Candidate<'_>> = Vec::new();
     for w in &image.workers {
         let prepared = w.answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
-            prepare(a, classes, limits.max_pixels)
+            prepare(a, classes, max_pixels)
                 .map(|Prepared { png, lookup, size }| Candidate {
                     worker: w,
                     answer: a,
@@ -502,7 +558,6 @@ fn decide_image(
             }),
         }
     }
-    // The reference size is the most common one (ties: the earliest worker's).
     let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
     for c in &cands {
         *counts.entry(c.size).or_default() += 1;
@@ -522,27 +577,80 @@ fn decide_image(
             ok
         });
     }
-    let fused = loop {
-        if cands.is_empty() {
-            if image.workers.is_empty() {
-                excluded.push(ExcludedWorker {
-                    worker_id: String::new(),
-                    reason: "the image has zero answers".into(),
-                });
-            }
-            sort_by_payload_order(&mut excluded, image);
-            return Err(excluded);
-        }
-        match stream_vote(&cands, fusion, threads) {
-            Ok(done) => break done,
+    Selection {
+        image,
+        cands,
+        excluded,
+    }
+}
+
+/// Runs `pass` (which decodes the candidates' PNGs) until it succeeds: a PNG that turns out
+/// corrupt mid-stream excludes its worker and the pass restarts without it. `None` when no
+/// candidate is left.
+fn stream_until_decoded<T>(
+    sel: &mut Selection<'_>,
+    mut pass: impl FnMut(&[Candidate<'_>]) -> Result<T, (usize, Exclusion)>,
+) -> Option<T> {
+    while !sel.cands.is_empty() {
+        match pass(&sel.cands) {
+            Ok(done) => return Some(done),
             Err((i, e)) => {
-                let c = cands.remove(i);
-                excluded.push(ExcludedWorker {
+                let c = sel.cands.remove(i);
+                sel.excluded.push(ExcludedWorker {
                     worker_id: c.worker.worker_id.clone(),
                     reason: e.to_string(),
                 });
             }
         }
+    }
+    None
+}
+
+/// Decodes the candidates in lockstep into a [`Census`] of their votes (weighted fusion).
+fn census(cands: &[Candidate<'_>], threads: usize) -> Result<Census, (usize, Exclusion)> {
+    let mut census = Census::new(cands.len());
+    stream_decoded(cands, threads, |_, window| census.add_row(window))?;
+    Ok(census)
+}
+
+/// Decodes and votes one image. `Err` holds the exclusions when no answer is usable.
+///
+/// The included PNGs are decoded in lockstep, row by row, straight into the vote, so no
+/// worker's mask is ever held whole. With a crowd `model`, the vote is the weighted one.
+fn decide_image(
+    mut sel: Selection<'_>,
+    classes: &ClassList,
+    ctx: &BatchContext,
+    model: Option<&CrowdModel>,
+    threads: usize,
+) -> Decision {
+    let image = sel.image;
+    let fusion = |cands: &[Candidate<'_>]| -> Box<dyn Fusion> {
+        match model {
+            Some(m) => {
+                let ids: Vec<&str> = cands.iter().map(|c| c.worker.worker_id.as_str()).collect();
+                Box::new(m.fusion(&ids))
+            }
+            None => Box::new(Majority),
+        }
+    };
+    let fused = stream_until_decoded(&mut sel, |cands| {
+        stream_vote(cands, fusion(cands).as_ref(), threads)
+    });
+    let Selection {
+        cands,
+        mut excluded,
+        ..
+    } = sel;
+    let Some(fused) = fused else {
+        if image.workers.is_empty() {
+            excluded.push(ExcludedWorker {
+                worker_id: String::new(),
+                reason: "the image has zero answers".into(),
+            });
+        }
+        sort_by_payload_order(&mut excluded, image);
+        return Err(excluded);
     };
     sort_by_payload_order(&mut excluded, image);
 
@@ -557,12 +665,19 @@ fn decide_image(
     }
     let palette = assign_palette(&preferred);
     let pixels = u64::from(fused.width) * u64::from(fused.height);
+    let weights: Option<Vec<f64>> = model.map(|m| {
+        cands
+            .iter()
+            .map(|c| m.weight(&c.worker.worker_id))
+            .collect()
+    });
     let report = agreement_report(
         image,
         &cands,
         &fused,
         &excluded,
-        fusion.name(),
+        ctx.algorithm,
+        weights.as_deref(),
         ctx.low_agreement_threshold,
     );
     let n = cands.len();
@@ -589,7 +704,8 @@ fn agreement_report(
     cands: &[Candidate<'_>],
     fused: &StreamFused,
     excluded: &[ExcludedWorker],
-    algorithm: &str,
+    algorithm: Algorithm,
+    weights: Option<&[f64]>,
     threshold: f64,
 ) -> ConsolidationReport {
     let mut reasons: Vec<&ExcludedWorker> = excluded.iter().collect();
@@ -603,7 +719,7 @@ fn agreement_report(
                     included: true,
                     agreement: Some(fused.agreement.agreement(k)),
                     unmapped_pixels: Some(fused.unmapped[k]),
-                    weight: None,
+                    weight: weights.map(|w| w[k]),
                     reason: None,
                 },
                 None => {
@@ -625,7 +741,7 @@ fn agreement_report(
         .collect();
     let mean = fused.agreement.mean_pairwise();
     ConsolidationReport {
-        algorithm: algorithm.to_owned(),
+        algorithm: algorithm.name().to_owned(),
         workers,
         mean_pairwise_agreement: mean,
         low_agreement: mean.is_some_and(|m| m < threshold),
@@ -680,9 +796,7 @@ struct StreamFused {
     unmapped: Vec<u64>,
 }
 
-/// Decodes every candidate in lockstep into the vote. On a decoding error, names the
-/// candidate at fault. With `threads` > 1 each worker's PNG is decoded on its own thread,
-/// a few rows ahead of the vote.
+/// Decodes every candidate in lockstep into the vote (see [`stream_decoded`]).
 fn stream_vote(
     cands: &[Candidate<'_>],
     fusion: &dyn Fusion,
@@ -697,7 +811,10 @@ fn stream_vote(
     let table = disagreement_table(cands.len());
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
-    let mut emit = |y: usize, window: &[Rows<'_>], out: &[u8], win: &[u8]| {
+    let (mut out, mut win) = (vec![0u8; w], vec![0u8; w]);
+    let unmapped = stream_decoded(cands, threads, |y, window| {
+        fusion.fuse_row(window, &mut out, &mut win);
+        let (out, win) = (&out, &win);
         classes[y * w..(y + 1) * w].copy_from_slice(out);
         if let Ok(enc) = map.as_mut() {
             for (m, &v) in map_row.iter_mut().zip(win) {
@@ -711,32 +828,7 @@ fn stream_vote(
         winning_sum += u64::from(win.iter().map(|&v| u32::from(v)).sum::<u32>());
         let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
         agreement.add_row(&current, out, win);
-    };
-    let unmapped = if threads > 1 && cands.len() > 1 {
-        vote_decoding_in_parallel(cands, fusion, &mut emit)?
-    } else {
-        let mut readers = Vec::with_capacity(cands.len());
-        for (i, c) in cands.iter().enumerate() {
-            // The pixel limit was checked on the header already.
-            readers.push(
-                MaskReader::new(&c.png, &c.lookup, u64::MAX)
-                    .map_err(|e| (i, Exclusion::Mask(e)))?,
-            );
-        }
-        fuse_streaming(
-            fusion,
-            (width, height),
-            cands.len(),
-            |i, row| readers[i].read_row(row),
-            &mut emit,
-        )
-        .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
-        let mut unmapped = Vec::with_capacity(readers.len());
-        for (i, r) in readers.into_iter().enumerate() {
-            unmapped.push(r.finish().map_err(|e| (i, Exclusion::Mask(e)))?);
-        }
-        unmapped
-    };
+    })?;
     let disagreement_png = map.and_then(GreyRowEncoder::finish);
     Ok(StreamFused {
         width,
@@ -749,6 +841,41 @@ fn stream_vote(
     })
 }
 
+/// Decodes every candidate in lockstep, handing `visit` each row with its 3-row window, and
+/// returns each candidate's count of unmapped pixels. On a decoding error, names the
+/// candidate at fault. With `threads` > 1 each worker's PNG is decoded on its own thread, a
+/// few rows ahead.
+fn stream_decoded(
+    cands: &[Candidate<'_>],
+    threads: usize,
+    visit: impl FnMut(usize, &[Rows<'_>]),
+) -> Result<Vec<u64>, (usize, Exclusion)> {
+    if threads > 1 && cands.len() > 1 {
+        decode_in_parallel(cands, visit)
+    } else {
+        let mut readers = Vec::with_capacity(cands.len());
+        for (i, c) in cands.iter().enumerate() {
+            // The pixel limit was checked on the header already.
+            readers.push(
+                MaskReader::new(&c.png, &c.lookup, u64::MAX)
+                    .map_err(|e| (i, Exclusion::Mask(e)))?,
+            );
+        }
+        stream_windows(
+            cands[0].size,
+            cands.len(),
+            |i, row| readers[i].read_row(row),
+            visit,
+        )
+        .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
+        let mut unmapped = Vec::with_capacity(readers.len());
+        for (i, r) in readers.into_iter().enumerate() {
+            unmapped.push(r.finish().map_err(|e| (i, Exclusion::Mask(e)))?);
+        }
+        Ok(unmapped)
+    }
+}
+
 /// Rows a decoding thread hands over at once.
 const CHUNK_ROWS: usize = 32;
 
@@ -759,12 +886,11 @@ enum Chunk {
     Failed(MaskError),
 }
 
-/// [`fuse_streaming`] with one decoding thread per worker, each at most two chunks ahead
+/// [`stream_windows`] with one decoding thread per worker, each at most two chunks ahead
 /// (bounded memory). Returns each worker's count of unmapped pixels.
-fn vote_decoding_in_parallel(
+fn decode_in_parallel(
     cands: &[Candidate<'_>],
-    fusion: &dyn Fusion,
-    emit: impl FnMut(usize, &[Rows<'_>], &[u8], &[u8]),
+    visit: impl FnMut(usize, &[Rows<'_>]),
 ) -> Result<Vec<u64>, (usize, Exclusion)> {
     let (width, height) = cands[0].size;
     let (w, h) = (width as usize, height as usize);
@@ -806,8 +932,7 @@ fn vote_decoding_in_parallel(
         let mut current: Vec<(Vec<u8>, usize, usize)> =
             (0..cands.len()).map(|_| (Vec::new(), 0, 0)).collect();
         let lost = || MaskError::Png(png::DecodingError::LimitsExceeded);
-        fuse_streaming(
-            fusion,
+        stream_windows(
             (width, height),
             cands.len(),
             |i, row| {
@@ -829,7 +954,7 @@ fn vote_decoding_in_parallel(
                 *next += 1;
                 Ok(())
             },
-            emit,
+            visit,
         )
         .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
         let mut unmapped = Vec::with_capacity(inbox.len());

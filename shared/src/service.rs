@@ -4,7 +4,6 @@
 //! A [`Service`] lives as long as the process (a warm Lambda container), so the label
 //! category configuration is read at most once and then cached.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -21,7 +20,6 @@ use crate::labels::{ClassList, LabelConfigError, parse_label_config};
 use crate::pre::build_task;
 use crate::store::{Guarded, ObjectStore, StoreError};
 use crate::uri::S3Uri;
-use crate::vote::{Fusion, Majority};
 
 /// Why an invocation failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -231,10 +229,9 @@ impl<S: ObjectStore> Service<S> {
         } else {
             Some(self.configured_labels().await?)
         };
-        let fusion: Arc<dyn Fusion> = Arc::new(Majority);
         let ctx = BatchContext {
             limits: self.config.limits,
-            fusion,
+            algorithm: self.config.algorithm,
             configured_labels: configured.cloned(),
             creation_date: format_creation_date(now),
             parallelism: self.config.threads,

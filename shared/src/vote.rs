@@ -94,15 +94,15 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
     }
 }
 
-/// Streams `workers` masks of `width`×`height` through `fusion` with a 3-row window per
-/// worker. `read(i, row)` fills worker i's next row; `emit(y, window, classes, winning)`
-/// receives each decided row in order, with the workers' rows it was decided from. A read error stops the run and names the worker.
-pub fn fuse_streaming<E>(
-    fusion: &dyn Fusion,
+/// Streams `workers` masks of `width`×`height` with a 3-row window per worker: `read(i, row)`
+/// fills worker i's next row, and `visit(y, window)` receives every row in order with the
+/// workers' rows around it (what [`Fusion::fuse_row`] takes). A read error stops the run and
+/// names the worker.
+pub fn stream_windows<E>(
     (width, height): (u32, u32),
     workers: usize,
     mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
-    mut emit: impl FnMut(usize, &[Rows<'_>], &[u8], &[u8]),
+    mut visit: impl FnMut(usize, &[Rows<'_>]),
 ) -> Result<(), (usize, E)> {
     let (w, h) = (width as usize, height as usize);
     // Worker i's row y lives in ring[i][y % 3].
@@ -114,21 +114,17 @@ pub fn fuse_streaming<E>(
             read(i, &mut ring[s..s + w]).map_err(|e| (i, e))?;
         }
     }
-    let mut out = vec![0u8; w];
-    let mut win = vec![0u8; w];
     for y in 0..h {
-        {
-            let row = |i: usize, yy: usize| &ring[slot(i, yy)..slot(i, yy) + w];
-            let window: Vec<Rows<'_>> = (0..workers)
-                .map(|i| Rows {
-                    above: y.checked_sub(1).map(|a| row(i, a)),
-                    current: row(i, y),
-                    below: (y + 1 < h).then(|| row(i, y + 1)),
-                })
-                .collect();
-            fusion.fuse_row(&window, &mut out, &mut win);
-            emit(y, &window, &out, &win);
-        }
+        let row = |i: usize, yy: usize| &ring[slot(i, yy)..slot(i, yy) + w];
+        let window: Vec<Rows<'_>> = (0..workers)
+            .map(|i| Rows {
+                above: y.checked_sub(1).map(|a| row(i, a)),
+                current: row(i, y),
+                below: (y + 1 < h).then(|| row(i, y + 1)),
+            })
+            .collect();
+        visit(y, &window);
+        drop(window);
         if y + 2 < h {
             for i in 0..workers {
                 let s = slot(i, y + 2);
@@ -139,13 +135,64 @@ pub fn fuse_streaming<E>(
     Ok(())
 }
 
-/// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Majority;
+/// A piece of one row, as [`scan_row`] hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// Every worker voted the same class on these pixels (nobody abstained).
+    Unanimous(std::ops::Range<usize>),
+    /// The workers differ at this pixel, or someone abstained.
+    Disputed(usize),
+}
 
 /// Pixels compared at once on the fast path: long spans, then short ones.
 const LONG_BLOCK: usize = 512;
 const BLOCK: usize = 32;
+
+/// Walks the workers' current rows left to right, calling `f` with every unanimous span and
+/// every disputed pixel. Unanimity (the common case) is found a whole span at a time at
+/// memcmp speed, so per-pixel work is left for the pixels where workers differ.
+pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
+    let first = workers[0].current;
+    let w = first.len();
+    let agree = |a: usize, b: usize| {
+        let block = &first[a..b];
+        !block.contains(&ABSTAIN) && workers[1..].iter().all(|r| &r.current[a..b] == block)
+    };
+    let mut x = 0;
+    while x < w {
+        let long = (x + LONG_BLOCK).min(w);
+        if long - x == LONG_BLOCK && agree(x, long) {
+            f(Span::Unanimous(x..long));
+            x = long;
+            continue;
+        }
+        let end = (x + BLOCK).min(w);
+        if agree(x, end) {
+            f(Span::Unanimous(x..end));
+            x = end;
+            continue;
+        }
+        // Which pixels of the span are unanimous: byte-wise compares that vectorise.
+        let mut same = [true; BLOCK];
+        for r in &workers[1..] {
+            for ((s, a), b) in same.iter_mut().zip(&r.current[x..end]).zip(&first[x..end]) {
+                *s &= a == b;
+            }
+        }
+        for (k, px) in (x..end).enumerate() {
+            if same[k] && first[px] != ABSTAIN {
+                f(Span::Unanimous(px..px + 1));
+            } else {
+                f(Span::Disputed(px));
+            }
+        }
+        x = end;
+    }
+}
+
+/// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Majority;
 
 impl Fusion for Majority {
     fn name(&self) -> &'static str {
@@ -154,46 +201,15 @@ impl Fusion for Majority {
 
     fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]) {
         let n = workers.len() as u8;
-        let w = out.len();
         let first = workers[0].current;
         let mut votes: Vec<u8> = Vec::with_capacity(workers.len());
         let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
-        let agree = |a: usize, b: usize| {
-            let block = &first[a..b];
-            !block.contains(&ABSTAIN) && workers[1..].iter().all(|r| &r.current[a..b] == block)
-        };
-        let mut x = 0;
-        while x < w {
-            // Where every worker agrees and nobody abstains (the common case), compare and copy
-            // whole spans at memcmp/memcpy speed: a long span first, then short ones.
-            let long = (x + LONG_BLOCK).min(w);
-            if long - x == LONG_BLOCK && agree(x, long) {
-                out[x..long].copy_from_slice(&first[x..long]);
-                winning[x..long].fill(n);
-                x = long;
-                continue;
+        scan_row(workers, |span| match span {
+            Span::Unanimous(r) => {
+                out[r.clone()].copy_from_slice(&first[r.clone()]);
+                winning[r].fill(n);
             }
-            let end = (x + BLOCK).min(w);
-            if agree(x, end) {
-                out[x..end].copy_from_slice(&first[x..end]);
-                winning[x..end].fill(n);
-                x = end;
-                continue;
-            }
-            // Which pixels of the span are unanimous: byte-wise compares that vectorise.
-            let mut same = [true; BLOCK];
-            for r in &workers[1..] {
-                for ((s, a), b) in same.iter_mut().zip(&r.current[x..end]).zip(&first[x..end]) {
-                    *s &= a == b;
-                }
-            }
-            for (k, px) in (x..end).enumerate() {
-                let v0 = first[px];
-                if same[k] && v0 != ABSTAIN {
-                    out[px] = v0;
-                    winning[px] = n;
-                    continue;
-                }
+            Span::Disputed(px) => {
                 votes.clear();
                 votes.extend(
                     workers
@@ -204,23 +220,22 @@ impl Fusion for Majority {
                 let Some(&v0) = votes.first() else {
                     out[px] = 0;
                     winning[px] = 0;
-                    continue;
+                    return;
                 };
                 if votes.iter().all(|&v| v == v0) {
                     out[px] = v0;
                     winning[px] = votes.len() as u8;
-                    continue;
+                    return;
                 }
                 votes.sort_unstable();
                 winning[px] = plurality(&votes, &mut tied);
                 out[px] = if tied.len() == 1 {
                     tied[0]
                 } else {
-                    break_tie(workers, px, &tied)
+                    break_tie(workers, px, &tied, |_| 1u32)
                 };
             }
-            x = end;
-        }
+        });
     }
 }
 
@@ -243,21 +258,30 @@ fn plurality(sorted: &[u8], tied: &mut Vec<u8>) -> u8 {
 }
 
 /// Among `tied` (ascending), the class with the most votes over the 3×3 neighbourhood of
-/// column `x` (clipped at the border); the lowest index if that still ties.
-fn break_tie(workers: &[Rows<'_>], x: usize, tied: &[u8]) -> u8 {
+/// column `x` (clipped at the border), each worker's votes counted `weight(worker)` times; the
+/// lowest index if that still ties.
+pub(crate) fn break_tie<W: PartialOrd + Default + Copy + std::ops::AddAssign>(
+    workers: &[Rows<'_>],
+    x: usize,
+    tied: &[u8],
+    weight: impl Fn(usize) -> W,
+) -> u8 {
     let w = workers[0].current.len();
     let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
-    let mut best = (0u32, tied[0]);
+    let mut best = (W::default(), tied[0]);
     for &c in tied {
-        let mut n = 0u32;
-        for r in workers {
+        let mut score = W::default();
+        for (i, r) in workers.iter().enumerate() {
+            let wt = weight(i);
             for row in [r.above, Some(r.current), r.below].into_iter().flatten() {
-                n += row[x0..=x1].iter().filter(|&&v| v == c).count() as u32;
+                for _ in row[x0..=x1].iter().filter(|&&v| v == c) {
+                    score += wt;
+                }
             }
         }
         // Strictly greater: on equal sums the earlier (lower) class stays.
-        if n > best.0 {
-            best = (n, c);
+        if score > best.0 {
+            best = (score, c);
         }
     }
     best.1
@@ -405,11 +429,16 @@ mod tests {
             let mut next = vec![0usize; m.len()];
             let mut classes = Vec::new();
             let mut winning = Vec::new();
-            fuse_streaming::<()>(&Majority, (m[0].width, h), m.len(), |i, row| {
+            let (mut c, mut v) = (vec![0; w], vec![0; w]);
+            stream_windows::<()>((m[0].width, h), m.len(), |i, row| {
                 row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
                 next[i] += 1;
                 Ok(())
-            }, |_, _, c, v| { classes.extend_from_slice(c); winning.extend_from_slice(v); }).unwrap();
+            }, |_, window| {
+                Majority.fuse_row(window, &mut c, &mut v);
+                classes.extend_from_slice(&c);
+                winning.extend_from_slice(&v);
+            }).unwrap();
             prop_assert_eq!(classes, whole.classes);
             prop_assert_eq!(winning, whole.winning_votes);
         }

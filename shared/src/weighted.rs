@@ -1,0 +1,509 @@
+//! Weighted fusion (`CONSOLIDATION_ALGORITHM=weighted`): each worker's reliability is estimated
+//! from the whole batch, in the manner of Dawid and Skene (1979), and the votes are weighed by
+//! it. Pure, no I/O.
+//!
+//! Three steps:
+//! 1. [`Census`]: per image, how many pixels got each combination of votes. That is all the
+//!    estimate needs, and it is small: most pixels are unanimous, and disputed pixels repeat a
+//!    few combinations.
+//! 2. [`CrowdModel::fit`]: expectation–maximisation over every image's census. Each worker has
+//!    a confusion matrix (how often it paints class `l` where the truth is class `c`) and the
+//!    batch has class frequencies. Starting from the majority vote, it alternates between the
+//!    probable truth of every combination given the matrices, and the matrices given that
+//!    truth, until the likelihood stops improving.
+//! 3. [`Weighted`]: a [`Fusion`] that gives each pixel the class with the highest posterior
+//!    probability. When the best two are within [`NEAR_TIE`] of each other, the 3×3
+//!    neighbourhood decides, each worker's votes counted by its weight.
+
+use std::collections::HashMap;
+
+use crate::mask::ABSTAIN;
+use crate::vote::{Fusion, Rows, Span, break_tie, round5, scan_row};
+
+/// Iterations of EM at most; it usually settles in a few dozen.
+const MAX_ITERATIONS: usize = 100;
+/// EM stops when the log-likelihood per pixel improves by less than this.
+const TOLERANCE: f64 = 1e-9;
+/// Pseudo-counts added to every cell of a confusion matrix and to every class frequency, so a
+/// worker seen on few pixels is not judged on them alone and no probability is zero.
+const SMOOTHING: f64 = 1.0;
+/// Two classes whose log posteriors differ by less than this (odds below 2:1) are a near-tie,
+/// decided by the neighbourhood.
+pub const NEAR_TIE: f64 = std::f64::consts::LN_2;
+/// Worker weights are clamped to ±this (a worker agreeing on every pixel would be infinite).
+const MAX_WEIGHT: f64 = 20.0;
+
+/// How many pixels of one image got each combination of votes (in worker order; [`ABSTAIN`]
+/// where a worker painted nothing usable). Pixels nobody voted on are not counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Census {
+    workers: usize,
+    /// Pixels where every worker voted class c.
+    unanimous: Vec<u64>,
+    disputed: HashMap<Box<[u8]>, u64>,
+}
+
+impl Census {
+    /// An empty census of `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            unanimous: vec![0; 256],
+            disputed: HashMap::new(),
+        }
+    }
+
+    /// Counts one row (`rows[i]` is worker i's window, as the vote gets it).
+    pub fn add_row(&mut self, rows: &[Rows<'_>]) {
+        let first = rows[0].current;
+        let mut key = Vec::with_capacity(rows.len());
+        scan_row(rows, |span| match span {
+            Span::Unanimous(r) => first[r]
+                .iter()
+                .for_each(|&c| self.unanimous[usize::from(c)] += 1),
+            Span::Disputed(x) => {
+                key.clear();
+                key.extend(rows.iter().map(|r| r.current[x]));
+                if key.iter().all(|&v| v == ABSTAIN) {
+                    return;
+                }
+                match self.disputed.get_mut(key.as_slice()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.disputed.insert(key.as_slice().into(), 1);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Every combination seen, with its pixel count, sorted (so the fit is deterministic).
+    pub fn patterns(&self) -> Vec<(Vec<u8>, u64)> {
+        let mut out: Vec<(Vec<u8>, u64)> = self
+            .unanimous
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(c, &n)| (vec![c as u8; self.workers], n))
+            .chain(self.disputed.iter().map(|(k, &n)| (k.to_vec(), n)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// One image's part of the batch, for [`CrowdModel::fit`]: its included workers' ids (in the
+/// order of the census) and its census.
+#[derive(Debug, Clone)]
+pub struct ImageVotes<'a> {
+    pub workers: Vec<&'a str>,
+    pub patterns: Vec<(Vec<u8>, u64)>,
+}
+
+/// What EM learnt about one worker.
+#[derive(Debug, Clone, PartialEq)]
+struct WorkerModel {
+    /// ln P(worker paints label l | truth c), at `[l * classes + c]`.
+    log_confusion: Vec<f64>,
+    /// The log-odds of the worker painting the true class.
+    weight: f64,
+}
+
+/// The batch's class frequencies and every worker's confusion matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrowdModel {
+    classes: usize,
+    log_prior: Vec<f64>,
+    workers: HashMap<String, WorkerModel>,
+    /// EM iterations run.
+    pub iterations: usize,
+}
+
+/// One pattern of one image, with the model indices of the workers who voted.
+struct Item {
+    votes: Vec<(usize, usize)>,
+    count: f64,
+}
+
+impl CrowdModel {
+    /// Fits the model to every image's census by EM (see the module documentation).
+    /// `classes` is the number of classes including BACKGROUND; votes outside them are ignored.
+    pub fn fit(classes: usize, images: &[ImageVotes<'_>]) -> Self {
+        let k = classes;
+        let mut ids: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut items = Vec::new();
+        for img in images {
+            let slots: Vec<usize> = img
+                .workers
+                .iter()
+                .map(|id| {
+                    *index.entry(id).or_insert_with(|| {
+                        ids.push(id);
+                        ids.len() - 1
+                    })
+                })
+                .collect();
+            for (pattern, count) in &img.patterns {
+                let votes: Vec<(usize, usize)> = pattern
+                    .iter()
+                    .zip(&slots)
+                    .filter(|&(&l, _)| usize::from(l) < k)
+                    .map(|(&l, &w)| (w, usize::from(l)))
+                    .collect();
+                if !votes.is_empty() {
+                    items.push(Item {
+                        votes,
+                        count: *count as f64,
+                    });
+                }
+            }
+        }
+        let pixels: f64 = items.iter().map(|i| i.count).sum::<f64>().max(1.0);
+        // Start from the majority vote's shares, then alternate.
+        let mut posterior: Vec<f64> = items
+            .iter()
+            .flat_map(|it| {
+                let mut p = vec![0.0; k];
+                for &(_, l) in &it.votes {
+                    p[l] += 1.0 / it.votes.len() as f64;
+                }
+                p
+            })
+            .collect();
+        let mut log_prior = vec![0.0; k];
+        let mut log_conf = vec![vec![0.0; k * k]; ids.len()];
+        let mut last = f64::NEG_INFINITY;
+        let mut iterations = 0;
+        let mut scores = vec![0.0; k];
+        while iterations < MAX_ITERATIONS {
+            iterations += 1;
+            // M-step: class frequencies and confusion matrices from the current posteriors.
+            let mut prior = vec![SMOOTHING; k];
+            let mut conf = vec![vec![SMOOTHING; k * k]; ids.len()];
+            for (it, p) in items.iter().zip(posterior.chunks_exact(k)) {
+                for (c, &pc) in p.iter().enumerate() {
+                    let m = it.count * pc;
+                    prior[c] += m;
+                    for &(w, l) in &it.votes {
+                        conf[w][l * k + c] += m;
+                    }
+                }
+            }
+            let total: f64 = prior.iter().sum();
+            for (lp, p) in log_prior.iter_mut().zip(&prior) {
+                *lp = (p / total).ln();
+            }
+            for (lc, m) in log_conf.iter_mut().zip(&conf) {
+                for c in 0..k {
+                    let col: f64 = (0..k).map(|l| m[l * k + c]).sum();
+                    for l in 0..k {
+                        lc[l * k + c] = (m[l * k + c] / col).ln();
+                    }
+                }
+            }
+            // E-step: the posterior of every pattern, and the likelihood of the data.
+            let mut likelihood = 0.0;
+            for (it, p) in items.iter().zip(posterior.chunks_exact_mut(k)) {
+                scores.copy_from_slice(&log_prior);
+                for &(w, l) in &it.votes {
+                    for (s, lc) in scores.iter_mut().zip(&log_conf[w][l * k..(l + 1) * k]) {
+                        *s += lc;
+                    }
+                }
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                for (pc, s) in p.iter_mut().zip(&scores) {
+                    *pc = (s - max).exp() / sum;
+                }
+                likelihood += it.count * (max + sum.ln());
+            }
+            let per_pixel = likelihood / pixels;
+            if per_pixel - last < TOLERANCE {
+                break;
+            }
+            last = per_pixel;
+        }
+        let prior: Vec<f64> = log_prior.iter().map(|l| l.exp()).collect();
+
+        let workers = ids
+            .iter()
+            .zip(log_conf)
+            .map(|(id, lc)| {
+                let accuracy: f64 = (0..k).map(|c| prior[c] * lc[c * k + c].exp()).sum();
+                let weight = (accuracy / (1.0 - accuracy)).ln();
+                let model = WorkerModel {
+                    log_confusion: lc,
+                    weight: weight.clamp(-MAX_WEIGHT, MAX_WEIGHT),
+                };
+                ((*id).to_owned(), model)
+            })
+            .collect();
+        Self {
+            classes: k,
+            log_prior,
+            workers,
+            iterations,
+        }
+    }
+
+    /// How many distinct workers the model knows.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The reported weight of a worker: the log-odds of it painting the true class, 5 decimals
+    /// (0.0 for a worker the model has not seen).
+    pub fn weight(&self, worker: &str) -> f64 {
+        round5(self.workers.get(worker).map_or(0.0, |w| w.weight))
+    }
+
+    /// The fusion for one image whose included workers are `workers`, in vote order.
+    pub fn fusion(&self, workers: &[&str]) -> Weighted {
+        let k = self.classes;
+        let unseen = WorkerModel {
+            // A worker without a fit (cannot happen for fitted images) votes with no weight.
+            log_confusion: vec![-(k as f64).ln(); k * k],
+            weight: 0.0,
+        };
+        let models: Vec<&WorkerModel> = workers
+            .iter()
+            .map(|w| self.workers.get(*w).unwrap_or(&unseen))
+            .collect();
+        let log_confusion: Vec<f64> = models
+            .iter()
+            .flat_map(|m| m.log_confusion.iter().copied())
+            .collect();
+        let tie_weight = models.iter().map(|m| m.weight.max(0.0)).collect();
+        let mut fusion = Weighted {
+            classes: k,
+            log_prior: self.log_prior.clone(),
+            log_confusion,
+            tie_weight,
+            unanimous: [0; 256],
+        };
+        for c in 0..k.min(256) {
+            let pattern = vec![c as u8; workers.len()];
+            fusion.unanimous[c] = fusion.decide(&pattern, &mut vec![0.0; k], None);
+        }
+        fusion
+    }
+}
+
+/// The weighted vote of one image (see [`CrowdModel::fusion`]).
+#[derive(Debug, Clone)]
+pub struct Weighted {
+    classes: usize,
+    log_prior: Vec<f64>,
+    /// Per worker slot, ln P(label l | class c) at `[slot * k * k + l * k + c]`.
+    log_confusion: Vec<f64>,
+    /// Per worker slot, its weight in the neighbourhood tie-break (never negative).
+    tie_weight: Vec<f64>,
+    /// The decision where every worker painted class c.
+    unanimous: [u8; 256],
+}
+
+impl Weighted {
+    /// The class with the highest posterior given one pixel's votes; near-ties go to the
+    /// neighbourhood when `window` gives one, else to the tied class with the most votes.
+    fn decide(&self, votes: &[u8], scores: &mut [f64], window: Option<(&[Rows<'_>], usize)>) -> u8 {
+        let k = self.classes;
+        scores.copy_from_slice(&self.log_prior);
+        for (slot, &l) in votes.iter().enumerate() {
+            let l = usize::from(l);
+            if l < k {
+                let at = slot * k * k + l * k;
+                for (s, lc) in scores.iter_mut().zip(&self.log_confusion[at..at + k]) {
+                    *s += lc;
+                }
+            }
+        }
+        let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let tied: Vec<u8> = (0..k)
+            .filter(|&c| scores[c] > best - NEAR_TIE)
+            .map(|c| c as u8)
+            .collect();
+        match (tied.as_slice(), window) {
+            ([only], _) => *only,
+            (_, Some((workers, x))) => break_tie(workers, x, &tied, |i| self.tie_weight[i]),
+            // Without a neighbourhood (the unanimous table): the tied class with the most
+            // votes, then the lowest.
+            _ => tied
+                .iter()
+                .copied()
+                .rev()
+                .max_by_key(|&c| votes.iter().filter(|&&v| v == c).count())
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl Fusion for Weighted {
+    fn name(&self) -> &'static str {
+        "weighted"
+    }
+
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]) {
+        let n = workers.len() as u8;
+        let first = workers[0].current;
+        let mut votes = vec![0u8; workers.len()];
+        let mut scores = vec![0.0; self.classes];
+        scan_row(workers, |span| match span {
+            Span::Unanimous(r) => {
+                for x in r {
+                    let c = self.unanimous[usize::from(first[x])];
+                    out[x] = c;
+                    winning[x] = if c == first[x] { n } else { 0 };
+                }
+            }
+            Span::Disputed(x) => {
+                for (v, r) in votes.iter_mut().zip(workers) {
+                    *v = r.current[x];
+                }
+                if votes.iter().all(|&v| v == ABSTAIN) {
+                    out[x] = 0;
+                    winning[x] = 0;
+                    return;
+                }
+                let c = self.decide(&votes, &mut scores, Some((workers, x)));
+                out[x] = c;
+                winning[x] = votes.iter().filter(|&&v| v == c).count() as u8;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::ClassMask;
+
+    fn mask(w: u32, rows: &[&[u8]]) -> ClassMask {
+        ClassMask {
+            width: w,
+            height: rows.len() as u32,
+            data: rows.concat(),
+        }
+    }
+
+    /// The census of whole masks, as the batch takes it row by row.
+    fn census(masks: &[&ClassMask]) -> Census {
+        let (w, h) = (masks[0].width as usize, masks[0].height as usize);
+        let mut c = Census::new(masks.len());
+        for y in 0..h {
+            fn row(m: &ClassMask, y: usize, w: usize) -> &[u8] {
+                &m.data[y * w..(y + 1) * w]
+            }
+            let window: Vec<Rows<'_>> = masks
+                .iter()
+                .map(|m| Rows {
+                    above: y.checked_sub(1).map(|a| row(m, a, w)),
+                    current: row(m, y, w),
+                    below: (y + 1 < h).then(|| row(m, y + 1, w)),
+                })
+                .collect();
+            c.add_row(&window);
+        }
+        c
+    }
+
+    #[test]
+    fn census_counts_each_combination_of_votes() {
+        let a = mask(4, &[&[1, 1, 2, ABSTAIN]]);
+        let b = mask(4, &[&[1, 2, 2, ABSTAIN]]);
+        let patterns = census(&[&a, &b]).patterns();
+        // The all-abstain pixel is no evidence and is not counted.
+        assert_eq!(
+            patterns,
+            vec![(vec![1, 1], 1), (vec![1, 2], 1), (vec![2, 2], 1)]
+        );
+        let long: Vec<u8> = (0..1100).map(|i| (i / 100 % 3) as u8).collect();
+        let m = mask(1100, &[&long]);
+        let total: u64 = census(&[&m, &m, &m]).patterns().iter().map(|p| p.1).sum();
+        assert_eq!(total, 1100, "unanimous spans count every pixel");
+    }
+
+    /// A batch of rows of `n` pixels: three reliable workers and one who paints class 2 where
+    /// the truth is 1 (and is otherwise right), over a truth with classes 0, 1 and 2.
+    fn confused_batch() -> (Vec<ClassMask>, Vec<u8>) {
+        let truth: Vec<u8> = (0..3000).map(|i| [0, 1, 2][i % 7 % 3]).collect();
+        let good = |k: usize| {
+            let mut d = truth.clone();
+            // Each reliable worker errs on a different tenth of a percent of the pixels.
+            for i in (k..d.len()).step_by(997) {
+                d[i] = (d[i] + 1) % 3;
+            }
+            mask(3000, &[&d])
+        };
+        let (a, b, c) = (good(0), good(1), good(2));
+        let confused = truth
+            .iter()
+            .map(|&t| if t == 1 { 2 } else { t })
+            .collect::<Vec<_>>();
+        (vec![a, b, c, mask(3000, &[&confused])], truth)
+    }
+
+    #[test]
+    fn em_learns_a_confusion_and_weighs_workers_by_it() {
+        let (masks, _) = confused_batch();
+        let refs: Vec<&ClassMask> = masks.iter().collect();
+        let ids = ["a", "b", "c", "confused"];
+        let model = CrowdModel::fit(
+            3,
+            &[ImageVotes {
+                workers: ids.to_vec(),
+                patterns: census(&refs).patterns(),
+            }],
+        );
+        assert!(model.iterations > 1 && model.iterations < MAX_ITERATIONS);
+        for good in ["a", "b", "c"] {
+            assert!(model.weight(good) > model.weight("confused") + 1.0);
+        }
+        // The confused worker's 2 is read as "1 or 2", so two reliable workers saying 1
+        // against one saying 2 win even though the confused worker sides with 2.
+        let fusion = model.fusion(&ids);
+        let row: [&[u8]; 4] = [&[1], &[1], &[2], &[2]];
+        let window: Vec<Rows<'_>> = row
+            .iter()
+            .map(|r| Rows {
+                above: None,
+                current: r,
+                below: None,
+            })
+            .collect();
+        let (mut out, mut win) = ([9u8], [9u8]);
+        fusion.fuse_row(&window, &mut out, &mut win);
+        assert_eq!((out, win), ([1], [2]));
+        // Unanimity keeps its class.
+        assert_eq!(&fusion.unanimous[..3], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn weighted_fusion_recovers_the_truth_where_majority_cannot() {
+        let (masks, truth) = confused_batch();
+        let refs: Vec<&ClassMask> = masks.iter().collect();
+        let ids = ["a", "b", "c", "confused"];
+        let model = CrowdModel::fit(
+            3,
+            &[ImageVotes {
+                workers: ids.to_vec(),
+                patterns: census(&refs).patterns(),
+            }],
+        );
+        let wrong = |f: &dyn Fusion| {
+            let fused = f.fuse(&refs);
+            fused
+                .classes
+                .iter()
+                .zip(&truth)
+                .filter(|(a, b)| a != b)
+                .count()
+        };
+        let (weighted, majority) = (wrong(&model.fusion(&ids)), wrong(&crate::vote::Majority));
+        assert!(
+            weighted < majority,
+            "weighted {weighted} vs majority {majority}"
+        );
+        assert_eq!(model.fusion(&ids).name(), "weighted");
+    }
+}
