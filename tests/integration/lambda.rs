@@ -24,8 +24,8 @@ async fn both_functions_run_under_the_lambda_emulator() {
     let mut env = aws_env(&moto.endpoint);
     env.push(("LABEL_CATEGORY_CONFIG", LABEL_CONFIG_URI.to_owned()));
     env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()));
-    emu.serve(PRE, &env, &logs.join("pre.log"));
-    emu.serve(ACS, &env, &logs.join("acs.log"));
+    emu.serve(PRE, &env, &logs.join(format!("{PRE}.log")));
+    emu.serve(ACS, &env, &logs.join(format!("{ACS}.log")));
     let events = workspace_root().join("events");
     let invoke = |name: &str, file: &str| -> Value {
         let out = emu.invoke(name, &events.join(file));
@@ -34,8 +34,7 @@ async fn both_functions_run_under_the_lambda_emulator() {
             "{name} {file}: {}{}\nlogs: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(logs.join(if name == PRE { "pre.log" } else { "acs.log" }))
-                .unwrap_or_default()
+            std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default()
         );
         serde_json::from_slice(&out.stdout).expect("the handler's JSON")
     };
@@ -64,8 +63,36 @@ async fn both_functions_run_under_the_lambda_emulator() {
         assert!(idx.iter().all(|&c| c <= 4));
     }
 
+    // The same function with CONSOLIDATION_ALGORITHM=weighted (a second emulator, since a
+    // function's name must be one of the workspace's binaries) reports the weighted fusion.
+    let Some(mut weighted_emu) = Emulator::start("both_functions_run_under_the_lambda_emulator")
+    else {
+        return;
+    };
+    let mut weighted_env = env.clone();
+    weighted_env.push(("CONSOLIDATION_ALGORITHM", "weighted".to_owned()));
+    weighted_emu.serve(ACS, &weighted_env, &logs.join("weighted.log"));
+    let out = weighted_emu.invoke(ACS, &events.join("consolidation/street-scenes.json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        std::fs::read_to_string(logs.join("weighted.log")).unwrap_or_default()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report =
+        &v[0]["consolidatedAnnotation"]["content"]["street-scenes-ref-metadata"]["consolidation"];
+    assert_eq!(report["algorithm"], "weighted");
+    assert!(
+        report["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["weight"].is_f64()),
+        "{report}"
+    );
+
     // Structured logs: one JSON line per image with the fields an operator filters on.
-    let acs_log = std::fs::read_to_string(logs.join("acs.log")).unwrap();
+    let acs_log = std::fs::read_to_string(logs.join(format!("{ACS}.log"))).unwrap();
     let line = acs_log
         .lines()
         .find(|l| l.contains("image consolidated"))

@@ -5,6 +5,7 @@
 //! - `replay`: the `gtseg` binary on every sample event, with a local store.
 //! - `consolidation`: SPEC §3 and §6 behaviours through the service, over a local store.
 //! - `s3`: `gtseg replay` against moto's S3 server (SSE-KMS, assumed roles, S3 failures).
+//! - `crowd`: weighted fusion against majority on synthetic crowds with a known truth.
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.
 //! - `job_request`: `gtseg job-request` validated by botocore's CreateLabelingJob model.
 //! - `templates`: the worker task templates rendered by Liquid and parsed as HTML.
@@ -14,6 +15,7 @@
 
 mod consolidation;
 mod contract;
+mod crowd;
 mod job_request;
 mod lambda;
 mod oracle;

@@ -9,6 +9,15 @@ use gtseg_tests::{built_binary, copy_tree, temp_dir, workspace_root};
 use serde_json::Value;
 
 fn replay(event: &str, store: &Path, label_config: Option<&str>) -> Output {
+    replay_with_env(event, store, label_config, &[])
+}
+
+fn replay_with_env(
+    event: &str,
+    store: &Path,
+    label_config: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(built_binary("gtseg"));
     cmd.arg("replay")
         .arg(workspace_root().join("events").join(event))
@@ -19,6 +28,7 @@ fn replay(event: &str, store: &Path, label_config: Option<&str>) -> Output {
     if let Some(l) = label_config {
         cmd.env("LABEL_CATEGORY_CONFIG", l);
     }
+    cmd.envs(env.iter().copied());
     cmd.output().expect("run gtseg")
 }
 
@@ -354,4 +364,37 @@ fn consolidation_reports_agreement_and_writes_a_disagreement_map() {
         report1.get("mean-pairwise-agreement").is_none(),
         "one worker has no pairs"
     );
+}
+
+#[test]
+fn consolidation_algorithm_selects_the_weighted_fusion() {
+    let store = store_copy("weighted");
+    let event = "consolidation/street-scenes.json";
+    let weighted = [("CONSOLIDATION_ALGORITHM", "weighted")];
+    let v = ok_json(&replay_with_env(event, &store, None, &weighted));
+    let meta = |i: usize| &v[i]["consolidatedAnnotation"]["content"]["street-scenes-ref-metadata"];
+    let report = &meta(0)["consolidation"];
+    assert_eq!(report["algorithm"], "weighted");
+    for w in report["workers"].as_array().unwrap() {
+        assert!(w["weight"].as_f64().unwrap().is_finite(), "{w}");
+    }
+    // Image 1's excluded worker has a reason and no weight.
+    let excluded = &meta(1)["consolidation"]["workers"][1];
+    assert!(excluded["included"] == false && excluded.get("weight").is_none());
+    // The person that two of three workers painted survives here too.
+    let uri = v[0]["consolidatedAnnotation"]["content"]["street-scenes-ref"]
+        .as_str()
+        .unwrap();
+    let (_, _, idx, _, _) =
+        decode_indexed(&std::fs::read(store.join(uri.strip_prefix("s3://").unwrap())).unwrap());
+    let (w, h) = SIZE;
+    let truth = Scene::street(w, h, 0);
+    assert!(
+        (0..idx.len()).any(|i| truth.classes[i] == 3 && idx[i] == 3),
+        "the person"
+    );
+
+    let out = replay_with_env(event, &store, None, &[("CONSOLIDATION_ALGORITHM", "bayes")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONSOLIDATION_ALGORITHM"));
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Test support: a panic is a failed test.
 
+pub mod crowd;
 pub mod events;
 pub mod fixtures;
 pub mod harness;

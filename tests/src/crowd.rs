@@ -1,0 +1,226 @@
+//! Synthetic crowds with a known truth, to measure fusion algorithms: street scenes with large
+//! regions and many small objects, painted by workers with a chosen behaviour.
+
+use crate::fixtures::Scene;
+
+/// A small deterministic generator (SplitMix64), so every crowd is reproducible.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < p
+    }
+}
+
+/// One object of a scene: a rectangle of one class, painted in order (later on top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object {
+    pub x0: i64,
+    pub y0: i64,
+    pub x1: i64,
+    pub y1: i64,
+    pub class: u8,
+    /// A small object (a person or a car), as opposed to a region (road, building).
+    pub small: bool,
+}
+
+/// A scene with a known truth: regions, then small objects on top.
+#[derive(Debug, Clone)]
+pub struct Truth {
+    pub width: u32,
+    pub height: u32,
+    pub objects: Vec<Object>,
+}
+
+impl Truth {
+    /// A random street of `width`×`height` (classes as in [`crate::fixtures::LABELS`]: 1 car,
+    /// 2 road, 3 person, 4 building): a building and a road, then about a dozen people and
+    /// eight cars, which together cover roughly a tenth of the image.
+    pub fn street(width: u32, height: u32, rng: &mut Rng) -> Self {
+        let (w, h) = (i64::from(width), i64::from(height));
+        let mut r = |lo: i64, hi: i64| lo + rng.below((hi - lo).max(1) as u64) as i64;
+        let mut objects = vec![
+            Object {
+                x0: 0,
+                y0: r(h / 10, h / 5),
+                x1: r(w * 3 / 10, w / 2),
+                y1: h * 3 / 5,
+                class: 4,
+                small: false,
+            },
+            Object {
+                x0: 0,
+                y0: r(h * 11 / 20, h * 13 / 20),
+                x1: w,
+                y1: h,
+                class: 2,
+                small: false,
+            },
+        ];
+        for _ in 0..10 {
+            let (x, y) = (r(0, w - 20), r(h * 3 / 5, h - 10));
+            objects.push(Object {
+                x0: x,
+                y0: y,
+                x1: x + 20,
+                y1: y + 10,
+                class: 1,
+                small: true,
+            });
+        }
+        for _ in 0..14 {
+            let (x, y) = (r(0, w - 6), r(h / 4, h - 14));
+            objects.push(Object {
+                x0: x,
+                y0: y,
+                x1: x + 6,
+                y1: y + 14,
+                class: 3,
+                small: true,
+            });
+        }
+        Self {
+            width,
+            height,
+            objects,
+        }
+    }
+
+    /// The true class of every pixel.
+    pub fn scene(&self) -> Scene {
+        self.render(self.objects.iter().copied())
+    }
+
+    fn render(&self, objects: impl Iterator<Item = Object>) -> Scene {
+        let (w, h) = (i64::from(self.width), i64::from(self.height));
+        let mut classes = vec![0u8; (self.width * self.height) as usize];
+        for o in objects {
+            for y in o.y0.max(0)..o.y1.min(h) {
+                for x in o.x0.max(0)..o.x1.min(w) {
+                    classes[(y * w + x) as usize] = o.class;
+                }
+            }
+        }
+        Scene {
+            width: self.width,
+            height: self.height,
+            classes,
+        }
+    }
+
+    /// What a worker paints: every object it does not skip, each edge off by up to a pixel.
+    pub fn paint(&self, behaviour: Behaviour, rng: &mut Rng) -> Scene {
+        if let Behaviour::Spammer = behaviour {
+            // Blocks of 8×8 pixels of random classes: no relation to the image at all.
+            let mut s = self.render(std::iter::empty());
+            let w = self.width as usize;
+            let blocks: Vec<u8> = (0..w.div_ceil(8) * (self.height as usize).div_ceil(8))
+                .map(|_| rng.below(5) as u8)
+                .collect();
+            for (i, c) in s.classes.iter_mut().enumerate() {
+                *c = blocks[(i / w / 8) * w.div_ceil(8) + (i % w) / 8];
+            }
+            return s;
+        }
+        let mut kept = Vec::new();
+        for o in &self.objects {
+            let skip = match behaviour {
+                Behaviour::Honest { omit } => o.small && rng.chance(omit),
+                Behaviour::SkipsSmall => o.small,
+                Behaviour::Spammer => false,
+            };
+            let mut jitter = || rng.below(3) as i64 - 1;
+            let o = Object {
+                x0: o.x0 + jitter(),
+                y0: o.y0 + jitter(),
+                x1: o.x1 + jitter(),
+                y1: o.y1 + jitter(),
+                ..*o
+            };
+            if !skip {
+                kept.push(o);
+            }
+        }
+        self.render(kept.into_iter())
+    }
+}
+
+/// How a worker paints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Behaviour {
+    /// Paints everything, but misses each small object with probability `omit`.
+    Honest { omit: f64 },
+    /// Paints the regions only: every small object is left unlabelled (background).
+    SkipsSmall,
+    /// Paints random blocks.
+    Spammer,
+}
+
+/// A pool of workers and how many of them label each image.
+#[derive(Debug, Clone)]
+pub struct Crowd {
+    pub workers: Vec<(String, Behaviour)>,
+    pub per_image: usize,
+}
+
+/// One labelled image: the truth, and each assigned worker's id and painting.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub truth: Scene,
+    pub answers: Vec<(String, Scene)>,
+}
+
+impl Crowd {
+    /// `images` random streets of `width`×`height`, each painted by `per_image` consecutive
+    /// workers of the pool from a random start (so every pair of workers meets).
+    pub fn label(&self, images: usize, (width, height): (u32, u32), seed: u64) -> Vec<Labelled> {
+        let mut rng = Rng::new(seed);
+        (0..images)
+            .map(|_| {
+                let truth = Truth::street(width, height, &mut rng);
+                let n = self.workers.len();
+                let start = rng.below(n as u64) as usize;
+                let answers = (0..self.per_image)
+                    .map(|k| {
+                        let (id, b) = &self.workers[(start + k) % n];
+                        (id.clone(), truth.paint(*b, &mut rng))
+                    })
+                    .collect();
+                Labelled {
+                    truth: truth.scene(),
+                    answers,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Share of pixels, over every image, where `got` equals the truth.
+pub fn pixel_accuracy<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> f64 {
+    let (mut right, mut all) = (0u64, 0u64);
+    for (truth, got) in pairs {
+        assert_eq!(truth.len(), got.len(), "mask size");
+        right += truth.iter().zip(got).filter(|(a, b)| a == b).count() as u64;
+        all += truth.len() as u64;
+    }
+    right as f64 / all.max(1) as f64
+}
