@@ -341,22 +341,24 @@ fn decide_all(
 ) -> Vec<(ImageInput, Decision)> {
     // Spare cores (fewer images than threads) decode an image's workers in parallel.
     let per_image = (ctx.parallelism / images.len().max(1)).max(1);
-    let selections = par_map(images.iter().collect(), ctx.parallelism, |image| {
-        select(image, classes, ctx.limits.max_pixels)
-    });
-    let (selections, model) = match ctx.algorithm {
-        Algorithm::Majority => (selections, None),
+    let select = |image| select(image, classes, ctx.limits.max_pixels);
+    let decisions = match ctx.algorithm {
+        // One pass, each image checked and decided on the same thread.
+        Algorithm::Majority => par_map(images.iter().collect(), ctx.parallelism, |image| {
+            decide_image(select(image), classes, ctx, None, per_image)
+        }),
         Algorithm::Weighted => {
-            let counted = par_map(selections, ctx.parallelism, |mut sel| {
+            let counted = par_map(images.iter().collect(), ctx.parallelism, |image| {
+                let mut sel = select(image);
                 let census = stream_until_decoded(&mut sel, |cands| census(cands, per_image));
-                (sel, census)
+                (sel, census.map(|c| c.patterns()))
             });
             let votes: Vec<ImageVotes<'_>> = counted
                 .iter()
-                .filter_map(|(sel, census)| {
+                .filter_map(|(sel, patterns)| {
                     Some(ImageVotes {
                         workers: sel.worker_ids(),
-                        patterns: census.as_ref()?.patterns(),
+                        patterns: patterns.as_deref()?,
                     })
                 })
                 .collect();
@@ -366,15 +368,11 @@ fn decide_all(
                 iterations = model.iterations,
                 "crowd model fitted to the batch"
             );
-            (
-                counted.into_iter().map(|(sel, _)| sel).collect(),
-                Some(model),
-            )
+            par_map(counted, ctx.parallelism, |(sel, _)| {
+                decide_image(sel, classes, ctx, Some(&model), per_image)
+            })
         }
     };
-    let decisions = par_map(selections, ctx.parallelism, |sel| {
-        decide_image(sel, classes, ctx, model.as_ref(), per_image)
-    });
     images.into_iter().zip(decisions).collect()
 }
 

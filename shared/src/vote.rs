@@ -151,23 +151,25 @@ const BLOCK: usize = 32;
 /// Walks the workers' current rows left to right, calling `f` with every unanimous span and
 /// every disputed pixel. Unanimity (the common case) is found a whole span at a time at
 /// memcmp speed, so per-pixel work is left for the pixels where workers differ.
+#[inline]
 pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
     let first = workers[0].current;
     let w = first.len();
-    let agree = |a: usize, b: usize| {
-        let block = &first[a..b];
+    #[inline(always)]
+    fn agree(workers: &[Rows<'_>], a: usize, b: usize) -> bool {
+        let block = &workers[0].current[a..b];
         !block.contains(&ABSTAIN) && workers[1..].iter().all(|r| &r.current[a..b] == block)
-    };
+    }
     let mut x = 0;
     while x < w {
         let long = (x + LONG_BLOCK).min(w);
-        if long - x == LONG_BLOCK && agree(x, long) {
+        if long - x == LONG_BLOCK && agree(workers, x, long) {
             f(Span::Unanimous(x..long));
             x = long;
             continue;
         }
         let end = (x + BLOCK).min(w);
-        if agree(x, end) {
+        if agree(workers, x, end) {
             f(Span::Unanimous(x..end));
             x = end;
             continue;

@@ -97,7 +97,7 @@ impl Census {
 #[derive(Debug, Clone)]
 pub struct ImageVotes<'a> {
     pub workers: Vec<&'a str>,
-    pub patterns: Vec<(Vec<u8>, u64)>,
+    pub patterns: &'a [(Vec<u8>, u64)],
 }
 
 /// What EM learnt about one worker.
@@ -144,7 +144,7 @@ impl CrowdModel {
                     })
                 })
                 .collect();
-            for (pattern, count) in &img.patterns {
+            for (pattern, count) in img.patterns {
                 let votes: Vec<(usize, usize)> = pattern
                     .iter()
                     .zip(&slots)
@@ -452,7 +452,7 @@ mod tests {
             3,
             &[ImageVotes {
                 workers: ids.to_vec(),
-                patterns: census(&refs).patterns(),
+                patterns: &census(&refs).patterns(),
             }],
         );
         assert!(model.iterations > 1 && model.iterations < MAX_ITERATIONS);
@@ -487,7 +487,7 @@ mod tests {
             3,
             &[ImageVotes {
                 workers: ids.to_vec(),
-                patterns: census(&refs).patterns(),
+                patterns: &census(&refs).patterns(),
             }],
         );
         let wrong = |f: &dyn Fusion| {
