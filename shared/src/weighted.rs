@@ -16,6 +16,7 @@
 //!    neighbourhood decides, each worker's votes counted by its weight.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::mask::ABSTAIN;
 use crate::vote::{Fusion, Rows, Span, break_tie, round5, scan_row};
@@ -40,7 +41,24 @@ pub struct Census {
     workers: usize,
     /// Pixels where every worker voted class c.
     unanimous: Vec<u64>,
-    disputed: HashMap<Box<[u8]>, u64>,
+    disputed: HashMap<Box<[u8]>, u64, BuildHasherDefault<PatternHasher>>,
+}
+
+/// A fast hash for short vote combinations (the default one is built to resist attackers,
+/// which a worker's vote combination cannot be turned into: at most 255^n keys of n bytes).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PatternHasher(u64);
+
+impl Hasher for PatternHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Census {
@@ -49,32 +67,46 @@ impl Census {
         Self {
             workers,
             unanimous: vec![0; 256],
-            disputed: HashMap::new(),
+            disputed: HashMap::default(),
         }
     }
 
     /// Counts one row (`rows[i]` is worker i's window, as the vote gets it).
     pub fn add_row(&mut self, rows: &[Rows<'_>]) {
         let first = rows[0].current;
+        let (unanimous, disputed) = (&mut self.unanimous, &mut self.disputed);
+        // Neighbouring disputed pixels often repeat a combination: count runs, hash once.
+        let (mut run, mut run_len) = (Vec::with_capacity(rows.len()), 0u64);
         let mut key = Vec::with_capacity(rows.len());
+        let mut flush = |run: &[u8], n: u64| {
+            if n > 0 {
+                match disputed.get_mut(run) {
+                    Some(count) => *count += n,
+                    None => {
+                        disputed.insert(run.into(), n);
+                    }
+                }
+            }
+        };
         scan_row(rows, |span| match span {
             Span::Unanimous(r) => first[r]
                 .iter()
-                .for_each(|&c| self.unanimous[usize::from(c)] += 1),
+                .for_each(|&c| unanimous[usize::from(c)] += 1),
             Span::Disputed(x) => {
                 key.clear();
                 key.extend(rows.iter().map(|r| r.current[x]));
                 if key.iter().all(|&v| v == ABSTAIN) {
                     return;
                 }
-                match self.disputed.get_mut(key.as_slice()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.disputed.insert(key.as_slice().into(), 1);
-                    }
+                if key != run {
+                    flush(&run, run_len);
+                    std::mem::swap(&mut run, &mut key);
+                    run_len = 0;
                 }
+                run_len += 1;
             }
         });
+        flush(&run, run_len);
     }
 
     /// Every combination seen, with its pixel count, sorted (so the fit is deterministic).
@@ -284,7 +316,7 @@ impl CrowdModel {
         };
         for c in 0..k.min(256) {
             let pattern = vec![c as u8; workers.len()];
-            fusion.unanimous[c] = fusion.decide(&pattern, &mut vec![0.0; k], None);
+            fusion.unanimous[c] = fusion.decide(&pattern, &mut vec![0.0; k], None).0;
         }
         fusion
     }
@@ -304,9 +336,15 @@ pub struct Weighted {
 }
 
 impl Weighted {
-    /// The class with the highest posterior given one pixel's votes; near-ties go to the
-    /// neighbourhood when `window` gives one, else to the tied class with the most votes.
-    fn decide(&self, votes: &[u8], scores: &mut [f64], window: Option<(&[Rows<'_>], usize)>) -> u8 {
+    /// The class with the highest posterior given one pixel's votes, and whether that was a
+    /// near-tie. Near-ties go to the neighbourhood when `window` gives one, else to the tied
+    /// class with the most votes.
+    fn decide(
+        &self,
+        votes: &[u8],
+        scores: &mut [f64],
+        window: Option<(&[Rows<'_>], usize)>,
+    ) -> (u8, bool) {
         let k = self.classes;
         scores.copy_from_slice(&self.log_prior);
         for (slot, &l) in votes.iter().enumerate() {
@@ -318,23 +356,32 @@ impl Weighted {
                 }
             }
         }
-        let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (mut best, mut top) = (0, f64::NEG_INFINITY);
+        for (c, &s) in scores.iter().enumerate() {
+            if s > top {
+                (best, top) = (c, s);
+            }
+        }
+        let near = |s: f64| s > top - NEAR_TIE;
+        if scores.iter().filter(|&&s| near(s)).count() == 1 {
+            return (best as u8, false);
+        }
         let tied: Vec<u8> = (0..k)
-            .filter(|&c| scores[c] > best - NEAR_TIE)
+            .filter(|&c| near(scores[c]))
             .map(|c| c as u8)
             .collect();
-        match (tied.as_slice(), window) {
-            ([only], _) => *only,
-            (_, Some((workers, x))) => break_tie(workers, x, &tied, |i| self.tie_weight[i]),
+        let class = match window {
+            Some((workers, x)) => break_tie(workers, x, &tied, |i| self.tie_weight[i]),
             // Without a neighbourhood (the unanimous table): the tied class with the most
             // votes, then the lowest.
-            _ => tied
+            None => tied
                 .iter()
                 .copied()
                 .rev()
                 .max_by_key(|&c| votes.iter().filter(|&&v| v == c).count())
                 .unwrap_or(0),
-        }
+        };
+        (class, true)
     }
 }
 
@@ -348,6 +395,7 @@ impl Fusion for Weighted {
         let first = workers[0].current;
         let mut votes = vec![0u8; workers.len()];
         let mut scores = vec![0.0; self.classes];
+        let (mut last_votes, mut last) = (vec![0u8; workers.len()], None);
         scan_row(workers, |span| match span {
             Span::Unanimous(r) => {
                 for x in r {
@@ -365,7 +413,17 @@ impl Fusion for Weighted {
                     winning[x] = 0;
                     return;
                 }
-                let c = self.decide(&votes, &mut scores, Some((workers, x)));
+                // Neighbouring pixels often repeat a combination; a near-tie depends on the
+                // neighbourhood, so only clear decisions are remembered.
+                let c = match last {
+                    Some(c) if votes == last_votes => c,
+                    _ => {
+                        let (c, tie) = self.decide(&votes, &mut scores, Some((workers, x)));
+                        last_votes.copy_from_slice(&votes);
+                        last = (!tie).then_some(c);
+                        c
+                    }
+                };
                 out[x] = c;
                 winning[x] = votes.iter().filter(|&&v| v == c).count() as u8;
             }

@@ -344,11 +344,14 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
     let event: Value =
         serde_json::from_slice(&std::fs::read(dir.join("event.json")).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
-    let threads = Config::from_env().map_err(|e| e.to_string())?.threads;
+    // Only the settings that shape the work come from the environment.
+    let env = Config::from_env().map_err(|e| e.to_string())?;
+    let threads = env.threads;
     let service = Service::new(
         LocalStore::new(dir),
         Config {
             threads,
+            algorithm: env.algorithm,
             ..Config::default()
         },
     );
@@ -430,8 +433,10 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
     let root = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("gtseg-bench-{}", std::process::id()))
     });
-    let mut table = String::from(
-        "| image | workers | end to end, 1 thread | throughput | decode-only floor | ratio to floor | peak RSS | end to end, all cores | ratio |\n|---|---|---|---|---|---|---|---|---|\n",
+    let algorithm = Config::from_env().map_err(|e| e.to_string())?.algorithm;
+    let mut table = format!(
+        "CONSOLIDATION_ALGORITHM={}\n\n| image | workers | end to end, 1 thread | throughput | decode-only floor | ratio to floor | peak RSS | end to end, all cores | ratio |\n|---|---|---|---|---|---|---|---|---|\n",
+        algorithm.name()
     );
     for &mp in &args.sizes {
         for &workers in &args.workers {
