@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::mask::ABSTAIN;
-use crate::vote::{Fusion, Rows, Span, break_tie, round5, scan_row};
+use crate::mask::{ABSTAIN, ClassMask};
+use crate::vote::{Fusion, Rows, Span, break_tie, round5, scan_row, stream_windows};
 
 /// Iterations of EM at most; it usually settles in a few dozen.
 const MAX_ITERATIONS: usize = 100;
@@ -107,6 +107,21 @@ impl Census {
             }
         });
         flush(&run, run_len);
+    }
+
+    /// The census of whole same-sized masks (the batch streams rows instead).
+    pub fn of_masks(masks: &[&ClassMask]) -> Self {
+        let mut census = Self::new(masks.len());
+        let mut next = vec![0; masks.len()];
+        let read = |i: usize, row: &mut [u8]| {
+            let at = next[i] * row.len();
+            row.copy_from_slice(&masks[i].data[at..at + row.len()]);
+            next[i] += 1;
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let size = (masks[0].width, masks[0].height);
+        let _ = stream_windows(size, masks.len(), read, |_, window| census.add_row(window));
+        census
     }
 
     /// Every combination seen, with its pixel count, sorted (so the fit is deterministic).
@@ -434,7 +449,6 @@ impl Fusion for Weighted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mask::ClassMask;
 
     fn mask(w: u32, rows: &[&[u8]]) -> ClassMask {
         ClassMask {
@@ -444,32 +458,11 @@ mod tests {
         }
     }
 
-    /// The census of whole masks, as the batch takes it row by row.
-    fn census(masks: &[&ClassMask]) -> Census {
-        let (w, h) = (masks[0].width as usize, masks[0].height as usize);
-        let mut c = Census::new(masks.len());
-        for y in 0..h {
-            fn row(m: &ClassMask, y: usize, w: usize) -> &[u8] {
-                &m.data[y * w..(y + 1) * w]
-            }
-            let window: Vec<Rows<'_>> = masks
-                .iter()
-                .map(|m| Rows {
-                    above: y.checked_sub(1).map(|a| row(m, a, w)),
-                    current: row(m, y, w),
-                    below: (y + 1 < h).then(|| row(m, y + 1, w)),
-                })
-                .collect();
-            c.add_row(&window);
-        }
-        c
-    }
-
     #[test]
     fn census_counts_each_combination_of_votes() {
         let a = mask(4, &[&[1, 1, 2, ABSTAIN]]);
         let b = mask(4, &[&[1, 2, 2, ABSTAIN]]);
-        let patterns = census(&[&a, &b]).patterns();
+        let patterns = Census::of_masks(&[&a, &b]).patterns();
         // The all-abstain pixel is no evidence and is not counted.
         assert_eq!(
             patterns,
@@ -477,7 +470,11 @@ mod tests {
         );
         let long: Vec<u8> = (0..1100).map(|i| (i / 100 % 3) as u8).collect();
         let m = mask(1100, &[&long]);
-        let total: u64 = census(&[&m, &m, &m]).patterns().iter().map(|p| p.1).sum();
+        let total: u64 = Census::of_masks(&[&m, &m, &m])
+            .patterns()
+            .iter()
+            .map(|p| p.1)
+            .sum();
         assert_eq!(total, 1100, "unanimous spans count every pixel");
     }
 
@@ -510,7 +507,7 @@ mod tests {
             3,
             &[ImageVotes {
                 workers: ids.to_vec(),
-                patterns: &census(&refs).patterns(),
+                patterns: &Census::of_masks(&refs).patterns(),
             }],
         );
         assert!(model.iterations > 1 && model.iterations < MAX_ITERATIONS);
@@ -545,7 +542,7 @@ mod tests {
             3,
             &[ImageVotes {
                 workers: ids.to_vec(),
-                patterns: &census(&refs).patterns(),
+                patterns: &Census::of_masks(&refs).patterns(),
             }],
         );
         let wrong = |f: &dyn Fusion| {
