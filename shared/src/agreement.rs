@@ -118,6 +118,7 @@ pub fn disagreement_table(workers: usize) -> [u8; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// Adds a row whose winning counts are those of `consensus` (as the vote gives them).
     fn add(c: &mut AgreementCounts, rows: &[&[u8]], consensus: &[u8]) {
@@ -164,6 +165,40 @@ mod tests {
         assert_eq!(slow.matching, vec![1300, 1300, 1298]);
         assert_eq!(slow.pair_both, vec![1300, 1299, 1299]);
         assert_eq!(slow.pair_equal, vec![1300, 1298, 1298]);
+    }
+
+    proptest! {
+        /// Against the definition, pixel by pixel, with abstentions and any number of workers.
+        #[test]
+        fn counts_follow_the_definition(
+            (n, rows) in (1usize..6).prop_flat_map(|n| {
+                let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
+                (Just(n), proptest::collection::vec(proptest::collection::vec(value, 40), n))
+            })
+        ) {
+            // The consensus: the first non-abstaining vote (any class will do for counting).
+            let consensus: Vec<u8> = (0..40)
+                .map(|x| rows.iter().map(|r| r[x]).find(|&v| v != ABSTAIN).unwrap_or(0))
+                .collect();
+            let winning: Vec<u8> = (0..40)
+                .map(|x| rows.iter().filter(|r| r[x] == consensus[x]).count() as u8)
+                .collect();
+            let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+            let mut c = AgreementCounts::new(n);
+            c.add_row(&refs, &consensus, &winning);
+            let mut p = 0;
+            for i in 0..n {
+                let voted = |r: &[u8], x: usize| r[x] != ABSTAIN;
+                prop_assert_eq!(c.voting[i], (0..40).filter(|&x| voted(&rows[i], x)).count() as u64);
+                prop_assert_eq!(c.matching[i], (0..40).filter(|&x| rows[i][x] == consensus[x]).count() as u64);
+                for j in i + 1..n {
+                    let both = (0..40).filter(|&x| voted(&rows[i], x) && voted(&rows[j], x));
+                    prop_assert_eq!(c.pair_both[p], both.clone().count() as u64);
+                    prop_assert_eq!(c.pair_equal[p], both.filter(|&x| rows[i][x] == rows[j][x]).count() as u64);
+                    p += 1;
+                }
+            }
+        }
     }
 
     #[test]
