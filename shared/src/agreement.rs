@@ -2,7 +2,7 @@
 //! row beside the vote, so it streams like the masks do.
 
 use crate::mask::ABSTAIN;
-use crate::vote::round5;
+use crate::vote::{for_each_not, round5};
 
 /// Running counts for one image's included workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,16 +35,9 @@ impl AgreementCounts {
     /// per-pair work everywhere but where workers disagreed.
     pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
         let n = self.workers;
-        let unanimous = winning.iter().filter(|&&v| usize::from(v) == n).count();
-        self.add_all(unanimous as u64);
-        if unanimous == winning.len() {
-            return;
-        }
-        for (px, _) in winning
-            .iter()
-            .enumerate()
-            .filter(|&(_, &v)| usize::from(v) != n)
-        {
+        // Pixels whose winner got every worker's vote are unanimous: a bit mask per 32 pixels
+        // finds the few others.
+        let unanimous = for_each_not(winning, n as u8, |px| {
             let mut p = 0;
             for i in 0..n {
                 let u = rows[i][px];
@@ -61,7 +54,8 @@ impl AgreementCounts {
                     p += 1;
                 }
             }
-        }
+        });
+        self.add_all(unanimous as u64);
     }
 
     fn add_all(&mut self, n: u64) {

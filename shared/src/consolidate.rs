@@ -30,7 +30,7 @@ use crate::mask::{
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
-use crate::vote::{Fusion, Majority, Rows, confidence, stream_windows};
+use crate::vote::{Fusion, Majority, Rows, confidence, for_each_not, stream_windows};
 use crate::weighted::{Census, CrowdModel, ImageVotes};
 
 /// The folder under `outputConfig` where consolidated masks go.
@@ -807,6 +807,8 @@ fn stream_vote(
     let mut agreement = AgreementCounts::new(cands.len());
     // The disagreement map is encoded as the rows are decided: it is never held whole.
     let table = disagreement_table(cands.len());
+    // Fewer than 255 candidates (MAX_ANSWERS_PER_IMAGE), so the count fits a byte.
+    let n = cands.len() as u8;
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
     let (mut out, mut win) = (vec![0u8; w], vec![0u8; w]);
@@ -815,9 +817,9 @@ fn stream_vote(
         let (out, win) = (&out, &win);
         classes[y * w..(y + 1) * w].copy_from_slice(out);
         if let Ok(enc) = map.as_mut() {
-            for (m, &v) in map_row.iter_mut().zip(win) {
-                *m = table[usize::from(v)];
-            }
+            // Black where every worker voted for the winner, which is nearly everywhere.
+            map_row.fill(table[usize::from(n)]);
+            for_each_not(win, n, |x| map_row[x] = table[usize::from(win[x])]);
             if let Err(e) = enc.write_row(&map_row) {
                 map = Err(e);
             }

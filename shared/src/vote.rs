@@ -174,22 +174,82 @@ pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
             x = end;
             continue;
         }
-        // Which pixels of the span are unanimous: byte-wise compares that vectorise.
-        let mut same = [true; BLOCK];
+        // Which pixels of the span are disputed, as a bit mask (byte-wise compares that
+        // vectorise); then the unanimous runs between them are handed out whole.
+        let len = end - x;
+        let mut disputed = differ_mask(&first[x..end], |v| v == ABSTAIN);
         for r in &workers[1..] {
-            for ((s, a), b) in same.iter_mut().zip(&r.current[x..end]).zip(&first[x..end]) {
-                *s &= a == b;
-            }
+            disputed |= differ_pairs(&r.current[x..end], &first[x..end]);
         }
-        for (k, px) in (x..end).enumerate() {
-            if same[k] && first[px] != ABSTAIN {
-                f(Span::Unanimous(px..px + 1));
+        let mut k = 0;
+        while k < len {
+            let rest = disputed >> k;
+            if rest & 1 == 1 {
+                f(Span::Disputed(x + k));
+                k += 1;
             } else {
-                f(Span::Disputed(px));
+                let run = (rest.trailing_zeros() as usize).min(len - k);
+                f(Span::Unanimous(x + k..x + k + run));
+                k += run;
             }
         }
         x = end;
     }
+}
+
+/// Bit k set where `pred(block[k])` (at most 32 bytes). Whole 32-byte blocks compile to a
+/// few vector compares and a move-mask.
+#[inline(always)]
+pub(crate) fn differ_mask(block: &[u8], pred: impl Fn(u8) -> bool) -> u32 {
+    let mut m = 0u32;
+    match <&[u8; BLOCK]>::try_from(block) {
+        Ok(b) => {
+            for (k, &v) in b.iter().enumerate() {
+                m |= u32::from(pred(v)) << k;
+            }
+        }
+        Err(_) => {
+            for (k, &v) in block.iter().enumerate() {
+                m |= u32::from(pred(v)) << k;
+            }
+        }
+    }
+    m
+}
+
+/// Bit k set where `a[k] != b[k]` (at most 32 bytes each, same length).
+#[inline(always)]
+fn differ_pairs(a: &[u8], b: &[u8]) -> u32 {
+    let mut m = 0u32;
+    match (<&[u8; BLOCK]>::try_from(a), <&[u8; BLOCK]>::try_from(b)) {
+        (Ok(a), Ok(b)) => {
+            for (k, (&u, &v)) in a.iter().zip(b).enumerate() {
+                m |= u32::from(u != v) << k;
+            }
+        }
+        _ => {
+            for (k, (&u, &v)) in a.iter().zip(b).enumerate() {
+                m |= u32::from(u != v) << k;
+            }
+        }
+    }
+    m
+}
+
+/// Calls `f` with every position of `row` whose byte is not `value`, 32 bytes at a time, and
+/// returns how many bytes were `value`.
+#[inline]
+pub fn for_each_not(row: &[u8], value: u8, mut f: impl FnMut(usize)) -> usize {
+    let mut equal = 0;
+    for (b, block) in row.chunks(BLOCK).enumerate() {
+        let mut m = differ_mask(block, |v| v != value);
+        equal += block.len() - m.count_ones() as usize;
+        while m != 0 {
+            f(b * BLOCK + m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+    }
+    equal
 }
 
 /// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
@@ -204,7 +264,7 @@ impl Fusion for Majority {
     fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]) {
         let n = workers.len() as u8;
         let first = workers[0].current;
-        let mut votes: Vec<u8> = Vec::with_capacity(workers.len());
+        let mut tally: Vec<(u8, u8)> = Vec::with_capacity(workers.len());
         let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
         scan_row(workers, |span| match span {
             Span::Unanimous(r) => {
@@ -212,51 +272,34 @@ impl Fusion for Majority {
                 winning[r].fill(n);
             }
             Span::Disputed(px) => {
-                votes.clear();
-                votes.extend(
-                    workers
-                        .iter()
-                        .map(|r| r.current[px])
-                        .filter(|&v| v != ABSTAIN),
-                );
-                let Some(&v0) = votes.first() else {
-                    out[px] = 0;
-                    winning[px] = 0;
-                    return;
-                };
-                if votes.iter().all(|&v| v == v0) {
-                    out[px] = v0;
-                    winning[px] = votes.len() as u8;
-                    return;
+                // Each voted class with its votes, in the order first seen: a few workers and
+                // fewer classes, so a short list beats sorting.
+                tally.clear();
+                for r in workers {
+                    let v = r.current[px];
+                    if v != ABSTAIN {
+                        match tally.iter_mut().find(|t| t.0 == v) {
+                            Some(t) => t.1 += 1,
+                            None => tally.push((v, 1)),
+                        }
+                    }
                 }
-                votes.sort_unstable();
-                winning[px] = plurality(&votes, &mut tied);
-                out[px] = if tied.len() == 1 {
-                    tied[0]
-                } else {
-                    break_tie(workers, px, &tied, |_| 1u32)
+                let best = tally.iter().map(|t| t.1).max().unwrap_or(0);
+                tied.clear();
+                tied.extend(tally.iter().filter(|t| t.1 == best).map(|t| t.0));
+                winning[px] = best;
+                out[px] = match tied.len() {
+                    // Nobody voted: background.
+                    0 => 0,
+                    1 => tied[0],
+                    _ => {
+                        tied.sort_unstable();
+                        break_tie(workers, px, &tied, |_| 1u32)
+                    }
                 };
             }
         });
     }
-}
-
-/// Given sorted votes, fills `tied` with the classes that have the most votes (ascending) and
-/// returns that count.
-fn plurality(sorted: &[u8], tied: &mut Vec<u8>) -> u8 {
-    tied.clear();
-    let mut best = 0u8;
-    for run in sorted.chunk_by(|a, b| a == b) {
-        let n = run.len() as u8;
-        if n > best {
-            best = n;
-            tied.clear();
-        }
-        if n == best {
-            tied.push(run[0]);
-        }
-    }
-    best
 }
 
 /// Among `tied` (ascending), the class with the most votes over the 3×3 neighbourhood of
