@@ -177,9 +177,10 @@ pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
         // Which pixels of the span are disputed, as a bit mask (byte-wise compares that
         // vectorise); then the unanimous runs between them are handed out whole.
         let len = end - x;
-        let mut disputed = differ_mask(&first[x..end], |v| v == ABSTAIN);
+        let block = &first[x..end];
+        let mut disputed = bits(block, block, |v, _| v == ABSTAIN);
         for r in &workers[1..] {
-            disputed |= differ_pairs(&r.current[x..end], &first[x..end]);
+            disputed |= bits(&r.current[x..end], block, |u, v| u != v);
         }
         let mut k = 0;
         while k < len {
@@ -197,43 +198,21 @@ pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
     }
 }
 
-/// Bit k set where `pred(block[k])` (at most 32 bytes). Whole 32-byte blocks compile to a
-/// few vector compares and a move-mask.
+/// Bit k set where `pred(a[k], b[k])`, for at most 32 bytes (same length). Whole 32-byte
+/// blocks compile to a few vector compares and a move-mask.
 #[inline(always)]
-pub(crate) fn differ_mask(block: &[u8], pred: impl Fn(u8) -> bool) -> u32 {
-    let mut m = 0u32;
-    match <&[u8; BLOCK]>::try_from(block) {
-        Ok(b) => {
-            for (k, &v) in b.iter().enumerate() {
-                m |= u32::from(pred(v)) << k;
-            }
+fn bits(a: &[u8], b: &[u8], pred: impl Fn(u8, u8) -> bool) -> u32 {
+    let mask = |a: &[u8], b: &[u8]| {
+        let mut m = 0u32;
+        for (k, (&u, &v)) in a.iter().zip(b).enumerate() {
+            m |= u32::from(pred(u, v)) << k;
         }
-        Err(_) => {
-            for (k, &v) in block.iter().enumerate() {
-                m |= u32::from(pred(v)) << k;
-            }
-        }
-    }
-    m
-}
-
-/// Bit k set where `a[k] != b[k]` (at most 32 bytes each, same length).
-#[inline(always)]
-fn differ_pairs(a: &[u8], b: &[u8]) -> u32 {
-    let mut m = 0u32;
+        m
+    };
     match (<&[u8; BLOCK]>::try_from(a), <&[u8; BLOCK]>::try_from(b)) {
-        (Ok(a), Ok(b)) => {
-            for (k, (&u, &v)) in a.iter().zip(b).enumerate() {
-                m |= u32::from(u != v) << k;
-            }
-        }
-        _ => {
-            for (k, (&u, &v)) in a.iter().zip(b).enumerate() {
-                m |= u32::from(u != v) << k;
-            }
-        }
+        (Ok(a), Ok(b)) => mask(a, b),
+        _ => mask(a, b),
     }
-    m
 }
 
 /// Calls `f` with every position of `row` whose byte is not `value`, 32 bytes at a time, and
@@ -242,7 +221,7 @@ fn differ_pairs(a: &[u8], b: &[u8]) -> u32 {
 pub fn for_each_not(row: &[u8], value: u8, mut f: impl FnMut(usize)) -> usize {
     let mut equal = 0;
     for (b, block) in row.chunks(BLOCK).enumerate() {
-        let mut m = differ_mask(block, |v| v != value);
+        let mut m = bits(block, block, |v, _| v != value);
         equal += block.len() - m.count_ones() as usize;
         while m != 0 {
             f(b * BLOCK + m.trailing_zeros() as usize);
