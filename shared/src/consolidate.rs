@@ -811,11 +811,12 @@ fn stream_vote(
     let n = cands.len() as u8;
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
-    let (mut out, mut win) = (vec![0u8; w], vec![0u8; w]);
+    let mut win = vec![0u8; w];
     let unmapped = stream_decoded(cands, threads, |y, window| {
-        fusion.fuse_row(window, &mut out, &mut win);
-        let (out, win) = (&out, &win);
-        classes[y * w..(y + 1) * w].copy_from_slice(out);
+        // The vote writes straight into the mask.
+        let out = &mut classes[y * w..(y + 1) * w];
+        fusion.fuse_row(window, out, &mut win);
+        let (out, win) = (&*out, &win);
         if let Ok(enc) = map.as_mut() {
             // Black where every worker voted for the winner, which is nearly everywhere.
             map_row.fill(table[usize::from(n)]);
