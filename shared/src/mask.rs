@@ -30,6 +30,16 @@ impl ClassMask {
     pub fn pixels(&self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
     }
+
+    /// A mask of `width` from its rows (tests).
+    #[cfg(test)]
+    pub(crate) fn from_rows(width: u32, rows: &[&[u8]]) -> Self {
+        Self {
+            width,
+            height: rows.len() as u32,
+            data: rows.concat(),
+        }
+    }
 }
 
 /// Why a worker's PNG could not be turned into a class mask. Every variant is the worker's

@@ -316,14 +316,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn mask(w: u32, rows: &[&[u8]]) -> ClassMask {
-        ClassMask {
-            width: w,
-            height: rows.len() as u32,
-            data: rows.concat(),
-        }
-    }
-
     fn fuse(ms: &[ClassMask]) -> Fused {
         Majority.fuse(&ms.iter().collect::<Vec<_>>())
     }
@@ -331,9 +323,9 @@ mod tests {
     #[test]
     fn plurality_wins_per_pixel() {
         let f = fuse(&[
-            mask(3, &[&[1, 2, 0]]),
-            mask(3, &[&[1, 2, 2]]),
-            mask(3, &[&[3, 1, 2]]),
+            ClassMask::from_rows(3, &[&[1, 2, 0]]),
+            ClassMask::from_rows(3, &[&[1, 2, 2]]),
+            ClassMask::from_rows(3, &[&[3, 1, 2]]),
         ]);
         assert_eq!(f.classes, [1, 2, 2]);
         assert_eq!(f.winning_votes, [2, 2, 2]);
@@ -342,8 +334,8 @@ mod tests {
     #[test]
     fn tie_is_broken_by_neighbourhood() {
         // Centre pixel: one vote for 1, one for 2. Around it, worker B's class 2 dominates.
-        let a = mask(3, &[&[0, 0, 0], &[0, 1, 0], &[0, 0, 0]]);
-        let b = mask(3, &[&[2, 2, 0], &[2, 2, 0], &[0, 0, 0]]);
+        let a = ClassMask::from_rows(3, &[&[0, 0, 0], &[0, 1, 0], &[0, 0, 0]]);
+        let b = ClassMask::from_rows(3, &[&[2, 2, 0], &[2, 2, 0], &[0, 0, 0]]);
         let f = fuse(&[a, b]);
         assert_eq!(f.classes[4], 2);
         assert_eq!(f.winning_votes[4], 1);
@@ -352,28 +344,35 @@ mod tests {
     #[test]
     fn neighbourhood_counts_only_tied_classes() {
         // Class 3 is everywhere around but is not tied at the centre, so it cannot win there.
-        let a = mask(3, &[&[3, 3, 3], &[3, 1, 3], &[3, 3, 3]]);
-        let b = mask(3, &[&[3, 3, 3], &[3, 2, 3], &[3, 3, 3]]);
+        let a = ClassMask::from_rows(3, &[&[3, 3, 3], &[3, 1, 3], &[3, 3, 3]]);
+        let b = ClassMask::from_rows(3, &[&[3, 3, 3], &[3, 2, 3], &[3, 3, 3]]);
         assert_eq!(fuse(&[a, b]).classes[4], 1);
     }
 
     #[test]
     fn three_way_tie_falls_to_lowest_index() {
-        let f = fuse(&[mask(1, &[&[3]]), mask(1, &[&[1]]), mask(1, &[&[2]])]);
+        let f = fuse(&[
+            ClassMask::from_rows(1, &[&[3]]),
+            ClassMask::from_rows(1, &[&[1]]),
+            ClassMask::from_rows(1, &[&[2]]),
+        ]);
         assert_eq!(f.classes, [1]);
     }
 
     #[test]
     fn tie_break_is_clipped_at_the_border() {
         // Corner pixel (0,0): tie 1 vs 2; the in-image neighbours favour 2.
-        let a = mask(2, &[&[1, 0], &[0, 0]]);
-        let b = mask(2, &[&[2, 2], &[2, 0]]);
+        let a = ClassMask::from_rows(2, &[&[1, 0], &[0, 0]]);
+        let b = ClassMask::from_rows(2, &[&[2, 2], &[2, 0]]);
         assert_eq!(fuse(&[a, b]).classes[0], 2);
     }
 
     #[test]
     fn nobody_voted_is_background() {
-        let f = fuse(&[mask(2, &[&[ABSTAIN, 1]]), mask(2, &[&[ABSTAIN, 1]])]);
+        let f = fuse(&[
+            ClassMask::from_rows(2, &[&[ABSTAIN, 1]]),
+            ClassMask::from_rows(2, &[&[ABSTAIN, 1]]),
+        ]);
         assert_eq!(f.classes, [0, 1]);
         assert_eq!(f.winning_votes, [0, 2]);
     }
@@ -381,9 +380,9 @@ mod tests {
     #[test]
     fn abstentions_do_not_count() {
         let f = fuse(&[
-            mask(1, &[&[ABSTAIN]]),
-            mask(1, &[&[ABSTAIN]]),
-            mask(1, &[&[4]]),
+            ClassMask::from_rows(1, &[&[ABSTAIN]]),
+            ClassMask::from_rows(1, &[&[ABSTAIN]]),
+            ClassMask::from_rows(1, &[&[4]]),
         ]);
         assert_eq!(f.classes, [4]);
     }
@@ -391,14 +390,17 @@ mod tests {
     #[test]
     fn confidence_is_mean_share_of_winning_votes() {
         let f = fuse(&[
-            mask(2, &[&[1, 1]]),
-            mask(2, &[&[1, 2]]),
-            mask(2, &[&[1, 0]]),
+            ClassMask::from_rows(2, &[&[1, 1]]),
+            ClassMask::from_rows(2, &[&[1, 2]]),
+            ClassMask::from_rows(2, &[&[1, 0]]),
         ]);
         // pixel 0: 3/3; pixel 1: three-way tie, 1/3.
         assert_eq!(f.confidence(), round5((1.0 + 1.0 / 3.0) / 2.0));
         assert_eq!(f.confidence(), 0.66667);
-        assert_eq!(fuse(&[mask(2, &[&[1, 1]])]).confidence(), 0.0);
+        assert_eq!(
+            fuse(&[ClassMask::from_rows(2, &[&[1, 1]])]).confidence(),
+            0.0
+        );
     }
 
     fn masks_strategy() -> impl Strategy<Value = Vec<ClassMask>> {

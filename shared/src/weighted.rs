@@ -450,18 +450,10 @@ impl Fusion for Weighted {
 mod tests {
     use super::*;
 
-    fn mask(w: u32, rows: &[&[u8]]) -> ClassMask {
-        ClassMask {
-            width: w,
-            height: rows.len() as u32,
-            data: rows.concat(),
-        }
-    }
-
     #[test]
     fn census_counts_each_combination_of_votes() {
-        let a = mask(4, &[&[1, 1, 2, ABSTAIN]]);
-        let b = mask(4, &[&[1, 2, 2, ABSTAIN]]);
+        let a = ClassMask::from_rows(4, &[&[1, 1, 2, ABSTAIN]]);
+        let b = ClassMask::from_rows(4, &[&[1, 2, 2, ABSTAIN]]);
         let patterns = Census::of_masks(&[&a, &b]).patterns();
         // The all-abstain pixel is no evidence and is not counted.
         assert_eq!(
@@ -469,7 +461,7 @@ mod tests {
             vec![(vec![1, 1], 1), (vec![1, 2], 1), (vec![2, 2], 1)]
         );
         let long: Vec<u8> = (0..1100).map(|i| (i / 100 % 3) as u8).collect();
-        let m = mask(1100, &[&long]);
+        let m = ClassMask::from_rows(1100, &[&long]);
         let total: u64 = Census::of_masks(&[&m, &m, &m])
             .patterns()
             .iter()
@@ -488,28 +480,36 @@ mod tests {
             for i in (k..d.len()).step_by(997) {
                 d[i] = (d[i] + 1) % 3;
             }
-            mask(3000, &[&d])
+            ClassMask::from_rows(3000, &[&d])
         };
         let (a, b, c) = (good(0), good(1), good(2));
         let confused = truth
             .iter()
             .map(|&t| if t == 1 { 2 } else { t })
             .collect::<Vec<_>>();
-        (vec![a, b, c, mask(3000, &[&confused])], truth)
+        (
+            vec![a, b, c, ClassMask::from_rows(3000, &[&confused])],
+            truth,
+        )
+    }
+
+    /// The confused batch, its truth, its worker ids and the model fitted to it.
+    fn fitted() -> (Vec<ClassMask>, Vec<u8>, [&'static str; 4], CrowdModel) {
+        let (masks, truth) = confused_batch();
+        let refs: Vec<&ClassMask> = masks.iter().collect();
+        let ids = ["a", "b", "c", "confused"];
+        let patterns = Census::of_masks(&refs).patterns();
+        let votes = ImageVotes {
+            workers: ids.to_vec(),
+            patterns: &patterns,
+        };
+        let model = CrowdModel::fit(3, &[votes]);
+        (masks, truth, ids, model)
     }
 
     #[test]
     fn em_learns_a_confusion_and_weighs_workers_by_it() {
-        let (masks, _) = confused_batch();
-        let refs: Vec<&ClassMask> = masks.iter().collect();
-        let ids = ["a", "b", "c", "confused"];
-        let model = CrowdModel::fit(
-            3,
-            &[ImageVotes {
-                workers: ids.to_vec(),
-                patterns: &Census::of_masks(&refs).patterns(),
-            }],
-        );
+        let (_, _, ids, model) = fitted();
         assert!(model.iterations > 1 && model.iterations < MAX_ITERATIONS);
         for good in ["a", "b", "c"] {
             assert!(model.weight(good) > model.weight("confused") + 1.0);
@@ -535,16 +535,8 @@ mod tests {
 
     #[test]
     fn weighted_fusion_recovers_the_truth_where_majority_cannot() {
-        let (masks, truth) = confused_batch();
+        let (masks, truth, ids, model) = fitted();
         let refs: Vec<&ClassMask> = masks.iter().collect();
-        let ids = ["a", "b", "c", "confused"];
-        let model = CrowdModel::fit(
-            3,
-            &[ImageVotes {
-                workers: ids.to_vec(),
-                patterns: &Census::of_masks(&refs).patterns(),
-            }],
-        );
         let wrong = |f: &dyn Fusion| {
             let fused = f.fuse(&refs);
             fused
