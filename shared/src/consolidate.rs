@@ -351,6 +351,10 @@ fn decide_all(
             let counted = par_map(images.iter().collect(), ctx.parallelism, |image| {
                 let mut sel = select(image);
                 let census = stream_until_decoded(&mut sel, |cands| census(cands, per_image));
+                if let Some(c) = census.as_ref().filter(|c| c.overflow() > 0) {
+                    warn!(dataset_object_id = %image.id, pixels = c.overflow(),
+                          "weighted fusion: this image's workers disagree in more combinations than the census keeps; those pixels still vote but do not inform the model");
+                }
                 (sel, census.map(|c| c.patterns()))
             });
             let votes: Vec<ImageVotes<'_>> = counted
@@ -365,6 +369,7 @@ fn decide_all(
             let model = CrowdModel::fit(classes.num_classes(), &votes);
             info!(
                 workers = model.worker_count(),
+                combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
                 iterations = model.iterations,
                 "crowd model fitted to the batch"
             );

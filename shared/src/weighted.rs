@@ -33,6 +33,11 @@ const SMOOTHING: f64 = 1.0;
 pub const NEAR_TIE: f64 = std::f64::consts::LN_2;
 /// Worker weights are clamped to ±this (a worker agreeing on every pixel would be infinite).
 const MAX_WEIGHT: f64 = 20.0;
+/// Distinct disputed combinations a census keeps per image. Real masks give a few hundred (772
+/// for the benchmark's 12 MP, 5-worker image); random masks could give one per pixel, so the
+/// census stops learning new ones here, which bounds its memory (about 1 MiB per image).
+/// Pixels with combinations beyond it still vote; they only do not inform the model.
+pub const MAX_COMBINATIONS: usize = 1 << 12;
 
 /// How many pixels of one image got each combination of votes (in worker order; [`ABSTAIN`]
 /// where a worker painted nothing usable). Pixels nobody voted on are not counted.
@@ -42,10 +47,13 @@ pub struct Census {
     /// Pixels where every worker voted class c.
     unanimous: Vec<u64>,
     disputed: HashMap<Box<[u8]>, u64, BuildHasherDefault<PatternHasher>>,
+    /// Disputed pixels left out because their combination came after [`MAX_COMBINATIONS`].
+    overflow: u64,
 }
 
-/// A fast hash for short vote combinations (the default one is built to resist attackers,
-/// which a worker's vote combination cannot be turned into: at most 255^n keys of n bytes).
+/// A fast hash for short vote combinations. SipHash's resistance to crafted collisions buys
+/// little here: a key is one class index per worker, a crafted answer controls one byte of
+/// it, and a census holds at most [`MAX_COMBINATIONS`] keys.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PatternHasher(u64);
 
@@ -68,20 +76,24 @@ impl Census {
             workers,
             unanimous: vec![0; 256],
             disputed: HashMap::default(),
+            overflow: 0,
         }
     }
 
     /// Counts one row (`rows[i]` is worker i's window, as the vote gets it).
     pub fn add_row(&mut self, rows: &[Rows<'_>]) {
         let first = rows[0].current;
-        let (unanimous, disputed) = (&mut self.unanimous, &mut self.disputed);
+        let (unanimous, disputed, overflow) =
+            (&mut self.unanimous, &mut self.disputed, &mut self.overflow);
         // Neighbouring disputed pixels often repeat a combination: count runs, hash once.
         let (mut run, mut run_len) = (Vec::with_capacity(rows.len()), 0u64);
         let mut key = Vec::with_capacity(rows.len());
         let mut flush = |run: &[u8], n: u64| {
             if n > 0 {
+                let full = disputed.len() >= MAX_COMBINATIONS;
                 match disputed.get_mut(run) {
                     Some(count) => *count += n,
+                    None if full => *overflow += n,
                     None => {
                         disputed.insert(run.into(), n);
                     }
@@ -122,6 +134,11 @@ impl Census {
         let size = (masks[0].width, masks[0].height);
         let _ = stream_windows(size, masks.len(), read, |_, window| census.add_row(window));
         census
+    }
+
+    /// Disputed pixels left out of the census (see [`MAX_COMBINATIONS`]).
+    pub fn overflow(&self) -> u64 {
+        self.overflow
     }
 
     /// Every combination seen, with its pixel count, sorted (so the fit is deterministic).
@@ -468,6 +485,27 @@ mod tests {
             .map(|p| p.1)
             .sum();
         assert_eq!(total, 1100, "unanimous spans count every pixel");
+    }
+
+    #[test]
+    fn census_memory_is_bounded_and_overflow_is_counted() {
+        // Every pixel its own combination: far more than MAX_COMBINATIONS.
+        let w = 3 * MAX_COMBINATIONS as u32;
+        let a: Vec<u8> = (0..w).map(|i| (i % 251) as u8).collect();
+        let b: Vec<u8> = (0..w).map(|i| (i / 251 % 251) as u8).collect();
+        let (a, b) = (
+            ClassMask::from_rows(w, &[&a]),
+            ClassMask::from_rows(w, &[&b]),
+        );
+        let census = Census::of_masks(&[&a, &b]);
+        let kept: u64 = census.patterns().iter().map(|p| p.1).sum();
+        assert_eq!(census.disputed.len(), MAX_COMBINATIONS);
+        assert_eq!(
+            kept + census.overflow(),
+            u64::from(w),
+            "every pixel is counted once"
+        );
+        assert!(census.overflow() > 0);
     }
 
     /// A batch of rows of `n` pixels: three reliable workers and one who paints class 2 where
