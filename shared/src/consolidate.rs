@@ -361,7 +361,7 @@ fn decide_all(
                 .iter()
                 .filter_map(|(sel, patterns)| {
                     Some(ImageVotes {
-                        workers: sel.worker_ids(),
+                        workers: worker_ids(&sel.cands),
                         patterns: patterns.as_deref()?,
                     })
                 })
@@ -527,13 +527,9 @@ struct Selection<'a> {
     excluded: Vec<ExcludedWorker>,
 }
 
-impl Selection<'_> {
-    fn worker_ids(&self) -> Vec<&str> {
-        self.cands
-            .iter()
-            .map(|c| c.worker.worker_id.as_str())
-            .collect()
-    }
+/// The candidates' worker ids, in vote order (how the crowd model knows them).
+fn worker_ids<'a>(cands: &[Candidate<'a>]) -> Vec<&'a str> {
+    cands.iter().map(|c| c.worker.worker_id.as_str()).collect()
 }
 
 /// Runs every check on an image's answers that needs no pixel data: labels, colours, base64,
@@ -630,10 +626,7 @@ fn decide_image(
     let image = sel.image;
     let fusion = |cands: &[Candidate<'_>]| -> Box<dyn Fusion> {
         match model {
-            Some(m) => {
-                let ids: Vec<&str> = cands.iter().map(|c| c.worker.worker_id.as_str()).collect();
-                Box::new(m.fusion(&ids))
-            }
+            Some(m) => Box::new(m.fusion(&worker_ids(cands))),
             None => Box::new(Majority),
         }
     };
