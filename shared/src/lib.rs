@@ -19,6 +19,7 @@ pub mod service;
 pub mod store;
 pub mod uri;
 pub mod vote;
+pub mod votes;
 pub mod weighted;
 
 pub use config::Config;
