@@ -84,7 +84,7 @@ impl AgreementCounts {
         // Pixels whose winner got every worker's vote are unanimous: a bit mask per 32 pixels
         // finds the few others.
         let counts = &mut self.counts;
-        let unanimous = if n <= Votes::MAX_WORKERS {
+        let unanimous = if (1..=Votes::MAX_WORKERS).contains(&n) {
             let lanes = &mut self.lanes;
             let unanimous = for_each_not(winning, n as u8, |px| {
                 if lanes.full() {

@@ -281,6 +281,7 @@ impl Fusion for Majority {
         let n = workers.len() as u8;
         let first = workers[0].current;
         let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
+        let mut tally: Vec<(u8, u8)> = Vec::with_capacity(workers.len());
         scan_blocks(workers, |b| {
             // The whole block as if unanimous, then the disputed pixels over it.
             let r = b.start..b.start + b.len;
@@ -290,7 +291,7 @@ impl Fusion for Majority {
             while disputed != 0 {
                 let px = b.start + disputed.trailing_zeros() as usize;
                 disputed &= disputed - 1;
-                let (class, votes) = plurality(workers, px, &mut tied);
+                let (class, votes) = plurality(workers, px, &mut tied, &mut tally);
                 winning[px] = votes;
                 out[px] = class;
             }
@@ -298,10 +299,15 @@ impl Fusion for Majority {
     }
 }
 
-/// The majority's decision at a disputed pixel `px`: the class and its votes. `tied` is
-/// scratch space.
+/// The majority's decision at a disputed pixel `px`: the class and its votes. `tied` and
+/// `tally` are scratch space.
 #[inline(always)]
-fn plurality(workers: &[Rows<'_>], px: usize, tied: &mut Vec<u8>) -> (u8, u8) {
+fn plurality(
+    workers: &[Rows<'_>],
+    px: usize,
+    tied: &mut Vec<u8>,
+    tally: &mut Vec<(u8, u8)>,
+) -> (u8, u8) {
     let votes = if workers.len() <= Votes::MAX_WORKERS {
         let votes = Votes::gather(workers.len(), |i| workers[i].current[px]);
         let p = votes.plurality();
@@ -315,7 +321,7 @@ fn plurality(workers: &[Rows<'_>], px: usize, tied: &mut Vec<u8>) -> (u8, u8) {
     } else {
         // More workers than a word holds: each voted class with its votes, in the order
         // first seen.
-        let mut tally: Vec<(u8, u8)> = Vec::with_capacity(workers.len());
+        tally.clear();
         for r in workers {
             let v = r.current[px];
             if v != ABSTAIN {
