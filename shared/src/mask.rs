@@ -375,6 +375,18 @@ fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u6
                 for q in octet.as_chunks_mut::<4>().0 {
                     *q = p;
                 }
+                // Long runs: four octets per step with one branch, from a 32-pixel boundary.
+                while j % 32 != 0 && j + 8 <= n && octets[j / 8] == octet {
+                    j += 8;
+                }
+                while j % 32 == 0
+                    && j + 32 <= n
+                    && octets[j / 8..j / 8 + 4]
+                        .iter()
+                        .fold(true, |same, o| same & (*o == octet))
+                {
+                    j += 32;
+                }
                 while j + 8 <= n && octets[j / 8] == octet {
                     j += 8;
                 }
@@ -591,6 +603,39 @@ mod tests {
         .unwrap();
         assert_eq!(d.mask.data, [0, 1, 0, ABSTAIN]);
         assert_eq!(d.unmapped, 1);
+    }
+
+    proptest::proptest! {
+        /// Runs of any length at any alignment, in RGBA and RGB, map pixel by pixel.
+        #[test]
+        fn rgb_rows_map_like_each_pixel(
+            runs in proptest::collection::vec((0usize..5, 1usize..80), 1..12)
+        ) {
+            const COLOURS: [[u8; 4]; 5] = [
+                [255, 255, 255, 255],
+                [0x2c, 0xa0, 0x2c, 255],
+                [0x2c, 0xa0, 0x2c, 0],
+                [1, 2, 3, 255],
+                [0x2c, 0xa0, 0x2d, 255],
+            ];
+            let want_of = |c: [u8; 4], alpha: bool| match (c, alpha) {
+                ([_, _, _, 0], true) | ([255, 255, 255, _], _) => 0,
+                ([0x2c, 0xa0, 0x2c, _], _) => 1,
+                _ => ABSTAIN,
+            };
+            let pixels: Vec<[u8; 4]> = runs.iter().flat_map(|&(c, len)| vec![COLOURS[c]; len]).collect();
+            for alpha in [true, false] {
+                let row: Vec<u8> = pixels
+                    .iter()
+                    .flat_map(|p| if alpha { p.to_vec() } else { p[..3].to_vec() })
+                    .collect();
+                let want: Vec<u8> = pixels.iter().map(|&p| want_of(p, alpha)).collect();
+                let mut got = vec![0u8; pixels.len()];
+                let unmapped = map_rgb8(&row, &mut got, alpha, &car_lookup());
+                proptest::prop_assert_eq!(&got, &want);
+                proptest::prop_assert_eq!(unmapped, want.iter().filter(|&&k| k == ABSTAIN).count() as u64);
+            }
+        }
     }
 
     #[test]
