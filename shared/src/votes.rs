@@ -2,8 +2,8 @@
 //!
 //! Where workers disagree, the vote and the agreement counts ask the same few questions of a
 //! pixel: who voted, and who voted for this class. With every vote a byte of one `u64`, each
-//! question is a handful of word operations and a popcount, with no loop over workers and no
-//! branch to mispredict. [`Votes::MAX_WORKERS`] = 8 covers the usual 3 to 5 workers per
+//! question is a handful of word operations and one multiplication that counts the lanes, with
+//! no loop over workers and no branch to mispredict. [`Votes::MAX_WORKERS`] = 8 covers the usual 3 to 5 workers per
 //! image; callers keep a plain loop for more (a `u128` for up to 16 measured slower than that
 //! loop, without a popcount instruction in the baseline x86-64 target).
 
@@ -195,7 +195,7 @@ mod tests {
     #[test]
     fn equal_bytes_is_exact_for_every_pair_of_bytes() {
         for a in 0..=255u8 {
-            // Every b in one of 16 lanes, with neighbours that could borrow or carry.
+            // Every b in one of 8 lanes, with neighbours that could borrow or carry.
             for b in 0..=255u8 {
                 let lane = usize::from(b) % 8;
                 let mut x = [a.wrapping_add(1); 8];
