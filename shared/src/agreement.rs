@@ -9,13 +9,6 @@ use crate::votes::{LaneCounters, Votes};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementCounts {
     workers: usize,
-    counts: Counts,
-    /// Per-lane byte counters of the disputed pixels not yet in `counts`.
-    lanes: LaneCounters,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Counts {
     /// Per worker: pixels where it voted, and where its vote equals the consensus.
     voting: Vec<u64>,
     matching: Vec<u64>,
@@ -24,7 +17,72 @@ struct Counts {
     pair_equal: Vec<u64>,
 }
 
-impl Counts {
+impl AgreementCounts {
+    /// Empty counts for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        let pairs = workers * workers.saturating_sub(1) / 2;
+        Self {
+            workers,
+            voting: vec![0; workers],
+            matching: vec![0; workers],
+            pair_both: vec![0; pairs],
+            pair_equal: vec![0; pairs],
+        }
+    }
+
+    /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row and
+    /// `winning` its vote counts. A pixel whose winner got every worker's vote is unanimous
+    /// (every count grows by one); that one comparison per pixel spares the per-worker and
+    /// per-pair work everywhere but where workers disagreed.
+    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
+        let n = self.workers;
+        // Pixels whose winner got every worker's vote are unanimous: a bit mask per 32 pixels
+        // finds the few others.
+        let unanimous = if (1..=Votes::MAX_WORKERS).contains(&n) {
+            // The disputed pixels' counts go into byte counters per lane first.
+            let mut lanes = LaneCounters::default();
+            let unanimous = for_each_not(winning, n as u8, |px| {
+                if lanes.full() {
+                    self.add_lanes(&mut lanes);
+                }
+                let v = Votes::gather(n, |i| rows[i][px]);
+                let voting = v.voting();
+                let mut adds = [0u64; LaneCounters::WORDS];
+                adds[0] = voting;
+                adds[1] = v.for_class(consensus[px]);
+                for i in 0..n {
+                    let class = v.class(i);
+                    adds[2 + i] = if class == ABSTAIN { 0 } else { voting };
+                    adds[2 + n + i] = v.for_class(class);
+                }
+                lanes.add(&adds[..2 + 2 * n]);
+            });
+            self.add_lanes(&mut lanes);
+            unanimous
+        } else {
+            // More workers than a word holds: one by one.
+            for_each_not(winning, n as u8, |px| {
+                let mut p = 0;
+                for i in 0..n {
+                    let u = rows[i][px];
+                    if u != ABSTAIN {
+                        self.voting[i] += 1;
+                        self.matching[i] += u64::from(u == consensus[px]);
+                    }
+                    for rj in &rows[i + 1..] {
+                        let v = rj[px];
+                        if u != ABSTAIN && v != ABSTAIN {
+                            self.pair_both[p] += 1;
+                            self.pair_equal[p] += u64::from(u == v);
+                        }
+                        p += 1;
+                    }
+                }
+            })
+        };
+        self.add_all(unanimous as u64);
+    }
+
     /// Adds `n` unanimous pixels: every count grows by `n`.
     fn add_all(&mut self, n: u64) {
         self.voting
@@ -37,10 +95,11 @@ impl Counts {
             .for_each(|c| *c += n);
     }
 
-    /// Empties the lane counters of `n` workers into the counts: word 0 holds the voting
-    /// workers, word 1 those matching the consensus, words 2 + i worker i's pairs where both
-    /// voted and words 2 + n + i those where they voted alike (lane j is pair (i, j)).
-    fn add_lanes(&mut self, lanes: &mut LaneCounters, n: usize) {
+    /// Empties the lane counters into the counts: word 0 holds the voting workers, word 1
+    /// those matching the consensus, words 2 + i worker i's pairs where both voted and words
+    /// 2 + n + i those where they voted alike (lane j is pair (i, j)).
+    fn add_lanes(&mut self, lanes: &mut LaneCounters) {
+        let n = self.workers;
         let pair = |i: usize, j: usize| i * n - i * (i + 1) / 2 + (j - i - 1);
         lanes.drain(|word, lane, count| match word {
             0 => self.voting[lane] += count,
@@ -57,95 +116,24 @@ impl Counts {
             }
         });
     }
-}
-
-impl AgreementCounts {
-    /// Empty counts for `workers` workers.
-    pub fn new(workers: usize) -> Self {
-        let pairs = workers * workers.saturating_sub(1) / 2;
-        Self {
-            workers,
-            counts: Counts {
-                voting: vec![0; workers],
-                matching: vec![0; workers],
-                pair_both: vec![0; pairs],
-                pair_equal: vec![0; pairs],
-            },
-            lanes: LaneCounters::default(),
-        }
-    }
-
-    /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row and
-    /// `winning` its vote counts. A pixel whose winner got every worker's vote is unanimous
-    /// (every count grows by one); that one comparison per pixel spares the per-worker and
-    /// per-pair work everywhere but where workers disagreed.
-    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
-        let n = self.workers;
-        // Pixels whose winner got every worker's vote are unanimous: a bit mask per 32 pixels
-        // finds the few others.
-        let counts = &mut self.counts;
-        let unanimous = if (1..=Votes::MAX_WORKERS).contains(&n) {
-            let lanes = &mut self.lanes;
-            let unanimous = for_each_not(winning, n as u8, |px| {
-                if lanes.full() {
-                    counts.add_lanes(lanes, n);
-                }
-                let v = Votes::gather(n, |i| rows[i][px]);
-                let voting = v.voting();
-                let mut adds = [0u64; LaneCounters::WORDS];
-                adds[0] = voting;
-                adds[1] = v.for_class(consensus[px]);
-                for i in 0..n {
-                    let class = v.class(i);
-                    adds[2 + i] = if class == ABSTAIN { 0 } else { voting };
-                    adds[2 + n + i] = v.for_class(class);
-                }
-                lanes.add(&adds[..2 + 2 * n]);
-            });
-            counts.add_lanes(lanes, n);
-            unanimous
-        } else {
-            // More workers than a word holds: one by one.
-            for_each_not(winning, n as u8, |px| {
-                let mut p = 0;
-                for i in 0..n {
-                    let u = rows[i][px];
-                    if u != ABSTAIN {
-                        counts.voting[i] += 1;
-                        counts.matching[i] += u64::from(u == consensus[px]);
-                    }
-                    for rj in &rows[i + 1..] {
-                        let v = rj[px];
-                        if u != ABSTAIN && v != ABSTAIN {
-                            counts.pair_both[p] += 1;
-                            counts.pair_equal[p] += u64::from(u == v);
-                        }
-                        p += 1;
-                    }
-                }
-            })
-        };
-        counts.add_all(unanimous as u64);
-    }
 
     /// Worker i's share of voting pixels equal to the consensus (5 decimals); 1.0 when it
     /// never voted (it contradicted nothing).
     pub fn agreement(&self, i: usize) -> f64 {
-        ratio(self.counts.matching[i], self.counts.voting[i])
+        ratio(self.matching[i], self.voting[i])
     }
 
     /// The mean over pairs of workers of the share of pixels, among those both voted on, where
     /// they voted alike; `None` with fewer than two workers.
     pub fn mean_pairwise(&self) -> Option<f64> {
-        let c = &self.counts;
-        (!c.pair_both.is_empty()).then(|| {
-            let sum: f64 = c
+        (!self.pair_both.is_empty()).then(|| {
+            let sum: f64 = self
                 .pair_both
                 .iter()
-                .zip(&c.pair_equal)
+                .zip(&self.pair_equal)
                 .map(|(&b, &e)| ratio(e, b))
                 .sum();
-            round5(sum / c.pair_both.len() as f64)
+            round5(sum / self.pair_both.len() as f64)
         })
     }
 }
@@ -209,16 +197,16 @@ mod tests {
         let mut fast = AgreementCounts::new(3);
         add(&mut fast, &[&row, &row, &row], &row);
         assert_eq!((fast.agreement(2), fast.mean_pairwise()), (1.0, Some(1.0)));
-        assert_eq!(fast.counts.voting, vec![1300; 3]);
+        assert_eq!(fast.voting, vec![1300; 3]);
         let mut other = row.clone();
         other[650] = 9;
         other[1299] = ABSTAIN;
         let mut slow = AgreementCounts::new(3);
         add(&mut slow, &[&row, &row, &other], &row);
-        assert_eq!(slow.counts.voting, vec![1300, 1300, 1299]);
-        assert_eq!(slow.counts.matching, vec![1300, 1300, 1298]);
-        assert_eq!(slow.counts.pair_both, vec![1300, 1299, 1299]);
-        assert_eq!(slow.counts.pair_equal, vec![1300, 1298, 1298]);
+        assert_eq!(slow.voting, vec![1300, 1300, 1299]);
+        assert_eq!(slow.matching, vec![1300, 1300, 1298]);
+        assert_eq!(slow.pair_both, vec![1300, 1299, 1299]);
+        assert_eq!(slow.pair_equal, vec![1300, 1298, 1298]);
     }
 
     proptest! {
@@ -244,12 +232,12 @@ mod tests {
             let mut p = 0;
             for i in 0..n {
                 let voted = |r: &[u8], x: usize| r[x] != ABSTAIN;
-                prop_assert_eq!(c.counts.voting[i], (0..40).filter(|&x| voted(&rows[i], x)).count() as u64);
-                prop_assert_eq!(c.counts.matching[i], (0..40).filter(|&x| rows[i][x] == consensus[x]).count() as u64);
+                prop_assert_eq!(c.voting[i], (0..40).filter(|&x| voted(&rows[i], x)).count() as u64);
+                prop_assert_eq!(c.matching[i], (0..40).filter(|&x| rows[i][x] == consensus[x]).count() as u64);
                 for j in i + 1..n {
                     let both = (0..40).filter(|&x| voted(&rows[i], x) && voted(&rows[j], x));
-                    prop_assert_eq!(c.counts.pair_both[p], both.clone().count() as u64);
-                    prop_assert_eq!(c.counts.pair_equal[p], both.filter(|&x| rows[i][x] == rows[j][x]).count() as u64);
+                    prop_assert_eq!(c.pair_both[p], both.clone().count() as u64);
+                    prop_assert_eq!(c.pair_equal[p], both.filter(|&x| rows[i][x] == rows[j][x]).count() as u64);
                     p += 1;
                 }
             }

@@ -138,19 +138,10 @@ pub struct Plurality {
 
 /// Per-lane counters, one byte each, in up to [`LaneCounters::WORDS`] words that are added
 /// to word-wise and emptied into `u64`s before a byte can overflow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct LaneCounters {
     words: [u64; Self::WORDS],
     pending: u8,
-}
-
-impl Default for LaneCounters {
-    fn default() -> Self {
-        Self {
-            words: [0; Self::WORDS],
-            pending: 0,
-        }
-    }
 }
 
 impl LaneCounters {
