@@ -3,9 +3,9 @@
 
 use crate::mask::ABSTAIN;
 use crate::vote::{for_each_not, round5};
-use crate::votes::{LaneCounters, Votes};
+use crate::votes::Patterns;
 
-/// Running counts for one image's included workers.
+/// How much one image's included workers agreed: the counts behind the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementCounts {
     workers: usize,
@@ -17,70 +17,93 @@ pub struct AgreementCounts {
     pair_equal: Vec<u64>,
 }
 
-impl AgreementCounts {
+/// [`AgreementCounts`] being added up, row by row.
+#[derive(Debug, Clone)]
+pub struct AgreementTally {
+    counts: AgreementCounts,
+    /// The non-unanimous pixels not yet counted, by pattern of votes (tagged with the
+    /// consensus); unused past [`Patterns::MAX_WORKERS`] workers.
+    patterns: Patterns,
+}
+
+impl AgreementTally {
     /// Empty counts for `workers` workers.
     pub fn new(workers: usize) -> Self {
         let pairs = workers * workers.saturating_sub(1) / 2;
         Self {
-            workers,
-            voting: vec![0; workers],
-            matching: vec![0; workers],
-            pair_both: vec![0; pairs],
-            pair_equal: vec![0; pairs],
+            counts: AgreementCounts {
+                workers,
+                voting: vec![0; workers],
+                matching: vec![0; workers],
+                pair_both: vec![0; pairs],
+                pair_equal: vec![0; pairs],
+            },
+            patterns: Patterns::default(),
         }
     }
 
     /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row and
     /// `winning` its vote counts. A pixel whose winner got every worker's vote is unanimous
     /// (every count grows by one); that one comparison per pixel spares the per-worker and
-    /// per-pair work everywhere but where workers disagreed.
+    /// per-pair work everywhere but where workers disagreed, and there each distinct pattern
+    /// of votes is worked out once, however often it occurs.
     pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
-        let n = self.workers;
-        // Pixels whose winner got every worker's vote are unanimous: a bit mask per 32 pixels
-        // finds the few others.
-        let unanimous = if (1..=Votes::MAX_WORKERS).contains(&n) {
-            // The disputed pixels' counts go into byte counters per lane first.
-            let mut lanes = LaneCounters::default();
-            let unanimous = for_each_not(winning, n as u8, |px| {
-                if lanes.full() {
-                    self.add_lanes(&mut lanes);
-                }
-                let v = Votes::gather(n, |i| rows[i][px]);
-                let voting = v.voting();
-                let mut adds = [0u64; LaneCounters::WORDS];
-                adds[0] = voting;
-                adds[1] = v.for_class(consensus[px]);
-                for i in 0..n {
-                    let class = v.class(i);
-                    adds[2 + i] = if class == ABSTAIN { 0 } else { voting };
-                    adds[2 + n + i] = v.for_class(class);
-                }
-                lanes.add(&adds[..2 + 2 * n]);
-            });
-            self.add_lanes(&mut lanes);
-            unanimous
-        } else {
-            // More workers than a word holds: one by one.
+        let n = self.counts.workers;
+        let unanimous = if n <= Patterns::MAX_WORKERS {
             for_each_not(winning, n as u8, |px| {
-                let mut p = 0;
-                for i in 0..n {
-                    let u = rows[i][px];
-                    if u != ABSTAIN {
-                        self.voting[i] += 1;
-                        self.matching[i] += u64::from(u == consensus[px]);
-                    }
-                    for rj in &rows[i + 1..] {
-                        let v = rj[px];
-                        if u != ABSTAIN && v != ABSTAIN {
-                            self.pair_both[p] += 1;
-                            self.pair_equal[p] += u64::from(u == v);
-                        }
-                        p += 1;
-                    }
+                if self.patterns.full() {
+                    self.drain();
                 }
+                let key = Patterns::key(n, |i| rows[i][px], consensus[px]);
+                self.patterns.add(key);
+            })
+        } else {
+            // More workers than a pattern holds: pixel by pixel.
+            for_each_not(winning, n as u8, |px| {
+                self.counts.add(|i| rows[i][px], consensus[px], 1);
             })
         };
-        self.add_all(unanimous as u64);
+        self.counts.add_all(unanimous as u64);
+    }
+
+    /// The counts of every row added.
+    pub fn finish(mut self) -> AgreementCounts {
+        self.drain();
+        self.counts
+    }
+
+    fn drain(&mut self) {
+        let counts = &mut self.counts;
+        self.patterns.drain(|key, times| {
+            counts.add(|i| Patterns::vote(key, i), Patterns::tag(key), times);
+        });
+    }
+}
+
+impl AgreementCounts {
+    /// Adds `times` pixels where worker i voted `vote(i)` and the consensus is `consensus`.
+    fn add(&mut self, vote: impl Fn(usize) -> u8, consensus: u8, times: u64) {
+        let n = self.workers;
+        let mut p = 0;
+        for i in 0..n {
+            let u = vote(i);
+            if u != ABSTAIN {
+                self.voting[i] += times;
+                if u == consensus {
+                    self.matching[i] += times;
+                }
+            }
+            for j in i + 1..n {
+                let v = vote(j);
+                if u != ABSTAIN && v != ABSTAIN {
+                    self.pair_both[p] += times;
+                    if u == v {
+                        self.pair_equal[p] += times;
+                    }
+                }
+                p += 1;
+            }
+        }
     }
 
     /// Adds `n` unanimous pixels: every count grows by `n`.
@@ -93,28 +116,6 @@ impl AgreementCounts {
             .iter_mut()
             .chain(&mut self.pair_equal)
             .for_each(|c| *c += n);
-    }
-
-    /// Empties the lane counters into the counts: word 0 holds the voting workers, word 1
-    /// those matching the consensus, words 2 + i worker i's pairs where both voted and words
-    /// 2 + n + i those where they voted alike (lane j is pair (i, j)).
-    fn add_lanes(&mut self, lanes: &mut LaneCounters) {
-        let n = self.workers;
-        let pair = |i: usize, j: usize| i * n - i * (i + 1) / 2 + (j - i - 1);
-        lanes.drain(|word, lane, count| match word {
-            0 => self.voting[lane] += count,
-            1 => self.matching[lane] += count,
-            w if w < 2 + n => {
-                if lane > w - 2 {
-                    self.pair_both[pair(w - 2, lane)] += count;
-                }
-            }
-            w => {
-                if lane > w - 2 - n {
-                    self.pair_equal[pair(w - 2 - n, lane)] += count;
-                }
-            }
-        });
     }
 
     /// Worker i's share of voting pixels equal to the consensus (5 decimals); 1.0 when it
@@ -163,7 +164,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Adds a row whose winning counts are those of `consensus` (as the vote gives them).
-    fn add(c: &mut AgreementCounts, rows: &[&[u8]], consensus: &[u8]) {
+    fn counts(workers: usize, rows: &[&[u8]], consensus: &[u8]) -> AgreementCounts {
         let winning: Vec<u8> = (0..consensus.len())
             .map(|x| {
                 rows.iter()
@@ -171,7 +172,9 @@ mod tests {
                     .count() as u8
             })
             .collect();
-        c.add_row(rows, consensus, &winning);
+        let mut tally = AgreementTally::new(workers);
+        tally.add_row(rows, consensus, &winning);
+        tally.finish()
     }
 
     #[test]
@@ -179,8 +182,7 @@ mod tests {
         let a = [1u8, 1, 2, ABSTAIN];
         let b = [1u8, 2, 2, 2];
         let consensus = [1u8, 1, 2, 2];
-        let mut c = AgreementCounts::new(2);
-        add(&mut c, &[&a, &b], &consensus);
+        let c = counts(2, &[&a, &b], &consensus);
         assert_eq!(
             c.agreement(0),
             1.0,
@@ -194,60 +196,106 @@ mod tests {
     #[test]
     fn agreeing_spans_count_like_pixels() {
         let row: Vec<u8> = (0..1300).map(|i| (i % 3) as u8).collect();
-        let mut fast = AgreementCounts::new(3);
-        add(&mut fast, &[&row, &row, &row], &row);
+        let fast = counts(3, &[&row, &row, &row], &row);
         assert_eq!((fast.agreement(2), fast.mean_pairwise()), (1.0, Some(1.0)));
         assert_eq!(fast.voting, vec![1300; 3]);
         let mut other = row.clone();
         other[650] = 9;
         other[1299] = ABSTAIN;
-        let mut slow = AgreementCounts::new(3);
-        add(&mut slow, &[&row, &row, &other], &row);
+        let slow = counts(3, &[&row, &row, &other], &row);
         assert_eq!(slow.voting, vec![1300, 1300, 1299]);
         assert_eq!(slow.matching, vec![1300, 1300, 1298]);
         assert_eq!(slow.pair_both, vec![1300, 1299, 1299]);
         assert_eq!(slow.pair_equal, vec![1300, 1298, 1298]);
     }
 
+    /// The counts as defined, pixel by pixel, over rows of any width.
+    fn definition(rows: &[Vec<u8>], consensus: &[u8]) -> AgreementCounts {
+        let n = rows.len();
+        let voted = |i: usize, x: usize| rows[i][x] != ABSTAIN;
+        let pixels =
+            |f: &dyn Fn(usize) -> bool| (0..consensus.len()).filter(|&x| f(x)).count() as u64;
+        let pairs = || (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j)));
+        AgreementCounts {
+            workers: n,
+            voting: (0..n).map(|i| pixels(&|x| voted(i, x))).collect(),
+            matching: (0..n)
+                .map(|i| pixels(&|x| rows[i][x] == consensus[x]))
+                .collect(),
+            pair_both: pairs()
+                .map(|(i, j)| pixels(&|x| voted(i, x) && voted(j, x)))
+                .collect(),
+            pair_equal: pairs()
+                .map(|(i, j)| pixels(&|x| voted(i, x) && voted(j, x) && rows[i][x] == rows[j][x]))
+                .collect(),
+        }
+    }
+
+    /// The tally of `rows` (each split into rows of `width`) against `consensus`, with the
+    /// winning counts the vote would give.
+    fn tallied(rows: &[Vec<u8>], consensus: &[u8], width: usize) -> AgreementCounts {
+        let mut tally = AgreementTally::new(rows.len());
+        for (y, cons) in consensus.chunks(width).enumerate() {
+            let row: Vec<&[u8]> = rows.iter().map(|r| &r[y * width..][..cons.len()]).collect();
+            let winning: Vec<u8> = (0..cons.len())
+                .map(|x| row.iter().filter(|r| r[x] == cons[x]).count() as u8)
+                .collect();
+            tally.add_row(&row, cons, &winning);
+        }
+        tally.finish()
+    }
+
+    /// The consensus for counting: the first non-abstaining vote (any class will do).
+    fn first_votes(rows: &[Vec<u8>]) -> Vec<u8> {
+        (0..rows[0].len())
+            .map(|x| {
+                rows.iter()
+                    .map(|r| r[x])
+                    .find(|&v| v != ABSTAIN)
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
     proptest! {
-        /// Against the definition, pixel by pixel, with abstentions and any number of workers.
+        /// Against the definition, with abstentions and any number of workers: up to
+        /// [`Patterns::MAX_WORKERS`] by patterns of votes, past it pixel by pixel.
         #[test]
         fn counts_follow_the_definition(
-            // Past 8 workers the counts take the plain loop instead of packed words.
-            (n, rows) in (1usize..12).prop_flat_map(|n| {
+            (_n, rows) in (1usize..20).prop_flat_map(|n| {
                 let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
-                (Just(n), proptest::collection::vec(proptest::collection::vec(value, 40), n))
+                (Just(n), proptest::collection::vec(proptest::collection::vec(value, 80), n))
             })
         ) {
-            // The consensus: the first non-abstaining vote (any class will do for counting).
-            let consensus: Vec<u8> = (0..40)
-                .map(|x| rows.iter().map(|r| r[x]).find(|&v| v != ABSTAIN).unwrap_or(0))
-                .collect();
-            let winning: Vec<u8> = (0..40)
-                .map(|x| rows.iter().filter(|r| r[x] == consensus[x]).count() as u8)
-                .collect();
-            let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
-            let mut c = AgreementCounts::new(n);
-            c.add_row(&refs, &consensus, &winning);
-            let mut p = 0;
-            for i in 0..n {
-                let voted = |r: &[u8], x: usize| r[x] != ABSTAIN;
-                prop_assert_eq!(c.voting[i], (0..40).filter(|&x| voted(&rows[i], x)).count() as u64);
-                prop_assert_eq!(c.matching[i], (0..40).filter(|&x| rows[i][x] == consensus[x]).count() as u64);
-                for j in i + 1..n {
-                    let both = (0..40).filter(|&x| voted(&rows[i], x) && voted(&rows[j], x));
-                    prop_assert_eq!(c.pair_both[p], both.clone().count() as u64);
-                    prop_assert_eq!(c.pair_equal[p], both.filter(|&x| rows[i][x] == rows[j][x]).count() as u64);
-                    p += 1;
-                }
-            }
+            let consensus = first_votes(&rows);
+            prop_assert_eq!(tallied(&rows, &consensus, 40), definition(&rows, &consensus));
         }
     }
 
     #[test]
+    fn thousands_of_distinct_patterns_are_all_counted() {
+        // 12 workers, 4 values each: nearly every one of 6000 pixels is its own pattern, so
+        // the table fills and drains several times.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            [0, 1, 2, ABSTAIN][(seed >> 60) as usize % 4]
+        };
+        let rows: Vec<Vec<u8>> = (0..12)
+            .map(|_| (0..6000).map(|_| next()).collect())
+            .collect();
+        let consensus = first_votes(&rows);
+        assert_eq!(
+            tallied(&rows, &consensus, 1000),
+            definition(&rows, &consensus)
+        );
+    }
+
+    #[test]
     fn one_worker_has_no_pairwise_agreement() {
-        let mut c = AgreementCounts::new(1);
-        add(&mut c, &[&[1, 2]], &[1, 2]);
+        let c = counts(1, &[&[1, 2]], &[1, 2]);
         assert_eq!(c.mean_pairwise(), None);
         assert_eq!(c.agreement(0), 1.0);
     }

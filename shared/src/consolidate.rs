@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 
-use crate::agreement::{AgreementCounts, disagreement_table};
+use crate::agreement::{AgreementCounts, AgreementTally, disagreement_table};
 use crate::config::{Algorithm, Limits};
 use crate::event::{
     AnnotationData, ColorMapEntry, ConsolidatedAnnotation, ConsolidationEvent, ConsolidationReport,
@@ -802,7 +802,7 @@ fn stream_vote(
     let w = width as usize;
     let mut classes = vec![0u8; w * height as usize];
     let mut winning_sum = 0u64;
-    let mut agreement = AgreementCounts::new(cands.len());
+    let mut agreement = AgreementTally::new(cands.len());
     // The disagreement map is encoded as the rows are decided: it is never held whole.
     let table = disagreement_table(cands.len());
     // Fewer than 255 candidates (MAX_ANSWERS_PER_IMAGE), so the count fits a byte.
@@ -834,7 +834,7 @@ fn stream_vote(
         height,
         classes,
         winning_sum,
-        agreement,
+        agreement: agreement.finish(),
         unmapped,
         disagreement_png,
     })
