@@ -16,17 +16,44 @@ const HIGH: u64 = ONES * 0x80;
 
 /// `b` in every byte.
 #[inline(always)]
-fn splat(b: u8) -> u64 {
+pub fn splat(b: u8) -> u64 {
     ONES * u64::from(b)
 }
 
-/// 0x01 in every byte where `x` and `y` are equal, 0 elsewhere. Exact: the low seven bits are
+/// 0x80 in every byte where `x` and `y` differ, 0 elsewhere. Exact: the low seven bits are
 /// added without carrying into the next byte, so no byte borrows from its neighbour.
 #[inline(always)]
-fn equal_bytes(x: u64, y: u64) -> u64 {
+pub fn differing_bytes(x: u64, y: u64) -> u64 {
     let t = x ^ y;
-    let nonzero = (((t & LOW7) + LOW7) | t) & HIGH;
-    (nonzero ^ HIGH) >> 7
+    (((t & LOW7) + LOW7) | t) & HIGH
+}
+
+/// 0x80 in every byte where `x` and `y` are equal, 0 elsewhere.
+#[inline(always)]
+pub fn same_bytes(x: u64, y: u64) -> u64 {
+    differing_bytes(x, y) ^ HIGH
+}
+
+/// 0x01 in every byte where `x` and `y` are equal, 0 elsewhere.
+#[inline(always)]
+fn equal_bytes(x: u64, y: u64) -> u64 {
+    same_bytes(x, y) >> 7
+}
+
+/// Bit i set where byte i of `mask` is 0x80 (every byte 0x80 or 0): one multiplication
+/// gathers the eight flags into the top byte (the baseline x86-64 target has no move-mask
+/// that the compiler would use, nor does the multiplication carry between them).
+#[inline(always)]
+pub fn byte_flags(mask: u64) -> u32 {
+    ((mask >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+/// The eight bytes at `at` as a word (byte i is lane i).
+#[inline(always)]
+pub fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// How many lanes of a lane mask are set, without relying on a popcount instruction (the
@@ -246,6 +273,14 @@ mod tests {
                 let want = u64::from(a == b) << (8 * lane);
                 assert_eq!(eq, want, "a={a} b={b}");
             }
+        }
+    }
+
+    #[test]
+    fn byte_flags_gathers_every_pattern_of_flags() {
+        for bits in 0..=255u32 {
+            let mask = (0..8).fold(0u64, |m, i| m | u64::from(bits >> i & 1) << (8 * i + 7));
+            assert_eq!(byte_flags(mask), bits, "{mask:#018x}");
         }
     }
 
