@@ -50,13 +50,19 @@ impl AgreementTally {
     pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
         let n = self.counts.workers;
         let unanimous = if n <= Patterns::MAX_WORKERS {
-            for_each_not(winning, n as u8, |px| {
-                if self.patterns.full() {
-                    self.drain();
-                }
+            // Neighbouring pixels often share a pattern: each run is counted at once.
+            let mut run = (0, 0);
+            let unanimous = for_each_not(winning, n as u8, |px| {
                 let key = Patterns::key(n, |i| rows[i][px], consensus[px]);
-                self.patterns.add(key);
-            })
+                if run.1 > 0 && key == run.0 {
+                    run.1 += 1;
+                } else {
+                    self.count(run);
+                    run = (key, 1);
+                }
+            });
+            self.count(run);
+            unanimous
         } else {
             // More workers than a pattern holds: pixel by pixel.
             for_each_not(winning, n as u8, |px| {
@@ -70,6 +76,16 @@ impl AgreementTally {
     pub fn finish(mut self) -> AgreementCounts {
         self.drain();
         self.counts
+    }
+
+    /// Counts `times` more of the pattern `key` (nothing when `times` is 0).
+    fn count(&mut self, (key, times): (u128, u64)) {
+        if times > 0 {
+            if self.patterns.full() {
+                self.drain();
+            }
+            self.patterns.add(key, times);
+        }
     }
 
     fn drain(&mut self) {

@@ -201,9 +201,17 @@ impl Patterns {
     #[inline(always)]
     pub fn key(workers: usize, vote: impl Fn(usize) -> u8, tag: u8) -> u128 {
         debug_assert!(workers <= Self::MAX_WORKERS);
-        (0..workers).fold(u128::from(tag) << 120, |k, i| {
-            k | u128::from(vote(i)) << (8 * i)
-        })
+        // Two words: a variable shift of a u128 costs branches or selects.
+        let (mut lo, mut hi) = (0u64, u64::from(tag) << 56);
+        for i in 0..workers {
+            let v = u64::from(vote(i));
+            if i < 8 {
+                lo |= v << (8 * i);
+            } else {
+                hi |= v << (8 * (i - 8));
+            }
+        }
+        u128::from(hi) << 64 | u128::from(lo)
     }
 
     /// Worker i's vote in a pattern.
@@ -216,21 +224,22 @@ impl Patterns {
         key.to_le_bytes()[15]
     }
 
-    /// Counts one more `key`. Call [`Self::full`] first: a full table takes no new pattern.
+    /// Counts `times` more `key`. Call [`Self::full`] first: a full table takes no new
+    /// pattern.
     #[inline(always)]
-    pub fn add(&mut self, key: u128) {
+    pub fn add(&mut self, key: u128, times: u64) {
         let mix = (key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut slot = (mix.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 53) as usize;
         loop {
             slot &= Self::SLOTS - 1;
             if self.counts[slot] == 0 {
                 self.keys[slot] = key;
-                self.counts[slot] = 1;
+                self.counts[slot] = times;
                 self.used.push(slot as u16);
                 return;
             }
             if self.keys[slot] == key {
-                self.counts[slot] += 1;
+                self.counts[slot] += times;
                 return;
             }
             slot += 1;
@@ -336,7 +345,7 @@ mod tests {
                 if table.full() {
                     table.drain(&mut drained);
                 }
-                table.add(key(p, tag));
+                table.add(key(p, tag), 1);
             }
             table.drain(&mut drained);
             prop_assert_eq!(got, want);
