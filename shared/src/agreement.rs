@@ -2,7 +2,7 @@
 //! row beside the vote, so it streams like the masks do.
 
 use crate::mask::ABSTAIN;
-use crate::vote::{for_each_not, round5};
+use crate::vote::round5;
 use crate::votes::Patterns;
 
 /// How much one image's included workers agreed: the counts behind the report.
@@ -42,17 +42,18 @@ impl AgreementTally {
         }
     }
 
-    /// Adds one row: `rows[i]` is worker i's classes, `consensus` the fused row and
-    /// `winning` its vote counts. A pixel whose winner got every worker's vote is unanimous
-    /// (every count grows by one); that one comparison per pixel spares the per-worker and
-    /// per-pair work everywhere but where workers disagreed, and there each distinct pattern
-    /// of votes is worked out once, however often it occurs.
-    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], winning: &[u8]) {
+    /// Adds one row: `rows[i]` is worker i's classes and `consensus` the fused row; `split`
+    /// lists the pixels where not every worker voted for the consensus. Every other pixel is
+    /// unanimous (every count grows by one), which spares the per-worker and per-pair work
+    /// everywhere but where workers disagreed, and there each distinct pattern of votes is
+    /// worked out once, however often it occurs.
+    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], split: &[u32]) {
         let n = self.counts.workers;
-        let unanimous = if n <= Patterns::MAX_WORKERS {
+        if n <= Patterns::MAX_WORKERS {
             // Neighbouring pixels often share a pattern: each run is counted at once.
             let mut run = (0, 0);
-            let unanimous = for_each_not(winning, n as u8, |px| {
+            for &px in split {
+                let px = px as usize;
                 let key = Patterns::key(n, |i| rows[i][px], consensus[px]);
                 if run.1 > 0 && key == run.0 {
                     run.1 += 1;
@@ -60,16 +61,16 @@ impl AgreementTally {
                     self.count(run);
                     run = (key, 1);
                 }
-            });
+            }
             self.count(run);
-            unanimous
         } else {
             // More workers than a pattern holds: pixel by pixel.
-            for_each_not(winning, n as u8, |px| {
+            for &px in split {
+                let px = px as usize;
                 self.counts.add(|i| rows[i][px], consensus[px], 1);
-            })
-        };
-        self.counts.add_all(unanimous as u64);
+            }
+        }
+        self.counts.add_all((consensus.len() - split.len()) as u64);
     }
 
     /// The counts of every row added.
@@ -179,17 +180,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Adds a row whose winning counts are those of `consensus` (as the vote gives them).
+    /// The pixels where not every worker voted for the consensus.
+    fn split(rows: &[&[u8]], consensus: &[u8]) -> Vec<u32> {
+        (0..consensus.len())
+            .filter(|&x| rows.iter().any(|r| r[x] != consensus[x]))
+            .map(|x| x as u32)
+            .collect()
+    }
+
+    /// The counts of one row.
     fn counts(workers: usize, rows: &[&[u8]], consensus: &[u8]) -> AgreementCounts {
-        let winning: Vec<u8> = (0..consensus.len())
-            .map(|x| {
-                rows.iter()
-                    .filter(|r| r[x] != ABSTAIN && r[x] == consensus[x])
-                    .count() as u8
-            })
-            .collect();
         let mut tally = AgreementTally::new(workers);
-        tally.add_row(rows, consensus, &winning);
+        tally.add_row(rows, consensus, &split(rows, consensus));
         tally.finish()
     }
 
@@ -247,16 +249,12 @@ mod tests {
         }
     }
 
-    /// The tally of `rows` (each split into rows of `width`) against `consensus`, with the
-    /// winning counts the vote would give.
+    /// The tally of `rows` against `consensus`, both cut into rows of `width`.
     fn tallied(rows: &[Vec<u8>], consensus: &[u8], width: usize) -> AgreementCounts {
         let mut tally = AgreementTally::new(rows.len());
         for (y, cons) in consensus.chunks(width).enumerate() {
             let row: Vec<&[u8]> = rows.iter().map(|r| &r[y * width..][..cons.len()]).collect();
-            let winning: Vec<u8> = (0..cons.len())
-                .map(|x| row.iter().filter(|r| r[x] == cons[x]).count() as u8)
-                .collect();
-            tally.add_row(&row, cons, &winning);
+            tally.add_row(&row, cons, &split(&row, cons));
         }
         tally.finish()
     }

@@ -810,23 +810,30 @@ fn stream_vote(
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
     let mut win = vec![0u8; w];
+    // The pixels of the row where not every worker voted for the winner: few, and all that
+    // the map, the confidence and the agreement need to look at.
+    let mut split: Vec<u32> = Vec::with_capacity(w);
     let unmapped = stream_decoded(cands, threads, |y, window| {
         // The vote writes straight into the mask.
         let out = &mut classes[y * w..(y + 1) * w];
         fusion.fuse_row(window, out, &mut win);
         let (out, win) = (&*out, &win);
+        split.clear();
+        let unanimous = for_each_not(win, n, |x| split.push(x as u32));
+        let split_votes = || split.iter().map(|&x| win[x as usize]);
         if let Ok(enc) = map.as_mut() {
             // Black where every worker voted for the winner, which is nearly everywhere.
             map_row.fill(table[usize::from(n)]);
-            for_each_not(win, n, |x| map_row[x] = table[usize::from(win[x])]);
+            for (&x, v) in split.iter().zip(split_votes()) {
+                map_row[x as usize] = table[usize::from(v)];
+            }
             if let Err(e) = enc.write_row(&map_row) {
                 map = Err(e);
             }
         }
-        // Per row the sum fits in u32 (width × 255), which vectorises well.
-        winning_sum += u64::from(win.iter().map(|&v| u32::from(v)).sum::<u32>());
+        winning_sum += u64::from(n) * unanimous as u64 + split_votes().map(u64::from).sum::<u64>();
         let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
-        agreement.add_row(&current, out, win);
+        agreement.add_row(&current, out, &split);
     })?;
     let disagreement_png = map.and_then(GreyRowEncoder::finish);
     Ok(StreamFused {
