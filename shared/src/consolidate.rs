@@ -25,8 +25,8 @@ use crate::event::{
 };
 use crate::labels::{ClassList, LabelError, Rgb, assign_palette};
 use crate::mask::{
-    ClassMask, ColorLookup, GreyRowEncoder, MaskError, MaskReader, decode_class_mask,
-    encode_palette_png, png_dimensions,
+    ClassMask, ColorLookup, GreyRowEncoder, MaskError, MaskReader, PaletteRowEncoder,
+    decode_class_mask, png_dimensions,
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
@@ -631,7 +631,8 @@ fn decide_image(
         }
     };
     let fused = stream_until_decoded(&mut sel, |cands| {
-        stream_vote(cands, fusion(cands).as_ref(), threads)
+        let palette = palette_of(cands, classes);
+        stream_vote(cands, fusion(cands).as_ref(), palette, threads)
     });
     let Selection {
         cands,
@@ -649,17 +650,6 @@ fn decide_image(
         return Err(excluded);
     };
     sort_by_payload_order(&mut excluded, image);
-
-    // Palette: the first included worker (payload order) who maps a label gives its colour.
-    let mut preferred = vec![None; classes.num_classes()];
-    for c in &cands {
-        for (label, color) in &c.answer.label_mappings {
-            if let (Some(k), Some(rgb)) = (classes.class_of(label), Rgb::parse_hex(&color.color)) {
-                preferred[usize::from(k)].get_or_insert(rgb);
-            }
-        }
-    }
-    let palette = assign_palette(&preferred);
     let pixels = u64::from(fused.width) * u64::from(fused.height);
     let weights: Option<Vec<f64>> = model.map(|m| {
         cands
@@ -678,19 +668,32 @@ fn decide_image(
     );
     let n = cands.len();
     let (confidence_votes, unmapped) = (fused.winning_sum, fused.unmapped.iter().sum());
-    let encoded = encode_palette_png(fused.width, fused.height, &fused.classes, &palette)
-        .and_then(|png| Ok((png, fused.disagreement_png?)));
+    let encoded = fused.png.and_then(|png| Ok((png, fused.disagreement_png?)));
     Ok(encoded.map(|(png, disagreement_png)| ImageOutcome {
         png,
         disagreement_png,
         report,
-        palette,
+        palette: fused.palette,
         confidence: confidence(confidence_votes, pixels, n),
         included: cands.iter().map(|c| c.worker.worker_id.clone()).collect(),
         excluded,
         pixels,
         unmapped,
     }))
+}
+
+/// The output palette: the first included worker (payload order) who maps a label gives its
+/// colour.
+fn palette_of(cands: &[Candidate<'_>], classes: &ClassList) -> Vec<Rgb> {
+    let mut preferred = vec![None; classes.num_classes()];
+    for c in cands {
+        for (label, color) in &c.answer.label_mappings {
+            if let (Some(k), Some(rgb)) = (classes.class_of(label), Rgb::parse_hex(&color.color)) {
+                preferred[usize::from(k)].get_or_insert(rgb);
+            }
+        }
+    }
+    assign_palette(&preferred)
 }
 
 /// Every answer of the image in payload order: included ones with their agreement, excluded
@@ -778,11 +781,13 @@ struct Candidate<'a> {
     size: (u32, u32),
 }
 
-/// The fused classes of one image and the sum of the winning votes.
+/// The fused classes of one image, encoded, and the sum of the winning votes.
 struct StreamFused {
     width: u32,
     height: u32,
-    classes: Vec<u8>,
+    /// The consolidated mask, encoded as its rows were decided, and its palette.
+    png: Result<Vec<u8>, png::EncodingError>,
+    palette: Vec<Rgb>,
     /// Votes for the winner, in total (for the confidence).
     winning_sum: u64,
     /// The disagreement map, encoded while the rows were decided.
@@ -796,14 +801,17 @@ struct StreamFused {
 fn stream_vote(
     cands: &[Candidate<'_>],
     fusion: &dyn Fusion,
+    palette: Vec<Rgb>,
     threads: usize,
 ) -> Result<StreamFused, (usize, Exclusion)> {
     let (width, height) = cands[0].size;
     let w = width as usize;
-    let mut classes = vec![0u8; w * height as usize];
+    // The mask and the disagreement map are encoded as the rows are decided: neither is
+    // ever held whole.
+    let mut mask = PaletteRowEncoder::new(width, height, &palette);
+    let mut out = vec![0u8; w];
     let mut winning_sum = 0u64;
     let mut agreement = AgreementTally::new(cands.len());
-    // The disagreement map is encoded as the rows are decided: it is never held whole.
     let table = disagreement_table(cands.len());
     // Fewer than 255 candidates (MAX_ANSWERS_PER_IMAGE), so the count fits a byte.
     let n = cands.len() as u8;
@@ -813,11 +821,14 @@ fn stream_vote(
     // The pixels of the row where not every worker voted for the winner: few, and all that
     // the map, the confidence and the agreement need to look at.
     let mut split: Vec<u32> = Vec::with_capacity(w);
-    let unmapped = stream_decoded(cands, threads, |y, window| {
-        // The vote writes straight into the mask.
-        let out = &mut classes[y * w..(y + 1) * w];
-        fusion.fuse_row(window, out, &mut win);
-        let (out, win) = (&*out, &win);
+    let unmapped = stream_decoded(cands, threads, |_, window| {
+        fusion.fuse_row(window, &mut out, &mut win);
+        let (out, win) = (&out, &win);
+        if let Ok(enc) = mask.as_mut()
+            && let Err(e) = enc.write_row(out)
+        {
+            mask = Err(e);
+        }
         split.clear();
         let unanimous = for_each_not(win, n, |x| split.push(x as u32));
         let split_votes = || split.iter().map(|&x| win[x as usize]);
@@ -839,7 +850,8 @@ fn stream_vote(
     Ok(StreamFused {
         width,
         height,
-        classes,
+        png: mask.and_then(PaletteRowEncoder::finish),
+        palette,
         winning_sum,
         agreement: agreement.finish(),
         unmapped,

@@ -483,7 +483,20 @@ pub fn encode_palette_png(
     palette: &[Rgb],
 ) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::with_capacity(data.len() / 8 + 1024);
-    let mut enc = png::Encoder::new(&mut out, width, height);
+    let mut w = palette_encoder(&mut out, width, height, palette).write_header()?;
+    w.write_image_data(data)?;
+    w.finish()?;
+    Ok(out)
+}
+
+/// The encoder settings of the consolidated mask: 8-bit palette, fast compression.
+fn palette_encoder<W: std::io::Write>(
+    out: W,
+    width: u32,
+    height: u32,
+    palette: &[Rgb],
+) -> png::Encoder<'static, W> {
+    let mut enc = png::Encoder::new(out, width, height);
     enc.set_color(ColorType::Indexed);
     enc.set_depth(BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
@@ -493,10 +506,193 @@ pub fn encode_palette_png(
             .flat_map(|c| [c.0, c.1, c.2])
             .collect::<Vec<u8>>(),
     );
-    let mut w = enc.write_header()?;
-    w.write_image_data(data)?;
+    enc
+}
+
+/// An 8-bit palette PNG written row by row, byte for byte what [`encode_palette_png`] writes
+/// for the whole mask, so the consolidated mask never has to be held whole.
+///
+/// It does what png's one-shot writer does at `Compression::Fast`: per row, the adaptive
+/// filter (the least sum of absolute values, as signed bytes, over Up, Sub, Average and Paeth;
+/// on equal sums the later; a sum of 0 stops the search), the row with its filter byte into
+/// one fdeflate stream, and that stream as the IDAT. When the stream would be larger than
+/// the image stored uncompressed, the one-shot writer stores it instead; so does this, from
+/// the mask decoded back out of its own stream (masks that big are noise).
+pub struct PaletteRowEncoder {
+    width: u32,
+    height: u32,
+    palette: Vec<Rgb>,
+    deflate: fdeflate::Compressor<Cursor<Vec<u8>>>,
+    previous: Vec<u8>,
+    /// The best filtered row so far (filter byte first), and the one being tried.
+    best: Vec<u8>,
+    trial: Vec<u8>,
+}
+
+impl std::fmt::Debug for PaletteRowEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaletteRowEncoder")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PNG's filter types (the filter byte of a row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowFilter {
+    Sub = 1,
+    Up = 2,
+    Average = 3,
+    Paeth = 4,
+}
+
+impl PaletteRowEncoder {
+    /// Starts a `width`×`height` mask whose class k has colour `palette[k]`.
+    pub fn new(width: u32, height: u32, palette: &[Rgb]) -> Result<Self, png::EncodingError> {
+        let w = width as usize;
+        Ok(Self {
+            width,
+            height,
+            palette: palette.to_vec(),
+            deflate: fdeflate::Compressor::new(Cursor::new(Vec::new()))?,
+            previous: vec![0; w],
+            best: vec![0; w + 1],
+            trial: vec![0; w + 1],
+        })
+    }
+
+    /// Appends one row of classes (`width` bytes).
+    pub fn write_row(&mut self, row: &[u8]) -> Result<(), png::EncodingError> {
+        let mut least = u64::MAX;
+        for kind in [
+            RowFilter::Up,
+            RowFilter::Sub,
+            RowFilter::Average,
+            RowFilter::Paeth,
+        ] {
+            self.trial[0] = kind as u8;
+            filter_row(kind, &self.previous, row, &mut self.trial[1..]);
+            let cost = sum_of_magnitudes(&self.trial[1..]);
+            if cost <= least {
+                least = cost;
+                std::mem::swap(&mut self.best, &mut self.trial);
+                if cost == 0 {
+                    break;
+                }
+            }
+        }
+        self.deflate.write_data(&self.best)?;
+        self.previous.copy_from_slice(row);
+        Ok(())
+    }
+
+    /// Ends the image (after every row was written) and returns the PNG.
+    pub fn finish(self) -> Result<Vec<u8>, png::EncodingError> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let stream = self.deflate.finish()?.into_inner();
+        let stored = fdeflate::StoredOnlyCompressor::<()>::compressed_size((w + 1) * h);
+        let png = palette_png_of_stream(self.width, self.height, &self.palette, &stream)?;
+        if stream.len() <= stored {
+            return Ok(png);
+        }
+        // Its size passed the pixel limit already; the decoder's own limit must not refuse it.
+        let mut dec =
+            png::Decoder::new_with_limits(Cursor::new(&png), png::Limits { bytes: usize::MAX });
+        dec.set_transformations(Transformations::IDENTITY);
+        let mut reader = dec
+            .read_info()
+            .map_err(|e| png::EncodingError::IoError(std::io::Error::other(e)))?;
+        let mut classes = vec![0; w * h];
+        reader
+            .next_frame(&mut classes)
+            .map_err(|e| png::EncodingError::IoError(std::io::Error::other(e)))?;
+        encode_palette_png(self.width, self.height, &classes, &self.palette)
+    }
+}
+
+/// The PNG around a zlib stream of filtered rows, with the header [`encode_palette_png`]
+/// writes and the stream in IDAT chunks of png's largest size.
+fn palette_png_of_stream(
+    width: u32,
+    height: u32,
+    palette: &[Rgb],
+    stream: &[u8],
+) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::with_capacity(stream.len() + 1024);
+    let mut w = palette_encoder(&mut out, width, height, palette).write_header()?;
+    for chunk in stream.chunks((u32::MAX >> 1) as usize) {
+        w.write_chunk(png::chunk::IDAT, chunk)?;
+    }
     w.finish()?;
     Ok(out)
+}
+
+/// `current` filtered against `previous` (one byte per pixel) into `out`. Filtering has no
+/// dependency from pixel to pixel (unlike unfiltering), so each loop vectorises.
+fn filter_row(kind: RowFilter, previous: &[u8], current: &[u8], out: &mut [u8]) {
+    let n = current.len();
+    let (out, previous) = (&mut out[..n], &previous[..n]);
+    // Pixel i's left neighbour is `current[i - 1]`; the first pixel's left is 0.
+    let (first, rest) = out.split_at_mut(1);
+    let pairs = current[1..].iter().zip(&current[..n - 1]);
+    match kind {
+        RowFilter::Up => {
+            for ((o, &x), &b) in out.iter_mut().zip(current).zip(previous) {
+                *o = x.wrapping_sub(b);
+            }
+        }
+        RowFilter::Sub => {
+            first[0] = current[0];
+            for (o, (&x, &a)) in rest.iter_mut().zip(pairs) {
+                *o = x.wrapping_sub(a);
+            }
+        }
+        RowFilter::Average => {
+            first[0] = current[0].wrapping_sub(previous[0] / 2);
+            for ((o, (&x, &a)), &b) in rest.iter_mut().zip(pairs).zip(&previous[1..]) {
+                // The floor of (a + b) / 2 without a carry out of the byte.
+                *o = x.wrapping_sub((a & b) + ((a ^ b) >> 1));
+            }
+        }
+        RowFilter::Paeth => {
+            first[0] = current[0].wrapping_sub(paeth(0, previous[0], 0));
+            let above = previous[1..].iter().zip(&previous[..n - 1]);
+            for ((o, (&x, &a)), (&b, &c)) in rest.iter_mut().zip(pairs).zip(above) {
+                *o = x.wrapping_sub(paeth(a, b, c));
+            }
+        }
+    }
+}
+
+/// PNG's Paeth predictor: whichever of left, up and up-left is nearest to left + up − up-left,
+/// in that order on ties.
+#[inline(always)]
+fn paeth(a: u8, b: u8, c: u8) -> u8 {
+    let (a16, b16, c16) = (i16::from(a), i16::from(b), i16::from(c));
+    let p = a16 + b16 - c16;
+    let (pa, pb, pc) = ((p - a16).abs(), (p - b16).abs(), (p - c16).abs());
+    if pa <= pb && pa <= pc {
+        a
+    } else if pb <= pc {
+        b
+    } else {
+        c
+    }
+}
+
+/// The adaptive filter's cost of a filtered row: its bytes' magnitudes as signed bytes.
+fn sum_of_magnitudes(row: &[u8]) -> u64 {
+    // Per 256 bytes the sum fits in u16 lanes, which vectorises well.
+    row.chunks(256)
+        .map(|c| {
+            u64::from(
+                c.iter()
+                    .map(|&b| u16::from((b as i8).unsigned_abs()))
+                    .sum::<u16>(),
+            )
+        })
+        .sum()
 }
 
 /// An 8-bit greyscale PNG written row by row, so the image is never held whole.
@@ -791,5 +987,62 @@ mod tests {
             }
         }
         !c
+    }
+
+    /// The row encoder's PNG next to the one-shot encoder's.
+    fn both_encoders(w: u32, h: u32, data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let palette = [WHITE, Rgb(0x2c, 0xa0, 0x2c), Rgb(1, 2, 3)];
+        let whole = encode_palette_png(w, h, data, &palette).unwrap();
+        let mut rows = PaletteRowEncoder::new(w, h, &palette).unwrap();
+        for row in data.chunks(w as usize) {
+            rows.write_row(row).unwrap();
+        }
+        (rows.finish().unwrap(), whole)
+    }
+
+    proptest::proptest! {
+        /// Byte for byte the one-shot encoder's file, for masks of runs (compressed) and of
+        /// noise (stored, as the stream would be larger).
+        #[test]
+        fn row_encoder_writes_the_one_shot_file(
+            (w, h, data) in {
+                use proptest::prelude::*;
+                (1u32..90, 1u32..12, any::<bool>()).prop_flat_map(|(w, h, noise)| {
+                    let px = (w * h) as usize;
+                    let data = if noise {
+                        proptest::collection::vec(any::<u8>(), px).boxed()
+                    } else {
+                        proptest::collection::vec((0u8..3, 1usize..40), 1..12)
+                            .prop_map(move |runs| {
+                                runs.into_iter()
+                                    .flat_map(|(c, n)| std::iter::repeat_n(c, n))
+                                    .cycle()
+                                    .take(px)
+                                    .collect::<Vec<u8>>()
+                            })
+                            .boxed()
+                    };
+                    (Just(w), Just(h), data)
+                })
+            }
+        ) {
+            let (rows, whole) = both_encoders(w, h, &data);
+            proptest::prop_assert_eq!(rows, whole);
+        }
+    }
+
+    #[test]
+    fn noise_is_stored_like_the_one_shot_encoder_does() {
+        let mut seed = 7u32;
+        let data: Vec<u8> = (0..64 * 64)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let (rows, whole) = both_encoders(64, 64, &data);
+        // Stored: the file is larger than the pixels.
+        assert!(whole.len() > data.len(), "{} bytes", whole.len());
+        assert_eq!(rows, whole);
     }
 }
