@@ -276,9 +276,9 @@ mod tests {
         /// [`Patterns::MAX_WORKERS`] by patterns of votes, past it pixel by pixel.
         #[test]
         fn counts_follow_the_definition(
-            (_n, rows) in (1usize..20).prop_flat_map(|n| {
+            rows in (1usize..20).prop_flat_map(|n| {
                 let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
-                (Just(n), proptest::collection::vec(proptest::collection::vec(value, 80), n))
+                proptest::collection::vec(proptest::collection::vec(value, 80), n)
             })
         ) {
             let consensus = first_votes(&rows);

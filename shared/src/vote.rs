@@ -367,6 +367,7 @@ fn plurality(
         // Nobody voted: background.
         (0, _) => (0, 0),
         (_, 1) => (p.first, p.votes as u8),
+        // A tie-break depends on the neighbourhood, so its decision is not kept.
         _ => {
             votes.classes_with(p.votes, tied);
             return (break_tie(workers, px, tied, |_| 1u32), p.votes as u8);

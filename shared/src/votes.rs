@@ -1,11 +1,15 @@
-//! One pixel's votes packed into a word, one byte per worker ("SIMD within a register").
+//! Votes packed into words, one byte per worker or pixel ("SIMD within a register"), and
+//! counts of vote patterns.
 //!
-//! Where workers disagree, the vote and the agreement counts ask the same few questions of a
-//! pixel: who voted, and who voted for this class. With every vote a byte of one `u64`, each
-//! question is a handful of word operations and one multiplication that counts the lanes, with
-//! no loop over workers and no branch to mispredict. [`Votes::MAX_WORKERS`] = 8 covers the usual 3 to 5 workers per
-//! image; callers keep a plain loop for more (a `u128` for up to 16 measured slower than that
-//! loop, without a popcount instruction in the baseline x86-64 target).
+//! Where workers disagree, the vote asks the same few questions of a pixel: who voted, and who
+//! voted for this class. With every vote a byte of one `u64` ([`Votes`]), each question is a
+//! handful of word operations and one multiplication that counts the lanes, with no loop over
+//! workers and no branch to mispredict. [`Votes::MAX_WORKERS`] = 8 covers the usual 3 to 5
+//! workers per image; callers keep a plain loop for more (a `u128` for up to 16 measured
+//! slower than that loop, without a popcount instruction in the baseline x86-64 target). The
+//! same byte tests compare eight pixels of two rows at once ([`differing_bytes`],
+//! [`byte_flags`]), and [`Patterns`] counts how often each pattern of votes occurs, so that
+//! the agreement works each out once.
 
 use crate::mask::ABSTAIN;
 
@@ -228,6 +232,7 @@ impl Patterns {
     /// pattern.
     #[inline(always)]
     pub fn add(&mut self, key: u128, times: u64) {
+        debug_assert!(times > 0, "a count of 0 would mark its slot free");
         let mix = (key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut slot = (mix.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 53) as usize;
         loop {
