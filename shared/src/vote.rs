@@ -186,20 +186,10 @@ pub fn scan_blocks(workers: &[Rows<'_>], mut f: impl FnMut(Block)) {
         }
         while x < long {
             let end = (x + BLOCK).min(w);
-            let disputed = if end - x == BLOCK {
-                disputed_bits(workers, x)
-            } else {
-                let block = &first[x..end];
-                let mut disputed = bits(block, block, |v, _| v == ABSTAIN);
-                for r in &workers[1..] {
-                    disputed |= bits(&r.current[x..end], block, |u, v| u != v);
-                }
-                disputed
-            };
             f(Block {
                 start: x,
                 len: end - x,
-                disputed,
+                disputed: disputed_bits(workers, x),
             });
             x = end;
         }
@@ -215,23 +205,44 @@ fn agree(workers: &[Rows<'_>], a: usize, b: usize) -> bool {
         && workers[1..].iter().all(|r| &r.current[a..b] == block)
 }
 
-/// The disputed pixels of the [`BLOCK`] pixels from `x`: bit k is set where a worker's vote
-/// differs from the first worker's, or the first abstained. Eight pixels per word operation.
+/// The disputed pixels of the [`BLOCK`] pixels from `x` (fewer at the row's end): bit k is set
+/// where a worker's vote differs from the first worker's, or the first abstained. Eight pixels
+/// per word operation.
 #[inline(always)]
 fn disputed_bits(workers: &[Rows<'_>], x: usize) -> u32 {
-    let words = |row: &[u8]| -> [u64; BLOCK / 8] {
-        let block = &row[x..x + BLOCK];
-        std::array::from_fn(|q| votes::word(block, 8 * q))
-    };
-    let first = words(workers[0].current);
+    // Past the row's end every worker reads 0: agreed, not abstained, never disputed.
+    let first = block_words(workers[0].current, x, 0);
     // 0x80 in every disputed byte.
     let mut disputed = first.map(|v| votes::same_bytes(v, votes::splat(ABSTAIN)));
     for r in &workers[1..] {
-        for (d, (v, f)) in disputed.iter_mut().zip(words(r.current).iter().zip(&first)) {
+        let words = block_words(r.current, x, 0);
+        for (d, (v, f)) in disputed.iter_mut().zip(words.iter().zip(&first)) {
             *d |= votes::differing_bytes(*v, *f);
         }
     }
-    (0..BLOCK / 8).fold(0, |m, q| m | votes::byte_flags(disputed[q]) << (8 * q))
+    block_flags(disputed)
+}
+
+/// The [`BLOCK`] bytes of `row` from `x` as words; past the row's end, `pad`. From a per-byte
+/// loop the compiler would build the block's bit mask with a long chain of shuffles (the
+/// baseline x86-64 target has no move-mask it would use), so blocks are handled as words.
+#[inline(always)]
+fn block_words(row: &[u8], x: usize, pad: u8) -> [u64; BLOCK / 8] {
+    match row.get(x..x + BLOCK) {
+        Some(block) => std::array::from_fn(|q| votes::word(block, 8 * q)),
+        None => {
+            let mut padded = [pad; BLOCK];
+            let tail = &row[x..];
+            padded[..tail.len()].copy_from_slice(tail);
+            std::array::from_fn(|q| votes::word(&padded, 8 * q))
+        }
+    }
+}
+
+/// Bit k set where byte k of the block is 0x80 (every byte 0x80 or 0).
+#[inline(always)]
+fn block_flags(words: [u64; BLOCK / 8]) -> u32 {
+    (0..BLOCK / 8).fold(0, |m, q| m | votes::byte_flags(words[q]) << (8 * q))
 }
 
 /// [`scan_blocks`] with the blocks split: `f` gets every unanimous span and every disputed
@@ -258,38 +269,15 @@ pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
     });
 }
 
-/// Bit k set where `pred(a[k], b[k])`, for at most 32 bytes (same length): the short block at
-/// the end of a row. Whole blocks take word operations instead ([`disputed_bits`]): from a
-/// loop like this one the compiler builds the mask with a long chain of shuffles.
-#[inline(always)]
-fn bits(a: &[u8], b: &[u8], pred: impl Fn(u8, u8) -> bool) -> u32 {
-    let mask = |a: &[u8], b: &[u8]| {
-        let mut m = 0u32;
-        for (k, (&u, &v)) in a.iter().zip(b).enumerate() {
-            m |= u32::from(pred(u, v)) << k;
-        }
-        m
-    };
-    match (<&[u8; BLOCK]>::try_from(a), <&[u8; BLOCK]>::try_from(b)) {
-        (Ok(a), Ok(b)) => mask(a, b),
-        _ => mask(a, b),
-    }
-}
-
 /// Calls `f` with every position of `row` whose byte is not `value`, 32 bytes at a time, and
 /// returns how many bytes were `value`.
 #[inline]
 pub fn for_each_not(row: &[u8], value: u8, mut f: impl FnMut(usize)) -> usize {
     let mut equal = 0;
-    let other = |v: u64| votes::differing_bytes(v, votes::splat(value));
     for (b, block) in row.chunks(BLOCK).enumerate() {
-        let mut m = if block.len() == BLOCK {
-            (0..BLOCK / 8).fold(0, |m, q| {
-                m | votes::byte_flags(other(votes::word(block, 8 * q))) << (8 * q)
-            })
-        } else {
-            bits(block, block, |v, _| v != value)
-        };
+        // Past the row's end the block reads `value`, so nothing there is visited.
+        let words = block_words(row, b * BLOCK, value);
+        let mut m = block_flags(words.map(|v| votes::differing_bytes(v, votes::splat(value))));
         // Counted by the visits: a popcount would be emulated on the baseline x86-64 target.
         equal += block.len();
         while m != 0 {
