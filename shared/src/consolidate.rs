@@ -608,7 +608,7 @@ fn stream_until_decoded<T>(
 /// Decodes the candidates in lockstep into a [`Census`] of their votes (weighted fusion).
 fn census(cands: &[Candidate<'_>], threads: usize) -> Result<Census, (usize, Exclusion)> {
     let mut census = Census::new(cands.len());
-    stream_decoded(cands, threads, |_, window| census.add_row(window))?;
+    stream_decoded(cands, threads, |window| census.add_row(window))?;
     Ok(census)
 }
 
@@ -821,7 +821,7 @@ fn stream_vote(
     // The pixels of the row where not every worker voted for the winner: few, and all that
     // the map, the confidence and the agreement need to look at.
     let mut split: Vec<u32> = Vec::with_capacity(w);
-    let unmapped = stream_decoded(cands, threads, |_, window| {
+    let unmapped = stream_decoded(cands, threads, |window| {
         fusion.fuse_row(window, &mut out, &mut win);
         let (out, win) = (&out, &win);
         if let Ok(enc) = mask.as_mut()
@@ -866,7 +866,7 @@ fn stream_vote(
 fn stream_decoded(
     cands: &[Candidate<'_>],
     threads: usize,
-    visit: impl FnMut(usize, &[Rows<'_>]),
+    visit: impl FnMut(&[Rows<'_>]),
 ) -> Result<Vec<u64>, (usize, Exclusion)> {
     if threads > 1 && cands.len() > 1 {
         decode_in_parallel(cands, visit)
@@ -908,7 +908,7 @@ enum Chunk {
 /// (bounded memory). Returns each worker's count of unmapped pixels.
 fn decode_in_parallel(
     cands: &[Candidate<'_>],
-    visit: impl FnMut(usize, &[Rows<'_>]),
+    visit: impl FnMut(&[Rows<'_>]),
 ) -> Result<Vec<u64>, (usize, Exclusion)> {
     let (width, height) = cands[0].size;
     let (w, h) = (width as usize, height as usize);

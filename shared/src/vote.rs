@@ -100,7 +100,7 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
 const BATCH_ROWS: usize = 16;
 
 /// Streams `workers` masks of `width`×`height` with a 3-row window per worker: `read(i, row)`
-/// fills worker i's next row, and `visit(y, window)` receives every row in order with the
+/// fills worker i's next row, and `visit(window)` receives every row in order with the
 /// workers' rows around it (what [`Fusion::fuse_row`] takes). A read error stops the run and
 /// names the worker. Rows are read [`BATCH_ROWS`] at a time per worker, a little ahead of the
 /// visit.
@@ -108,7 +108,7 @@ pub fn stream_windows<E>(
     (width, height): (u32, u32),
     workers: usize,
     mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
-    mut visit: impl FnMut(usize, &[Rows<'_>]),
+    mut visit: impl FnMut(&[Rows<'_>]),
 ) -> Result<(), (usize, E)> {
     let (w, h) = (width as usize, height as usize);
     // Worker i's row y lives in ring[i][y % RING]: the rows above and at y, and a batch ahead.
@@ -136,7 +136,7 @@ pub fn stream_windows<E>(
                 below: (y + 1 < h).then(|| row(i, y + 1)),
             })
             .collect();
-        visit(y, &window);
+        visit(&window);
     }
     Ok(())
 }
@@ -621,7 +621,7 @@ mod tests {
                 row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
                 next[i] += 1;
                 Ok(())
-            }, |_, window| {
+            }, |window| {
                 Majority.fuse_row(window, &mut c, &mut v);
                 classes.extend_from_slice(&c);
                 winning.extend_from_slice(&v);

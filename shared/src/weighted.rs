@@ -132,7 +132,7 @@ impl Census {
             Ok::<(), std::convert::Infallible>(())
         };
         let size = (masks[0].width, masks[0].height);
-        let _ = stream_windows(size, masks.len(), read, |_, window| census.add_row(window));
+        let _ = stream_windows(size, masks.len(), read, |window| census.add_row(window));
         census
     }
 
