@@ -2,7 +2,7 @@
 //! row beside the vote, so it streams like the masks do.
 
 use crate::mask::ABSTAIN;
-use crate::vote::round5;
+use crate::vote::{Split, round5};
 use crate::votes::Patterns;
 
 /// How much one image's included workers agreed: the counts behind the report.
@@ -43,34 +43,37 @@ impl AgreementTally {
     }
 
     /// Adds one row: `rows[i]` is worker i's classes and `consensus` the fused row; `split`
-    /// lists the pixels where not every worker voted for the consensus. Every other pixel is
-    /// unanimous (every count grows by one), which spares the per-worker and per-pair work
-    /// everywhere but where workers disagreed, and there each distinct pattern of votes is
-    /// worked out once, however often it occurs.
-    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], split: &[u32]) {
+    /// holds the pixels where not every worker voted for the consensus, in runs of one pattern
+    /// of votes ([`Split`]). Every other pixel is unanimous (every count grows by one), which
+    /// spares the per-worker and per-pair work everywhere but where workers disagreed, and
+    /// there each distinct pattern of votes is worked out once, however often it occurs.
+    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], split: &[Split]) {
         let n = self.counts.workers;
+        let mut unanimous = consensus.len() as u64;
         if n <= Patterns::MAX_WORKERS {
-            // Neighbouring pixels often share a pattern: each run is counted at once.
+            // Neighbouring runs often share a pattern too: they are counted at once.
             let mut run = (0, 0);
-            for &px in split {
-                let px = px as usize;
+            for s in split {
+                let (px, times) = (s.start as usize, u64::from(s.len));
+                unanimous -= times;
                 let key = Patterns::key(n, |i| rows[i][px], consensus[px]);
                 if run.1 > 0 && key == run.0 {
-                    run.1 += 1;
+                    run.1 += times;
                 } else {
                     self.count(run);
-                    run = (key, 1);
+                    run = (key, times);
                 }
             }
             self.count(run);
         } else {
-            // More workers than a pattern holds: pixel by pixel.
-            for &px in split {
-                let px = px as usize;
-                self.counts.add(|i| rows[i][px], consensus[px], 1);
+            // More workers than a pattern holds: run by run.
+            for s in split {
+                let (px, times) = (s.start as usize, u64::from(s.len));
+                unanimous -= times;
+                self.counts.add(|i| rows[i][px], consensus[px], times);
             }
         }
-        self.counts.add_all((consensus.len() - split.len()) as u64);
+        self.counts.add_all(unanimous);
     }
 
     /// The counts of every row added.
@@ -180,12 +183,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The pixels where not every worker voted for the consensus.
-    fn split(rows: &[&[u8]], consensus: &[u8]) -> Vec<u32> {
-        (0..consensus.len())
-            .filter(|&x| rows.iter().any(|r| r[x] != consensus[x]))
-            .map(|x| x as u32)
-            .collect()
+    /// The pixels where not every worker voted for the consensus, in runs of one pattern.
+    fn split(rows: &[&[u8]], consensus: &[u8]) -> Vec<Split> {
+        let mut split = Vec::new();
+        for x in (0..consensus.len()).filter(|&x| rows.iter().any(|r| r[x] != consensus[x])) {
+            let same =
+                x > 0 && consensus[x - 1] == consensus[x] && rows.iter().all(|r| r[x - 1] == r[x]);
+            Split::push(&mut split, x, 0, same);
+        }
+        split
     }
 
     /// The counts of one row.

@@ -30,7 +30,7 @@ use crate::mask::{
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
-use crate::vote::{Fusion, Majority, Rows, confidence, for_each_not, stream_windows};
+use crate::vote::{Fusion, Majority, Rows, Split, confidence, stream_windows};
 use crate::weighted::{Census, CrowdModel, ImageVotes};
 
 /// The folder under `outputConfig` where consolidated masks go.
@@ -817,32 +817,33 @@ fn stream_vote(
     let n = cands.len() as u8;
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
-    let mut win = vec![0u8; w];
     // The pixels of the row where not every worker voted for the winner: few, and all that
     // the map, the confidence and the agreement need to look at.
-    let mut split: Vec<u32> = Vec::with_capacity(w);
+    let mut split: Vec<Split> = Vec::with_capacity(w);
     let unmapped = stream_decoded(cands, threads, |window| {
-        fusion.fuse_row(window, &mut out, &mut win);
-        let (out, win) = (&out, &win);
+        fusion.fuse_row(window, &mut out, &mut split);
+        let out = &out;
         if let Ok(enc) = mask.as_mut()
             && let Err(e) = enc.write_row(out)
         {
             mask = Err(e);
         }
-        split.clear();
-        let unanimous = for_each_not(win, n, |x| split.push(x as u32));
-        let split_votes = || split.iter().map(|&x| win[x as usize]);
         if let Ok(enc) = map.as_mut() {
             // Black where every worker voted for the winner, which is nearly everywhere.
             map_row.fill(table[usize::from(n)]);
-            for (&x, v) in split.iter().zip(split_votes()) {
-                map_row[x as usize] = table[usize::from(v)];
+            for s in &split {
+                map_row[s.pixels()].fill(table[usize::from(s.votes)]);
             }
             if let Err(e) = enc.write_row(&map_row) {
                 map = Err(e);
             }
         }
-        winning_sum += u64::from(n) * unanimous as u64 + split_votes().map(u64::from).sum::<u64>();
+        let (mut short, mut votes) = (0u64, 0u64);
+        for s in &split {
+            short += u64::from(s.len);
+            votes += u64::from(s.len) * u64::from(s.votes);
+        }
+        winning_sum += u64::from(n) * (w as u64 - short) + votes;
         let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
         agreement.add_row(&current, out, &split);
     })?;

@@ -51,6 +51,42 @@ pub struct Rows<'a> {
     pub below: Option<&'a [u8]>,
 }
 
+/// Pixels of a row where not every worker voted for the winner: `start..start + len`, where
+/// every worker's vote is the same from pixel to pixel, and so is the winner, which had
+/// `votes` votes. A run of the same votes is counted once by what follows the vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub start: u32,
+    pub len: u32,
+    pub votes: u8,
+}
+
+impl Split {
+    /// The pixels' range in the row.
+    pub fn pixels(&self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+
+    /// Appends pixel `x` with its winner's `votes`: onto the last run when `same` (the caller
+    /// knows the votes and winner equal those of the last pixel appended) and `x` follows it.
+    #[inline(always)]
+    pub fn push(split: &mut Vec<Split>, x: usize, votes: u8, same: bool) {
+        let x = x as u32;
+        if same
+            && let Some(last) = split.last_mut()
+            && last.start + last.len == x
+        {
+            last.len += 1;
+        } else {
+            split.push(Split {
+                start: x,
+                len: 1,
+                votes,
+            });
+        }
+    }
+}
+
 /// A fusion algorithm. Implementations must be deterministic and must not depend on the order
 /// of the workers beyond what they document.
 pub trait Fusion: std::fmt::Debug + Send + Sync {
@@ -58,15 +94,18 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Decides one row: `workers[i]` holds worker i's rows (at least one worker, fewer than
-    /// 255, all rows `out.len()` long). Writes the winning class and its vote count per pixel.
-    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]);
+    /// 255, all rows `out.len()` long). Writes the winning class of every pixel to `out`, and
+    /// replaces `split` with the pixels where not every worker voted for it (left to right);
+    /// every other pixel's winner had all the votes.
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>);
 
     /// Fuses whole same-sized masks (at least one, fewer than 255).
     fn fuse(&self, masks: &[&ClassMask]) -> Fused {
         let (width, height) = (masks[0].width, masks[0].height);
         let w = width as usize;
         let mut classes = vec![0u8; w * height as usize];
-        let mut winning_votes = vec![0u8; w * height as usize];
+        let mut winning_votes = vec![masks.len() as u8; w * height as usize];
+        let mut split = Vec::new();
         fn rows(m: &ClassMask, y: usize, w: usize) -> &[u8] {
             &m.data[y * w..(y + 1) * w]
         }
@@ -83,7 +122,10 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
                     below: (y + 1 < height as usize).then(|| rows(m, y + 1, w)),
                 })
                 .collect();
-            self.fuse_row(&window, out, win);
+            self.fuse_row(&window, out, &mut split);
+            for s in &split {
+                win[s.pixels()].fill(s.votes);
+            }
         }
         Fused {
             width,
@@ -211,11 +253,11 @@ fn agree(workers: &[Rows<'_>], a: usize, b: usize) -> bool {
 #[inline(always)]
 fn disputed_bits(workers: &[Rows<'_>], x: usize) -> u32 {
     // Past the row's end every worker reads 0: agreed, not abstained, never disputed.
-    let first = block_words(workers[0].current, x, 0);
+    let first = block_words(workers[0].current, x);
     // 0x80 in every disputed byte.
     let mut disputed = first.map(|v| votes::same_bytes(v, votes::splat(ABSTAIN)));
     for r in &workers[1..] {
-        let words = block_words(r.current, x, 0);
+        let words = block_words(r.current, x);
         for (d, (v, f)) in disputed.iter_mut().zip(words.iter().zip(&first)) {
             *d |= votes::differing_bytes(*v, *f);
         }
@@ -223,15 +265,15 @@ fn disputed_bits(workers: &[Rows<'_>], x: usize) -> u32 {
     block_flags(disputed)
 }
 
-/// The [`BLOCK`] bytes of `row` from `x` as words; past the row's end, `pad`. From a per-byte
+/// The [`BLOCK`] bytes of `row` from `x` as words; past the row's end, 0. From a per-byte
 /// loop the compiler would build the block's bit mask with a long chain of shuffles (the
 /// baseline x86-64 target has no move-mask it would use), so blocks are handled as words.
 #[inline(always)]
-fn block_words(row: &[u8], x: usize, pad: u8) -> [u64; BLOCK / 8] {
+fn block_words(row: &[u8], x: usize) -> [u64; BLOCK / 8] {
     match row.get(x..x + BLOCK) {
         Some(block) => std::array::from_fn(|q| votes::word(block, 8 * q)),
         None => {
-            let mut padded = [pad; BLOCK];
+            let mut padded = [0; BLOCK];
             let tail = &row[x..];
             padded[..tail.len()].copy_from_slice(tail);
             std::array::from_fn(|q| votes::word(&padded, 8 * q))
@@ -269,26 +311,6 @@ pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
     });
 }
 
-/// Calls `f` with every position of `row` whose byte is not `value`, 32 bytes at a time, and
-/// returns how many bytes were `value`.
-#[inline]
-pub fn for_each_not(row: &[u8], value: u8, mut f: impl FnMut(usize)) -> usize {
-    let mut equal = 0;
-    for (b, block) in row.chunks(BLOCK).enumerate() {
-        // Past the row's end the block reads `value`, so nothing there is visited.
-        let words = block_words(row, b * BLOCK, value);
-        let mut m = block_flags(words.map(|v| votes::differing_bytes(v, votes::splat(value))));
-        // Counted by the visits: a popcount would be emulated on the baseline x86-64 target.
-        equal += block.len();
-        while m != 0 {
-            f(b * BLOCK + m.trailing_zeros() as usize);
-            m &= m - 1;
-            equal -= 1;
-        }
-    }
-    equal
-}
-
 /// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Majority;
@@ -298,41 +320,53 @@ impl Fusion for Majority {
         "majority"
     }
 
-    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]) {
-        let n = workers.len() as u8;
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) {
         let first = workers[0].current;
         let mut tied: Vec<u8> = Vec::with_capacity(workers.len());
         let mut tally: Vec<(u8, u8)> = Vec::with_capacity(workers.len());
+        split.clear();
         // Disputed pixels come in runs of the same votes along the outlines (four pixels on
-        // average in the benchmark), so the last decision that needed no tie-break is reused.
+        // average in the benchmark), so the last decision that needed no tie-break is reused,
+        // and such a run becomes one split.
         let mut last = None;
+        // Whether the pixel last split was decided that way (its votes are `last`'s).
+        let mut after_kept = false;
         scan_blocks(workers, |b| {
             // The whole block as if unanimous, then the disputed pixels over it.
             let r = b.start..b.start + b.len;
             match <&mut [u8; BLOCK]>::try_from(&mut out[r.clone()]) {
                 // A fixed size is copied inline; a call per 32 pixels would cost more.
                 Ok(o) => o.copy_from_slice(&first[r.clone()]),
-                Err(_) => out[r.clone()].copy_from_slice(&first[r.clone()]),
-            }
-            match <&mut [u8; BLOCK]>::try_from(&mut winning[r.clone()]) {
-                Ok(w) => *w = [n; BLOCK],
-                Err(_) => winning[r].fill(n),
+                Err(_) => out[r.clone()].copy_from_slice(&first[r]),
             }
             let mut disputed = b.disputed;
             while disputed != 0 {
                 let px = b.start + disputed.trailing_zeros() as usize;
                 disputed &= disputed - 1;
-                let (class, votes) = plurality(workers, px, &mut last, &mut tied, &mut tally);
-                winning[px] = votes;
+                let ((class, votes), how) =
+                    plurality(workers, px, &mut last, &mut tied, &mut tally);
                 out[px] = class;
+                Split::push(split, px, votes, how == Decided::Again && after_kept);
+                after_kept = how != Decided::Unkept;
             }
         });
     }
 }
 
+/// How [`plurality`] reached its decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    /// The votes were those of the last kept decision, which was reused.
+    Again,
+    /// Without a tie-break, and kept for the next pixel.
+    Kept,
+    /// By the neighbourhood, or past [`Votes::MAX_WORKERS`] workers: not kept.
+    Unkept,
+}
+
 /// The majority's decision at a disputed pixel `px`: the class and its votes. `last` holds
-/// the last decision that needed no tie-break, with its votes (up to [`Votes::MAX_WORKERS`]
-/// workers); `tied` and `tally` are scratch space.
+/// the last kept decision, with its votes (up to [`Votes::MAX_WORKERS`] workers); `tied` and
+/// `tally` are scratch space.
 #[inline(always)]
 fn plurality(
     workers: &[Rows<'_>],
@@ -340,15 +374,18 @@ fn plurality(
     last: &mut Option<(Votes, (u8, u8))>,
     tied: &mut Vec<u8>,
     tally: &mut Vec<(u8, u8)>,
-) -> (u8, u8) {
+) -> ((u8, u8), Decided) {
     if workers.len() > Votes::MAX_WORKERS {
-        return plurality_by_tally(workers, px, tied, tally);
+        return (
+            plurality_by_tally(workers, px, tied, tally),
+            Decided::Unkept,
+        );
     }
     let votes = Votes::gather(workers.len(), |i| workers[i].current[px]);
     if let Some((v, decision)) = *last
         && v == votes
     {
-        return decision;
+        return (decision, Decided::Again);
     }
     let p = votes.plurality();
     let decision = match (p.votes, p.classes) {
@@ -358,11 +395,12 @@ fn plurality(
         // A tie-break depends on the neighbourhood, so its decision is not kept.
         _ => {
             votes.classes_with(p.votes, tied);
-            return (break_tie(workers, px, tied, |_| 1u32), p.votes as u8);
+            let class = break_tie(workers, px, tied, |_| 1u32);
+            return ((class, p.votes as u8), Decided::Unkept);
         }
     };
     *last = Some((votes, decision));
-    decision
+    (decision, Decided::Kept)
 }
 
 /// [`plurality`] for more workers than a word holds: each voted class with its votes, in
@@ -425,7 +463,7 @@ pub(crate) fn break_tie<W: PartialOrd + Default + Copy + std::ops::AddAssign>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -516,12 +554,53 @@ mod tests {
         );
     }
 
+    /// What is wrong with the splits `fusion` gives row by row, if anything: each must be a
+    /// run of one pattern of votes and one winner, with the winner's votes, and together they
+    /// must be exactly the pixels where the winner lacked a vote.
+    pub(crate) fn split_fault(fusion: &dyn Fusion, m: &[ClassMask]) -> Option<String> {
+        let (w, h) = (m[0].width as usize, m[0].height as usize);
+        let (mut out, mut split) = (vec![0; w], Vec::new());
+        for y in 0..h {
+            let row = |i: usize, yy: usize| &m[i].data[yy * w..(yy + 1) * w];
+            let window: Vec<Rows<'_>> = (0..m.len())
+                .map(|i| Rows {
+                    above: y.checked_sub(1).map(|a| row(i, a)),
+                    current: row(i, y),
+                    below: (y + 1 < h).then(|| row(i, y + 1)),
+                })
+                .collect();
+            fusion.fuse_row(&window, &mut out, &mut split);
+            let won = |x: usize| window.iter().filter(|r| r.current[x] == out[x]).count();
+            let mut covered = vec![false; w];
+            let mut end = 0;
+            for s in &split {
+                if s.len == 0 || (s.start as usize) < end || s.pixels().end > w {
+                    return Some(format!("row {y}: {s:?} after pixel {end}"));
+                }
+                end = s.pixels().end;
+                let x0 = s.start as usize;
+                for x in s.pixels() {
+                    covered[x] = true;
+                    let same =
+                        out[x] == out[x0] && window.iter().all(|r| r.current[x] == r.current[x0]);
+                    if !same || won(x) != usize::from(s.votes) {
+                        return Some(format!("pixel ({x}, {y}) in {s:?}"));
+                    }
+                }
+            }
+            if let Some(x) = (0..w).find(|&x| covered[x] != (won(x) < m.len())) {
+                return Some(format!("pixel ({x}, {y}): split {}", covered[x]));
+            }
+        }
+        None
+    }
+
     fn masks_strategy() -> impl Strategy<Value = Vec<ClassMask>> {
         // Widths past BLOCK and LONG_BLOCK exercise the span paths and their per-pixel tails.
         masks_of(prop_oneof![1u32..70, 500u32..530], 1u32..5, 1usize..6)
     }
 
-    fn masks_of(
+    pub(crate) fn masks_of(
         widths: impl Strategy<Value = u32>,
         heights: std::ops::Range<u32>,
         workers: std::ops::Range<usize>,
@@ -616,14 +695,18 @@ mod tests {
             let mut next = vec![0usize; m.len()];
             let mut classes = Vec::new();
             let mut winning = Vec::new();
-            let (mut c, mut v) = (vec![0; w], vec![0; w]);
+            let (mut c, mut split) = (vec![0; w], Vec::new());
             stream_windows::<()>((m[0].width, h), m.len(), |i, row| {
                 row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
                 next[i] += 1;
                 Ok(())
             }, |window| {
-                Majority.fuse_row(window, &mut c, &mut v);
+                Majority.fuse_row(window, &mut c, &mut split);
                 classes.extend_from_slice(&c);
+                let mut v = vec![m.len() as u8; w];
+                for s in &split {
+                    v[s.pixels()].fill(s.votes);
+                }
                 winning.extend_from_slice(&v);
             }).unwrap();
             prop_assert_eq!(classes, whole.classes);
@@ -631,14 +714,10 @@ mod tests {
         }
 
         #[test]
-        fn for_each_not_visits_every_other_byte(
-            row in proptest::collection::vec(prop_oneof![3 => Just(7u8), 1 => any::<u8>()], 0..200)
+        fn splits_are_runs_of_the_same_votes(
+            m in masks_of(prop_oneof![1u32..40, 500u32..530], 1u32..4, 1usize..12)
         ) {
-            let mut seen = Vec::new();
-            let equal = for_each_not(&row, 7, |x| seen.push(x));
-            let want: Vec<usize> = (0..row.len()).filter(|&x| row[x] != 7).collect();
-            prop_assert_eq!(equal, row.len() - want.len());
-            prop_assert_eq!(seen, want);
+            prop_assert_eq!(split_fault(&Majority, &m), None);
         }
 
         #[test]

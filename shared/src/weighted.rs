@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::mask::{ABSTAIN, ClassMask};
-use crate::vote::{Fusion, Rows, Span, break_tie, round5, scan_row, stream_windows};
+use crate::vote::{Fusion, Rows, Span, Split, break_tie, round5, scan_row, stream_windows};
 
 /// Iterations of EM at most; it usually settles in a few dozen.
 const MAX_ITERATIONS: usize = 100;
@@ -422,18 +422,32 @@ impl Fusion for Weighted {
         "weighted"
     }
 
-    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], winning: &mut [u8]) {
-        let n = workers.len() as u8;
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) {
         let first = workers[0].current;
         let mut votes = vec![0u8; workers.len()];
         let mut scores = vec![0.0; self.classes];
         let (mut last_votes, mut last) = (vec![0u8; workers.len()], None);
+        split.clear();
+        // What the pixel last split was, to tell whether the next one repeats its votes.
+        #[derive(PartialEq)]
+        enum Prev {
+            None,
+            /// Everyone voted this class, and another won.
+            Unanimous(u8),
+            /// Disputed, with `last_votes` and the kept decision `last`.
+            Kept,
+        }
+        let mut prev = Prev::None;
         scan_row(workers, |span| match span {
             Span::Unanimous(r) => {
                 for x in r {
                     let c = self.unanimous[usize::from(first[x])];
                     out[x] = c;
-                    winning[x] = if c == first[x] { n } else { 0 };
+                    if c != first[x] {
+                        let same = prev == Prev::Unanimous(first[x]);
+                        Split::push(split, x, 0, same);
+                        prev = Prev::Unanimous(first[x]);
+                    }
                 }
             }
             Span::Disputed(x) => {
@@ -442,22 +456,29 @@ impl Fusion for Weighted {
                 }
                 if votes.iter().all(|&v| v == ABSTAIN) {
                     out[x] = 0;
-                    winning[x] = 0;
+                    Split::push(split, x, 0, false);
+                    prev = Prev::None;
                     return;
                 }
                 // Neighbouring pixels often repeat a combination; a near-tie depends on the
                 // neighbourhood, so only clear decisions are remembered.
-                let c = match last {
-                    Some(c) if votes == last_votes => c,
+                let (c, again) = match last {
+                    Some(c) if votes == last_votes => (c, true),
                     _ => {
                         let (c, tie) = self.decide(&votes, &mut scores, Some((workers, x)));
                         last_votes.copy_from_slice(&votes);
                         last = (!tie).then_some(c);
-                        c
+                        (c, false)
                     }
                 };
                 out[x] = c;
-                winning[x] = votes.iter().filter(|&&v| v == c).count() as u8;
+                let won = votes.iter().filter(|&&v| v == c).count() as u8;
+                Split::push(split, x, won, again && prev == Prev::Kept);
+                prev = if last.is_some() {
+                    Prev::Kept
+                } else {
+                    Prev::None
+                };
             }
         });
     }
@@ -564,11 +585,44 @@ mod tests {
                 below: None,
             })
             .collect();
-        let (mut out, mut win) = ([9u8], [9u8]);
-        fusion.fuse_row(&window, &mut out, &mut win);
-        assert_eq!((out, win), ([1], [2]));
+        let (mut out, mut split) = ([9u8], Vec::new());
+        fusion.fuse_row(&window, &mut out, &mut split);
+        let won = Split {
+            start: 0,
+            len: 1,
+            votes: 2,
+        };
+        assert_eq!((out, split), ([1], vec![won]));
         // Unanimity keeps its class.
         assert_eq!(&fusion.unanimous[..3], &[0, 1, 2]);
+    }
+
+    /// The fitted fusion of [`fitted`], but with unanimous votes for class 2 read as class 1,
+    /// so that every path of the row's decisions is taken.
+    static REMAPPING: std::sync::LazyLock<Weighted> = std::sync::LazyLock::new(|| {
+        let (_, _, ids, model) = fitted();
+        let mut fusion = model.fusion(&ids);
+        fusion.unanimous[2] = 1;
+        fusion
+    });
+
+    proptest::proptest! {
+        #[test]
+        fn splits_are_runs_of_the_same_votes(
+            m in crate::vote::tests::masks_of(
+                proptest::prop_oneof![1u32..40, 500u32..530], 1u32..4, 4usize..5,
+            )
+        ) {
+            // The model knows classes 0 to 2 only.
+            let m: Vec<ClassMask> = m
+                .into_iter()
+                .map(|mut c| {
+                    c.data.iter_mut().filter(|v| **v == 3).for_each(|v| *v = 2);
+                    c
+                })
+                .collect();
+            proptest::prop_assert_eq!(crate::vote::tests::split_fault(&*REMAPPING, &m), None);
+        }
     }
 
     #[test]
