@@ -25,7 +25,7 @@ use crate::event::{
 };
 use crate::labels::{ClassList, LabelError, Rgb, assign_palette};
 use crate::mask::{
-    ClassMask, ColorLookup, GreyRowEncoder, MaskError, MaskReader, PaletteRowEncoder,
+    ClassMask, ColorLookup, GreyRowEncoder, MaskError, MaskReader, PaletteRowEncoder, Run,
     decode_class_mask, png_dimensions,
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
@@ -883,7 +883,7 @@ fn stream_decoded(
         stream_windows(
             cands[0].size,
             cands.len(),
-            |i, row| readers[i].read_row(row),
+            |i, row, runs| readers[i].read_row(row, runs),
             visit,
         )
         .map_err(|(i, e)| (i, Exclusion::Mask(e)))?;
@@ -898,9 +898,17 @@ fn stream_decoded(
 /// Rows a decoding thread hands over at once.
 const CHUNK_ROWS: usize = 32;
 
+/// Rows of classes a decoding thread fills, with the runs of each; sent back to be reused.
+#[derive(Default)]
+struct RowBatch {
+    classes: Vec<u8>,
+    runs: Vec<Vec<Run>>,
+}
+
 /// What a decoding thread sends to the vote.
 enum Chunk {
-    Rows(Vec<u8>, usize),
+    /// Rows, and how many of them are filled.
+    Rows(RowBatch, usize),
     Done(u64),
     Failed(MaskError),
 }
@@ -918,7 +926,7 @@ fn decode_in_parallel(
         let mut recycle = Vec::with_capacity(cands.len());
         for c in cands {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
-            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<RowBatch>();
             scope.spawn(move || {
                 let mut reader = match MaskReader::new(&c.png, &c.lookup, u64::MAX) {
                     Ok(r) => r,
@@ -928,9 +936,11 @@ fn decode_in_parallel(
                 while left > 0 {
                     let n = left.min(CHUNK_ROWS);
                     let mut buf = back_rx.try_recv().unwrap_or_default();
-                    buf.resize(CHUNK_ROWS * w, 0);
-                    for row in buf.chunks_exact_mut(w).take(n) {
-                        if let Err(e) = reader.read_row(row) {
+                    buf.classes.resize(CHUNK_ROWS * w, 0);
+                    buf.runs.resize_with(CHUNK_ROWS, Vec::new);
+                    let rows = buf.classes.chunks_exact_mut(w).zip(&mut buf.runs);
+                    for (row, runs) in rows.take(n) {
+                        if let Err(e) = reader.read_row(row, runs) {
                             return drop(tx.send(Chunk::Failed(e)));
                         }
                     }
@@ -948,19 +958,20 @@ fn decode_in_parallel(
             recycle.push(back_tx);
         }
         // Per worker: the chunk being read, its row count, and the next row in it.
-        let mut current: Vec<(Vec<u8>, usize, usize)> =
-            (0..cands.len()).map(|_| (Vec::new(), 0, 0)).collect();
+        let mut current: Vec<(RowBatch, usize, usize)> = (0..cands.len())
+            .map(|_| (RowBatch::default(), 0, 0))
+            .collect();
         let lost = || MaskError::Png(png::DecodingError::LimitsExceeded);
         stream_windows(
             (width, height),
             cands.len(),
-            |i, row| {
+            |i, row, runs| {
                 let (buf, rows, next) = &mut current[i];
                 if *next == *rows {
                     match inbox[i].recv() {
                         Ok(Chunk::Rows(b, n)) => {
                             let used = std::mem::replace(buf, b);
-                            if !used.is_empty() {
+                            if !used.classes.is_empty() {
                                 let _ = recycle[i].send(used);
                             }
                             (*rows, *next) = (n, 0);
@@ -969,7 +980,9 @@ fn decode_in_parallel(
                         Ok(Chunk::Done(_)) | Err(_) => return Err(lost()),
                     }
                 }
-                row.copy_from_slice(&buf[*next * w..(*next + 1) * w]);
+                row.copy_from_slice(&buf.classes[*next * w..(*next + 1) * w]);
+                // The ring's old runs go back with the chunk, to be filled again.
+                std::mem::swap(runs, &mut buf.runs[*next]);
                 *next += 1;
                 Ok(())
             },

@@ -42,6 +42,41 @@ impl ClassMask {
     }
 }
 
+/// A run of one class in a row of classes: it ends before pixel `end`, and begins where the
+/// run before it ends (at 0 for the first). A row's runs cover it, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub end: u32,
+    pub class: u8,
+}
+
+impl Run {
+    /// Appends the pixels up to `end` of `class`, onto the last run if it has that class.
+    #[inline(always)]
+    fn extend(runs: &mut Vec<Run>, end: usize, class: u8) {
+        let end = end as u32;
+        match runs.last_mut() {
+            Some(last) if last.class == class => last.end = end,
+            _ => runs.push(Run { end, class }),
+        }
+    }
+}
+
+/// Replaces `runs` with the runs of `row`.
+pub fn runs_of(row: &[u8], runs: &mut Vec<Run>) {
+    runs.clear();
+    let mut start = 0;
+    while start < row.len() {
+        let class = row[start];
+        let len = row[start..].iter().take_while(|&&c| c == class).count();
+        start += len;
+        runs.push(Run {
+            end: start as u32,
+            class,
+        });
+    }
+}
+
 /// Why a worker's PNG could not be turned into a class mask. Every variant is the worker's
 /// (or the worker UI's) fault, so the answer is excluded and the others decide.
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +166,9 @@ pub fn decode_class_mask(
     let mut reader = MaskReader::new(png_bytes, lookup, max_pixels)?;
     let (width, height) = reader.dimensions();
     let mut data = vec![0u8; width as usize * height as usize];
+    let mut runs = Vec::new();
     for dst in data.chunks_exact_mut(width as usize) {
-        reader.read_row(dst)?;
+        reader.read_row(dst, &mut runs)?;
     }
     let unmapped = reader.finish()?;
     Ok(Decoded {
@@ -270,22 +306,23 @@ impl<'a> MaskReader<'a> {
         (self.width, self.height)
     }
 
-    /// Decodes the next row into `dst` (`width` class indices).
-    pub fn read_row(&mut self, dst: &mut [u8]) -> Result<(), MaskError> {
+    /// Decodes the next row into `dst` (`width` class indices), and its runs into `runs`.
+    pub fn read_row(&mut self, dst: &mut [u8], runs: &mut Vec<Run>) -> Result<(), MaskError> {
+        runs.clear();
         let unmapped = match &mut self.frame {
             Some((buf, line, next)) => {
                 let row = buf
                     .get(*next * *line..(*next + 1) * *line)
                     .ok_or(png::DecodingError::LimitsExceeded)?;
                 *next += 1;
-                self.mapper.map(row, dst)
+                self.mapper.map(row, dst, runs)
             }
             None => {
                 let row = self
                     .reader
                     .next_row()?
                     .ok_or(png::DecodingError::LimitsExceeded)?;
-                self.mapper.map(row.data(), dst)
+                self.mapper.map(row.data(), dst, runs)
             }
         };
         self.rows_read += 1;
@@ -321,9 +358,10 @@ fn palette_classes(info: &png::Info<'_>, lookup: &ColorLookup) -> Box<[u8; 256]>
 }
 
 impl Mapper {
-    /// Maps one decoded row to classes; returns how many pixels abstained.
-    fn map(&self, row: &[u8], dst: &mut [u8]) -> u64 {
-        match self {
+    /// Maps one decoded row to classes, with their runs (into empty `runs`); returns how many
+    /// pixels abstained.
+    fn map(&self, row: &[u8], dst: &mut [u8], runs: &mut Vec<Run>) -> u64 {
+        let unmapped = match self {
             Self::Palette(table) => {
                 let mut unmapped = 0;
                 for (&i, out) in row.iter().zip(dst.iter_mut()) {
@@ -333,19 +371,28 @@ impl Mapper {
                 }
                 unmapped
             }
-            Self::Rgb8 { alpha, lookup } => map_rgb8(row, dst, *alpha, lookup),
+            // The hot path finds the runs as it maps.
+            Self::Rgb8 { alpha, lookup } => return map_rgb8(row, dst, runs, *alpha, lookup),
             Self::Generic {
                 channels,
                 sixteen,
                 lookup,
             } => map_generic(row, dst, *channels, *sixteen, lookup),
-        }
+        };
+        runs_of(dst, runs);
+        unmapped
     }
 }
 
 /// 8-bit RGB(A): masks are long runs of one colour, so each run is classified once and then
 /// filled; finding a run's end is a tight comparison of whole pixels.
-fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u64 {
+fn map_rgb8(
+    row: &[u8],
+    dst: &mut [u8],
+    runs: &mut Vec<Run>,
+    alpha: bool,
+    lookup: &ColorLookup,
+) -> u64 {
     let classify = |r: u8, g: u8, b: u8, a: u8| {
         if a == 0 {
             return 0;
@@ -396,6 +443,7 @@ fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u6
             }
             let class = classify(p[0], p[1], p[2], p[3]);
             dst[i..j].fill(class);
+            Run::extend(runs, j, class);
             if class == ABSTAIN {
                 unmapped += (j - i) as u64;
             }
@@ -411,6 +459,7 @@ fn map_rgb8(row: &[u8], dst: &mut [u8], alpha: bool, lookup: &ColorLookup) -> u6
             }
             let class = classify(p[0], p[1], p[2], 255);
             dst[i..j].fill(class);
+            Run::extend(runs, j, class);
             if class == ABSTAIN {
                 unmapped += (j - i) as u64;
             }
@@ -826,9 +875,13 @@ mod tests {
                     .flat_map(|p| if alpha { p.to_vec() } else { p[..3].to_vec() })
                     .collect();
                 let want: Vec<u8> = pixels.iter().map(|&p| want_of(p, alpha)).collect();
-                let mut got = vec![0u8; pixels.len()];
-                let unmapped = map_rgb8(&row, &mut got, alpha, &car_lookup());
+                let (mut got, mut got_runs) = (vec![0u8; pixels.len()], Vec::new());
+                let unmapped = map_rgb8(&row, &mut got, &mut got_runs, alpha, &car_lookup());
                 proptest::prop_assert_eq!(&got, &want);
+                // The runs found while mapping are the runs of the classes.
+                let mut want_runs = Vec::new();
+                runs_of(&want, &mut want_runs);
+                proptest::prop_assert_eq!(got_runs, want_runs);
                 proptest::prop_assert_eq!(unmapped, want.iter().filter(|&&k| k == ABSTAIN).count() as u64);
             }
         }

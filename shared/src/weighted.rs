@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::mask::{ABSTAIN, ClassMask};
+use crate::mask::{ABSTAIN, ClassMask, Run};
 use crate::vote::{Fusion, Rows, Span, Split, break_tie, round5, scan_row, stream_windows};
 
 /// Iterations of EM at most; it usually settles in a few dozen.
@@ -125,7 +125,8 @@ impl Census {
     pub fn of_masks(masks: &[&ClassMask]) -> Self {
         let mut census = Self::new(masks.len());
         let mut next = vec![0; masks.len()];
-        let read = |i: usize, row: &mut [u8]| {
+        // Without runs: the census looks at pixels.
+        let read = |i: usize, row: &mut [u8], _: &mut Vec<Run>| {
             let at = next[i] * row.len();
             row.copy_from_slice(&masks[i].data[at..at + row.len()]);
             next[i] += 1;
@@ -583,6 +584,7 @@ mod tests {
                 above: None,
                 current: r,
                 below: None,
+                runs: &[],
             })
             .collect();
         let (mut out, mut split) = ([9u8], Vec::new());
