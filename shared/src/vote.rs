@@ -386,8 +386,7 @@ const PIXELS_PER_RUN: usize = 8;
 /// The majority decided run by run where every worker's row comes with its runs: the row
 /// falls into segments where no worker's vote changes (45 a row in the benchmark, against 4000
 /// pixels), and each is decided once, or pixel by pixel where the neighbourhood breaks a tie.
-/// Returns false, having done nothing, without runs, with too many of them, or past
-/// [`Votes::MAX_WORKERS`] workers.
+/// Returns false, having done nothing, without runs or with too many of them.
 fn fuse_segments(
     workers: &[Rows<'_>],
     out: &mut [u8],
@@ -396,39 +395,52 @@ fn fuse_segments(
 ) -> bool {
     let (n, w) = (workers.len(), out.len());
     let runs: usize = workers.iter().map(|r| r.runs.len()).sum();
-    if n > Votes::MAX_WORKERS
-        || runs * PIXELS_PER_RUN > w
+    if runs * PIXELS_PER_RUN > w
         || workers
             .iter()
             .any(|r| r.runs.last().map(|l| l.end as usize) != Some(w))
     {
         return false;
     }
+    let mut tally = Vec::new();
     // Worker i's run at the segment.
-    let mut at = [0usize; Votes::MAX_WORKERS];
+    let mut at = vec![0usize; n];
     let mut x = 0;
     while x < w {
         let end = (0..n).fold(w, |e, i| e.min(workers[i].runs[at[i]].end as usize));
-        let votes = Votes::gather(n, |i| workers[i].runs[at[i]].class);
-        let p = votes.plurality();
-        match (p.votes, p.classes) {
+        let vote = |i: usize| workers[i].runs[at[i]].class;
+        // The most votes, and the classes that have them (ascending) in `tied`.
+        let most = if n <= Votes::MAX_WORKERS {
+            let votes = Votes::gather(n, vote);
+            let p = votes.plurality();
+            match p.classes {
+                1 => {
+                    tied.clear();
+                    tied.push(p.first);
+                }
+                _ => votes.classes_with(p.votes, tied),
+            }
+            p.votes as u8
+        } else {
+            tally_votes((0..n).map(vote), tied, &mut tally)
+        };
+        match tied[..] {
             // Nobody voted: background.
-            (0, _) => {
+            [] => {
                 out[x..end].fill(0);
                 split.push(Split::of(x..end, 0));
             }
-            (_, 1) => {
-                out[x..end].fill(p.first);
-                if p.votes < n as u32 {
-                    split.push(Split::of(x..end, p.votes as u8));
+            [class] => {
+                out[x..end].fill(class);
+                if usize::from(most) < n {
+                    split.push(Split::of(x..end, most));
                 }
             }
             _ => {
-                votes.classes_with(p.votes, tied);
                 for px in x..end {
                     let class = break_tie(workers, px, tied, |_| 1u32);
                     out[px] = class;
-                    Split::push(split, px, p.votes as u8, px > x && out[px - 1] == class);
+                    Split::push(split, px, most, px > x && out[px - 1] == class);
                 }
             }
         }
@@ -490,33 +502,40 @@ fn plurality(
     (decision, Decided::Kept)
 }
 
-/// [`plurality`] for more workers than a word holds: each voted class with its votes, in
-/// the order first seen.
+/// [`plurality`] for more workers than a word holds.
 fn plurality_by_tally(
     workers: &[Rows<'_>],
     px: usize,
     tied: &mut Vec<u8>,
     tally: &mut Vec<(u8, u8)>,
 ) -> (u8, u8) {
-    tally.clear();
-    for r in workers {
-        let v = r.current[px];
-        if v != ABSTAIN {
-            match tally.iter_mut().find(|t| t.0 == v) {
-                Some(t) => t.1 += 1,
-                None => tally.push((v, 1)),
-            }
-        }
-    }
-    let best = tally.iter().map(|t| t.1).max().unwrap_or(0);
-    tied.clear();
-    tied.extend(tally.iter().filter(|t| t.1 == best).map(|t| t.0));
-    tied.sort_unstable();
+    let most = tally_votes(workers.iter().map(|r| r.current[px]), tied, tally);
     match tied.len() {
         0 => (0, 0),
-        1 => (tied[0], best),
-        _ => (break_tie(workers, px, tied, |_| 1u32), best),
+        1 => (tied[0], most),
+        _ => (break_tie(workers, px, tied, |_| 1u32), most),
     }
+}
+
+/// Counts `votes` (any number of workers) with each voted class in `tally`, in the order first
+/// seen; returns the most votes, with the classes that have them in `tied` (ascending).
+fn tally_votes(
+    votes: impl Iterator<Item = u8>,
+    tied: &mut Vec<u8>,
+    tally: &mut Vec<(u8, u8)>,
+) -> u8 {
+    tally.clear();
+    for v in votes.filter(|&v| v != ABSTAIN) {
+        match tally.iter_mut().find(|t| t.0 == v) {
+            Some(t) => t.1 += 1,
+            None => tally.push((v, 1)),
+        }
+    }
+    let most = tally.iter().map(|t| t.1).max().unwrap_or(0);
+    tied.clear();
+    tied.extend(tally.iter().filter(|t| t.1 == most).map(|t| t.0));
+    tied.sort_unstable();
+    most
 }
 
 /// Among `tied` (ascending), the class with the most votes over the 3×3 neighbourhood of
@@ -690,12 +709,12 @@ pub(crate) mod tests {
         None
     }
 
-    /// Masks whose rows are runs of 50 to 200 pixels, few enough for [`fuse_segments`] with
-    /// up to five workers at these widths.
+    /// Masks whose rows are runs of 100 to 300 pixels, few enough for [`fuse_segments`] with
+    /// up to ten workers (more than [`Votes`] holds) at these widths.
     fn blocky_masks() -> impl Strategy<Value = Vec<ClassMask>> {
-        (200u32..600, 1u32..5, 1usize..6).prop_flat_map(|(w, h, n)| {
+        (400u32..700, 1u32..5, 1usize..11).prop_flat_map(|(w, h, n)| {
             let value = prop_oneof![8 => 0u8..4, 1 => Just(ABSTAIN)];
-            let row = proptest::collection::vec((value, 50usize..200), 12);
+            let row = proptest::collection::vec((value, 100usize..300), 7);
             proptest::collection::vec(proptest::collection::vec(row, h as usize), n).prop_map(
                 move |ms| {
                     ms.into_iter()
