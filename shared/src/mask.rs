@@ -573,9 +573,11 @@ pub struct PaletteRowEncoder {
     palette: Vec<Rgb>,
     deflate: fdeflate::Compressor<Cursor<Vec<u8>>>,
     previous: Vec<u8>,
-    /// The best filtered row so far (filter byte first), and the one being tried.
+    /// The filtered row (filter byte first), and a span of it being tried.
     best: Vec<u8>,
     trial: Vec<u8>,
+    /// The spans of the row being written that are not quiet (see [`Self::write_row`]).
+    spans: Vec<std::ops::Range<usize>>,
 }
 
 impl std::fmt::Debug for PaletteRowEncoder {
@@ -607,29 +609,63 @@ impl PaletteRowEncoder {
             deflate: fdeflate::Compressor::new(Cursor::new(Vec::new()))?,
             previous: vec![0; w],
             best: vec![0; w + 1],
-            trial: vec![0; w + 1],
+            trial: vec![0; w],
+            spans: Vec::new(),
         })
     }
 
     /// Appends one row of classes (`width` bytes).
+    ///
+    /// A pixel equal to its left, upper and upper-left neighbours filters to 0 under every
+    /// filter, and masks are mostly such pixels: most rows equal the row above (Up then costs
+    /// 0 and wins at once), and in the others most 32-pixel blocks are flat and unchanged. So
+    /// only the spans of blocks with other pixels are filtered and costed, and the rest of
+    /// the filtered row is 0.
     pub fn write_row(&mut self, row: &[u8]) -> Result<(), png::EncodingError> {
+        let n = row.len();
+        self.spans.clear();
+        if row != self.previous {
+            for start in (0..n).step_by(BLOCK) {
+                let end = (start + BLOCK).min(n);
+                if !quiet(&self.previous, row, start..end) {
+                    match self.spans.last_mut() {
+                        Some(last) if last.end == start => last.end = end,
+                        _ => self.spans.push(start..end),
+                    }
+                }
+            }
+        }
         let mut least = u64::MAX;
+        let mut best = RowFilter::Up;
         for kind in [
             RowFilter::Up,
             RowFilter::Sub,
             RowFilter::Average,
             RowFilter::Paeth,
         ] {
-            self.trial[0] = kind as u8;
-            filter_row(kind, &self.previous, row, &mut self.trial[1..]);
-            let cost = sum_of_magnitudes(&self.trial[1..]);
+            let mut cost = 0;
+            for r in &self.spans {
+                let trial = &mut self.trial[..r.len()];
+                filter_span(kind, &self.previous, row, r.clone(), trial);
+                cost += sum_of_magnitudes(trial);
+            }
             if cost <= least {
-                least = cost;
-                std::mem::swap(&mut self.best, &mut self.trial);
+                (least, best) = (cost, kind);
                 if cost == 0 {
                     break;
                 }
             }
+        }
+        self.best[0] = best as u8;
+        self.best[1..].fill(0);
+        for r in &self.spans {
+            filter_span(
+                best,
+                &self.previous,
+                row,
+                r.clone(),
+                &mut self.best[1 + r.start..1 + r.end],
+            );
         }
         self.deflate.write_data(&self.best)?;
         self.previous.copy_from_slice(row);
@@ -677,37 +713,73 @@ fn palette_png_of_stream(
     Ok(out)
 }
 
-/// `current` filtered against `previous` (one byte per pixel) into `out`. Filtering has no
-/// dependency from pixel to pixel (unlike unfiltering), so each loop vectorises.
-fn filter_row(kind: RowFilter, previous: &[u8], current: &[u8], out: &mut [u8]) {
-    let n = current.len();
-    let (out, previous) = (&mut out[..n], &previous[..n]);
-    // Pixel i's left neighbour is `current[i - 1]`; the first pixel's left is 0.
-    let (first, rest) = out.split_at_mut(1);
-    let pairs = current[1..].iter().zip(&current[..n - 1]);
+/// Pixels per block in [`PaletteRowEncoder::write_row`]'s search for quiet pixels.
+const BLOCK: usize = 32;
+
+/// Whether every pixel of `current[r]` equals its left, upper and upper-left neighbours (so
+/// filters to 0 under every filter). The first pixel of a row has none: never quiet.
+#[inline]
+fn quiet(previous: &[u8], current: &[u8], r: std::ops::Range<usize>) -> bool {
+    if r.start == 0 {
+        return false;
+    }
+    let (cur, up) = (&current[r.start - 1..r.end], &previous[r.start - 1..r.end]);
+    let v = cur[0];
+    // Without early exit, so that it compiles to vector compares.
+    cur.iter()
+        .zip(up)
+        .fold(true, |quiet, (&x, &y)| quiet & (x == v) & (y == v))
+}
+
+/// `current[r]` filtered against `previous` (one byte per pixel) into `out` (`r.len()`
+/// bytes). Filtering has no dependency from pixel to pixel (unlike unfiltering), so each loop
+/// vectorises.
+fn filter_span(
+    kind: RowFilter,
+    previous: &[u8],
+    current: &[u8],
+    r: std::ops::Range<usize>,
+    out: &mut [u8],
+) {
+    let (mut s, e) = (r.start, r.end);
+    let mut out = &mut out[..e - s];
+    if s == 0 {
+        // The first pixel's left and upper-left neighbours are 0.
+        let Some((first, rest)) = out.split_first_mut() else {
+            return;
+        };
+        let (x, b) = (current[0], previous[0]);
+        *first = match kind {
+            RowFilter::Up => x.wrapping_sub(b),
+            RowFilter::Sub => x,
+            RowFilter::Average => x.wrapping_sub(b / 2),
+            RowFilter::Paeth => x.wrapping_sub(paeth(0, b, 0)),
+        };
+        (out, s) = (rest, 1);
+    }
+    // Pixel i's left neighbour is `current[i - 1]`, its upper-left `previous[i - 1]`.
+    let (x, b) = (&current[s..e], &previous[s..e]);
+    let (a, c) = (&current[s - 1..e - 1], &previous[s - 1..e - 1]);
     match kind {
         RowFilter::Up => {
-            for ((o, &x), &b) in out.iter_mut().zip(current).zip(previous) {
+            for ((o, &x), &b) in out.iter_mut().zip(x).zip(b) {
                 *o = x.wrapping_sub(b);
             }
         }
         RowFilter::Sub => {
-            first[0] = current[0];
-            for (o, (&x, &a)) in rest.iter_mut().zip(pairs) {
+            for ((o, &x), &a) in out.iter_mut().zip(x).zip(a) {
                 *o = x.wrapping_sub(a);
             }
         }
         RowFilter::Average => {
-            first[0] = current[0].wrapping_sub(previous[0] / 2);
-            for ((o, (&x, &a)), &b) in rest.iter_mut().zip(pairs).zip(&previous[1..]) {
+            for ((o, &x), (&a, &b)) in out.iter_mut().zip(x).zip(a.iter().zip(b)) {
                 // The floor of (a + b) / 2 without a carry out of the byte.
                 *o = x.wrapping_sub((a & b) + ((a ^ b) >> 1));
             }
         }
         RowFilter::Paeth => {
-            first[0] = current[0].wrapping_sub(paeth(0, previous[0], 0));
-            let above = previous[1..].iter().zip(&previous[..n - 1]);
-            for ((o, (&x, &a)), (&b, &c)) in rest.iter_mut().zip(pairs).zip(above) {
+            let above = b.iter().zip(c);
+            for ((o, (&x, &a)), (&b, &c)) in out.iter_mut().zip(x.iter().zip(a)).zip(above) {
                 *o = x.wrapping_sub(paeth(a, b, c));
             }
         }
@@ -1080,6 +1152,32 @@ mod tests {
             }
         ) {
             let (rows, whole) = both_encoders(w, h, &data);
+            proptest::prop_assert_eq!(rows, whole);
+        }
+
+        /// The same for masks like real ones: rows that repeat the row above, and blocks of
+        /// 32 pixels that are flat and unchanged beside ones that are not.
+        #[test]
+        fn row_encoder_writes_the_one_shot_file_for_repeated_rows(
+            (w, rows, order) in {
+                use proptest::prelude::*;
+                (1u32..200).prop_flat_map(|w| {
+                    let row = proptest::collection::vec((0u8..3, 1usize..70), 1..6).prop_map(
+                        move |runs| {
+                            runs.into_iter()
+                                .flat_map(|(c, n)| std::iter::repeat_n(c, n))
+                                .cycle()
+                                .take(w as usize)
+                                .collect::<Vec<u8>>()
+                        },
+                    );
+                    let rows = proptest::collection::vec(row, 1..4);
+                    (Just(w), rows, proptest::collection::vec(0usize..4, 1..12))
+                })
+            }
+        ) {
+            let data: Vec<u8> = order.iter().flat_map(|&i| rows[i % rows.len()].clone()).collect();
+            let (rows, whole) = both_encoders(w, order.len() as u32, &data);
             proptest::prop_assert_eq!(rows, whole);
         }
     }
