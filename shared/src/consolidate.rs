@@ -30,7 +30,7 @@ use crate::mask::{
 };
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
-use crate::vote::{Fusion, Majority, Rows, Split, confidence, stream_windows};
+use crate::vote::{Fusion, Majority, RowFuser, Rows, confidence, stream_windows};
 use crate::weighted::{Census, CrowdModel, ImageVotes};
 
 /// The folder under `outputConfig` where consolidated masks go.
@@ -809,7 +809,6 @@ fn stream_vote(
     // The mask and the disagreement map are encoded as the rows are decided: neither is
     // ever held whole.
     let mut mask = PaletteRowEncoder::new(width, height, &palette);
-    let mut out = vec![0u8; w];
     let mut winning_sum = 0u64;
     let mut agreement = AgreementTally::new(cands.len());
     let table = disagreement_table(cands.len());
@@ -817,12 +816,11 @@ fn stream_vote(
     let n = cands.len() as u8;
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
-    // The pixels of the row where not every worker voted for the winner: few, and all that
-    // the map, the confidence and the agreement need to look at.
-    let mut split: Vec<Split> = Vec::with_capacity(w);
+    let mut rows = RowFuser::new(fusion, w, cands.len());
     let unmapped = stream_decoded(cands, threads, |window| {
-        fusion.fuse_row(window, &mut out, &mut split);
-        let out = &out;
+        // `split` holds the pixels of the row where not every worker voted for the winner:
+        // few, and all that the map, the confidence and the agreement need to look at.
+        let (out, split) = rows.fuse_row(window);
         if let Ok(enc) = mask.as_mut()
             && let Err(e) = enc.write_row(out)
         {
@@ -831,7 +829,7 @@ fn stream_vote(
         if let Ok(enc) = map.as_mut() {
             // Black where every worker voted for the winner, which is nearly everywhere.
             map_row.fill(table[usize::from(n)]);
-            for s in &split {
+            for s in split {
                 map_row[s.pixels()].fill(table[usize::from(s.votes)]);
             }
             if let Err(e) = enc.write_row(&map_row) {
@@ -839,13 +837,13 @@ fn stream_vote(
             }
         }
         let (mut short, mut votes) = (0u64, 0u64);
-        for s in &split {
+        for s in split {
             short += u64::from(s.len);
             votes += u64::from(s.len) * u64::from(s.votes);
         }
         winning_sum += u64::from(n) * (w as u64 - short) + votes;
         let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
-        agreement.add_row(&current, out, &split);
+        agreement.add_row(&current, out, split);
     })?;
     let disagreement_png = map.and_then(GreyRowEncoder::finish);
     Ok(StreamFused {

@@ -423,7 +423,7 @@ impl Fusion for Weighted {
         "weighted"
     }
 
-    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) {
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) -> bool {
         let first = workers[0].current;
         let mut votes = vec![0u8; workers.len()];
         let mut scores = vec![0.0; self.classes];
@@ -482,6 +482,8 @@ impl Fusion for Weighted {
                 };
             }
         });
+        // Near-ties go to the neighbourhood; whether one came up is not tracked.
+        false
     }
 }
 
