@@ -24,6 +24,9 @@ pub struct AgreementTally {
     /// The non-unanimous pixels not yet counted, by pattern of votes (tagged with the
     /// consensus); unused past [`Patterns::MAX_WORKERS`] workers.
     patterns: Patterns,
+    /// What the last row added: its patterns with their pixels, and its unanimous pixels
+    /// (`None` past [`Patterns::MAX_WORKERS`] workers).
+    last_row: Option<(Vec<(u128, u64)>, u64)>,
 }
 
 impl AgreementTally {
@@ -39,6 +42,7 @@ impl AgreementTally {
                 pair_equal: vec![0; pairs],
             },
             patterns: Patterns::default(),
+            last_row: None,
         }
     }
 
@@ -51,20 +55,22 @@ impl AgreementTally {
         let n = self.counts.workers;
         let mut unanimous = consensus.len() as u64;
         if n <= Patterns::MAX_WORKERS {
+            let (mut last, _) = self.last_row.take().unwrap_or_default();
+            last.clear();
             // Neighbouring runs often share a pattern too: they are counted at once.
-            let mut run = (0, 0);
             for s in split {
                 let (px, times) = (s.start as usize, u64::from(s.len));
                 unanimous -= times;
                 let key = Patterns::key(n, |i| rows[i][px], consensus[px]);
-                if run.1 > 0 && key == run.0 {
-                    run.1 += times;
-                } else {
-                    self.count(run);
-                    run = (key, times);
+                match last.last_mut() {
+                    Some(run) if run.0 == key => run.1 += times,
+                    _ => last.push((key, times)),
                 }
             }
-            self.count(run);
+            for &run in &last {
+                self.count(run);
+            }
+            self.last_row = Some((last, unanimous));
         } else {
             // More workers than a pattern holds: run by run.
             for s in split {
@@ -74,6 +80,20 @@ impl AgreementTally {
             }
         }
         self.counts.add_all(unanimous);
+    }
+
+    /// Adds the last row added once more (a row that repeats it), and returns true; or
+    /// returns false, having done nothing, past [`Patterns::MAX_WORKERS`] workers.
+    pub fn add_last_row_again(&mut self) -> bool {
+        let Some((last, unanimous)) = self.last_row.take() else {
+            return false;
+        };
+        for &run in &last {
+            self.count(run);
+        }
+        self.counts.add_all(unanimous);
+        self.last_row = Some((last, unanimous));
+        true
     }
 
     /// The counts of every row added.
@@ -289,6 +309,27 @@ mod tests {
         ) {
             let consensus = first_votes(&rows);
             prop_assert_eq!(tallied(&rows, &consensus, 40), definition(&rows, &consensus));
+        }
+
+        /// A row added again counts like the same row added twice.
+        #[test]
+        fn a_row_added_again_counts_twice(
+            rows in (1usize..20).prop_flat_map(|n| {
+                let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
+                proptest::collection::vec(proptest::collection::vec(value, 80), n)
+            })
+        ) {
+            let consensus = first_votes(&rows);
+            let row: Vec<&[u8]> = rows.iter().map(|r| &r[..]).collect();
+            let mut tally = AgreementTally::new(rows.len());
+            tally.add_row(&row, &consensus, &split(&row, &consensus));
+            let again = tally.add_last_row_again();
+            prop_assert_eq!(again, rows.len() <= Patterns::MAX_WORKERS);
+            if !again {
+                tally.add_row(&row, &consensus, &split(&row, &consensus));
+            }
+            let twice: Vec<Vec<u8>> = rows.iter().map(|r| [&r[..], &r[..]].concat()).collect();
+            prop_assert_eq!(tally.finish(), definition(&twice, &[&consensus[..], &consensus[..]].concat()));
         }
     }
 

@@ -816,34 +816,39 @@ fn stream_vote(
     let n = cands.len() as u8;
     let mut map = GreyRowEncoder::new(width, height);
     let mut map_row = vec![0u8; w];
+    // The winning votes of the row.
+    let mut row_votes = 0u64;
     let mut rows = RowFuser::new(fusion, w, cands.len());
     let unmapped = stream_decoded(cands, threads, |window| {
         // `split` holds the pixels of the row where not every worker voted for the winner:
         // few, and all that the map, the confidence and the agreement need to look at.
-        let (out, split) = rows.fuse_row(window);
+        let (out, split, repeated) = rows.fuse_row(window);
         if let Ok(enc) = mask.as_mut()
             && let Err(e) = enc.write_row(out)
         {
             mask = Err(e);
         }
-        if let Ok(enc) = map.as_mut() {
+        if !repeated {
             // Black where every worker voted for the winner, which is nearly everywhere.
             map_row.fill(table[usize::from(n)]);
+            let (mut short, mut votes) = (0u64, 0u64);
             for s in split {
                 map_row[s.pixels()].fill(table[usize::from(s.votes)]);
+                short += u64::from(s.len);
+                votes += u64::from(s.len) * u64::from(s.votes);
             }
-            if let Err(e) = enc.write_row(&map_row) {
-                map = Err(e);
-            }
+            row_votes = u64::from(n) * (w as u64 - short) + votes;
         }
-        let (mut short, mut votes) = (0u64, 0u64);
-        for s in split {
-            short += u64::from(s.len);
-            votes += u64::from(s.len) * u64::from(s.votes);
+        if let Ok(enc) = map.as_mut()
+            && let Err(e) = enc.write_row(&map_row)
+        {
+            map = Err(e);
         }
-        winning_sum += u64::from(n) * (w as u64 - short) + votes;
-        let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
-        agreement.add_row(&current, out, split);
+        winning_sum += row_votes;
+        if !(repeated && agreement.add_last_row_again()) {
+            let current: Vec<&[u8]> = window.iter().map(|r| r.current).collect();
+            agreement.add_row(&current, out, split);
+        }
     })?;
     let disagreement_png = map.and_then(GreyRowEncoder::finish);
     Ok(StreamFused {

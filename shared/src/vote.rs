@@ -183,9 +183,9 @@ impl<'f> RowFuser<'f> {
         }
     }
 
-    /// Decides the next row (see [`Fusion::fuse_row`]): its winning classes and its split
-    /// pixels.
-    pub fn fuse_row(&mut self, workers: &[Rows<'_>]) -> (&[u8], &[Split]) {
+    /// Decides the next row (see [`Fusion::fuse_row`]): its winning classes, its split
+    /// pixels, and whether they are the row above's again.
+    pub fn fuse_row(&mut self, workers: &[Rows<'_>]) -> (&[u8], &[Split], bool) {
         let repeated = self.local
             && workers
                 .iter()
@@ -200,7 +200,7 @@ impl<'f> RowFuser<'f> {
                 a.extend_from_slice(r.runs);
             }
         }
-        (&self.out, &self.split)
+        (&self.out, &self.split, repeated)
     }
 }
 
@@ -948,7 +948,7 @@ pub(crate) mod tests {
                 next[i] += 1;
                 Ok(())
             }, |window| {
-                let (out, split) = fuser.fuse_row(window);
+                let (out, split, _) = fuser.fuse_row(window);
                 let mut winning = vec![m.len() as u8; w];
                 for s in split {
                     winning[s.pixels()].fill(s.votes);
