@@ -297,28 +297,26 @@ mod tests {
             .collect()
     }
 
+    /// Rows of 80 pixels from 1 to 19 workers, with abstentions.
+    fn rows_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        (1usize..20).prop_flat_map(|n| {
+            let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
+            proptest::collection::vec(proptest::collection::vec(value, 80), n)
+        })
+    }
+
     proptest! {
         /// Against the definition, with abstentions and any number of workers: up to
         /// [`Patterns::MAX_WORKERS`] by patterns of votes, past it pixel by pixel.
         #[test]
-        fn counts_follow_the_definition(
-            rows in (1usize..20).prop_flat_map(|n| {
-                let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
-                proptest::collection::vec(proptest::collection::vec(value, 80), n)
-            })
-        ) {
+        fn counts_follow_the_definition(rows in rows_strategy()) {
             let consensus = first_votes(&rows);
             prop_assert_eq!(tallied(&rows, &consensus, 40), definition(&rows, &consensus));
         }
 
         /// A row added again counts like the same row added twice.
         #[test]
-        fn a_row_added_again_counts_twice(
-            rows in (1usize..20).prop_flat_map(|n| {
-                let value = prop_oneof![6 => 0u8..3, 1 => Just(ABSTAIN)];
-                proptest::collection::vec(proptest::collection::vec(value, 80), n)
-            })
-        ) {
+        fn a_row_added_again_counts_twice(rows in rows_strategy()) {
             let consensus = first_votes(&rows);
             let row: Vec<&[u8]> = rows.iter().map(|r| &r[..]).collect();
             let mut tally = AgreementTally::new(rows.len());
