@@ -49,7 +49,7 @@ pub struct Rows<'a> {
     pub above: Option<&'a [u8]>,
     pub current: &'a [u8],
     pub below: Option<&'a [u8]>,
-    /// The runs of `current`, or none when the reader did not give them.
+    /// The runs of `current` ([`runs_of`]), or none when the reader did not give them.
     pub runs: &'a [Run],
 }
 
@@ -161,9 +161,9 @@ pub(crate) fn for_each_window(masks: &[&ClassMask], mut visit: impl FnMut(usize,
     }
 }
 
-/// A [`Fusion`] deciding the rows of one image in order, that reuses the row above's result
-/// when every worker's row repeats the one above and the fusion decided that row from its own
-/// rows alone. Most rows of a mask repeat the row above: three in four in the benchmark, for
+/// Decides the rows of one image in order with a [`Fusion`], and reuses the row above's
+/// result when every worker's row repeats the one above and the fusion decided that row from
+/// its own rows alone. Most rows of a mask repeat the row above: three in four in the benchmark, for
 /// all five workers at once. Rows without runs are always decided.
 #[derive(Debug)]
 pub struct RowFuser<'f> {
@@ -443,8 +443,8 @@ const PIXELS_PER_RUN: usize = 8;
 /// The majority decided run by run where every worker's row comes with its runs: the row
 /// falls into segments where no worker's vote changes (45 a row in the benchmark, against 4000
 /// pixels), and each is decided once, or pixel by pixel where the neighbourhood breaks a tie.
-/// Returns whether no tie was broken, or `None`, having done nothing, without runs or with
-/// too many of them.
+/// Returns whether no tie was broken, or `None`, having done nothing, without runs, with too
+/// many of them, or with runs that do not cover the row in order.
 fn fuse_segments(
     workers: &[Rows<'_>],
     out: &mut [u8],
@@ -453,11 +453,12 @@ fn fuse_segments(
 ) -> Option<bool> {
     let (n, w) = (workers.len(), out.len());
     let runs: usize = workers.iter().map(|r| r.runs.len()).sum();
-    if runs * PIXELS_PER_RUN > w
-        || workers
-            .iter()
-            .any(|r| r.runs.last().map(|l| l.end as usize) != Some(w))
-    {
+    let covers = |runs: &[Run]| {
+        runs.last().map(|l| l.end as usize) == Some(w)
+            && runs.first().is_some_and(|f| f.end > 0)
+            && runs.windows(2).all(|p| p[0].end < p[1].end)
+    };
+    if runs * PIXELS_PER_RUN > w || !workers.iter().all(|r| covers(r.runs)) {
         return None;
     }
     let mut local = true;
@@ -682,6 +683,34 @@ pub(crate) mod tests {
         let a = ClassMask::from_rows(2, &[&[1, 0], &[0, 0]]);
         let b = ClassMask::from_rows(2, &[&[2, 2], &[2, 0]]);
         assert_eq!(fuse(&[a, b]).classes[0], 2);
+    }
+
+    #[test]
+    fn runs_that_do_not_cover_the_row_in_order_are_not_used() {
+        let row: Vec<u8> = [(1u8, 20), (2, 30), (3, 14)]
+            .iter()
+            .flat_map(|&(c, n)| vec![c; n])
+            .collect();
+        let run = |end, class| Run { end, class };
+        let good = vec![run(20, 1), run(50, 2), run(64, 3)];
+        for (runs, used) in [
+            (good, true),
+            (vec![run(20, 1), run(50, 2)], false),
+            (vec![run(20, 1), run(10, 2), run(64, 3)], false),
+            (vec![run(0, 9), run(20, 1), run(50, 2), run(64, 3)], false),
+        ] {
+            let window = [Rows {
+                above: None,
+                current: &row,
+                below: None,
+                runs: &runs,
+            }];
+            let (mut out, mut split) = (vec![0; 64], Vec::new());
+            let ran = fuse_segments(&window, &mut out, &mut split, &mut Vec::new());
+            assert_eq!(ran.is_some(), used, "{runs:?}");
+            Majority.fuse_row(&window, &mut out, &mut split);
+            assert_eq!(out, row, "{runs:?}");
+        }
     }
 
     #[test]
