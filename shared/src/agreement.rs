@@ -60,7 +60,7 @@ impl AgreementTally {
             // Neighbouring runs often share a pattern too: they are counted at once.
             for s in split {
                 let (px, times) = (s.start as usize, u64::from(s.len));
-                unanimous -= times;
+                unanimous = unanimous.saturating_sub(times);
                 let key = Patterns::key(n, |i| rows[i][px], consensus[px]);
                 match last.last_mut() {
                     Some(run) if run.0 == key => run.1 += times,
@@ -75,7 +75,7 @@ impl AgreementTally {
             // More workers than a pattern holds: run by run.
             for s in split {
                 let (px, times) = (s.start as usize, u64::from(s.len));
-                unanimous -= times;
+                unanimous = unanimous.saturating_sub(times);
                 self.counts.add(|i| rows[i][px], consensus[px], times);
             }
         }

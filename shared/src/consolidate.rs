@@ -837,7 +837,7 @@ fn stream_vote(
                 short += u64::from(s.len);
                 votes += u64::from(s.len) * u64::from(s.votes);
             }
-            row_votes = u64::from(n) * (w as u64 - short) + votes;
+            row_votes = u64::from(n) * (w as u64).saturating_sub(short) + votes;
         }
         if let Ok(enc) = map.as_mut()
             && let Err(e) = enc.write_row(&map_row)
