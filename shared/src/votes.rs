@@ -93,12 +93,6 @@ impl Votes {
         Self { classes, voting }
     }
 
-    /// The lanes of the workers that voted (did not abstain).
-    #[inline(always)]
-    pub fn voting(&self) -> u64 {
-        self.voting
-    }
-
     /// The lanes of the workers that voted `class` (none for [`ABSTAIN`]).
     #[inline(always)]
     pub fn for_class(&self, class: u8) -> u64 {
@@ -321,7 +315,7 @@ mod tests {
             prop_assert_eq!(if most > 0 { tied } else { vec![] }, with);
             for (i, &c) in votes.iter().enumerate() {
                 prop_assert_eq!(v.class(i), c);
-                prop_assert_eq!(v.voting() >> (8 * i) & 1 == 1, c != ABSTAIN);
+                prop_assert_eq!(v.voting >> (8 * i) & 1 == 1, c != ABSTAIN);
                 prop_assert_eq!(lanes(v.for_class(c)), count(c));
                 prop_assert_eq!(lanes(v.for_class(c)), v.for_class(c).count_ones());
             }
