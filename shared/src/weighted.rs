@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::mask::{ABSTAIN, ClassMask, Run};
-use crate::vote::{Fusion, Rows, Span, Split, break_tie, round5, scan_row, stream_windows};
+use crate::mask::{ABSTAIN, ClassMask};
+use crate::vote::{Fusion, Rows, Span, Split, break_tie, for_each_window, round5, scan_row};
 
 /// Iterations of EM at most; it usually settles in a few dozen.
 const MAX_ITERATIONS: usize = 100;
@@ -124,16 +124,7 @@ impl Census {
     /// The census of whole same-sized masks (the batch streams rows instead).
     pub fn of_masks(masks: &[&ClassMask]) -> Self {
         let mut census = Self::new(masks.len());
-        let mut next = vec![0; masks.len()];
-        // Without runs: the census looks at pixels.
-        let read = |i: usize, row: &mut [u8], _: &mut Vec<Run>| {
-            let at = next[i] * row.len();
-            row.copy_from_slice(&masks[i].data[at..at + row.len()]);
-            next[i] += 1;
-            Ok::<(), std::convert::Infallible>(())
-        };
-        let size = (masks[0].width, masks[0].height);
-        let _ = stream_windows(size, masks.len(), read, |window| census.add_row(window));
+        for_each_window(masks, |_, window| census.add_row(window));
         census
     }
 
