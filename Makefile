@@ -19,7 +19,7 @@ test: tools build
 	cargo test --workspace
 
 replay:
-	LABEL_CATEGORY_CONFIG=$(LABELS) cargo run -q -p gtseg -- replay $(EVENT) --store events/store
+	LABEL_CATEGORY_CONFIG=$(LABELS) cargo run -q -p gtseg-cli -- replay $(EVENT) --store events/store
 
 lint:
 	cargo fmt --check

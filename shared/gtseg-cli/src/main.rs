@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 mod bench;
+mod job_request;
 
 use clap::{Parser, Subcommand};
 use gtseg::{AnyStore, Config, LocalStore, S3Store, Service, report};
@@ -113,7 +114,7 @@ fn job_request(a: JobRequestArgs) -> Result<(), String> {
             let text = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
             let doc: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| format!("{} is not JSON: {e}", f.display()))?;
-            Some(gtseg::job::arns_from_stack_outputs(&doc).ok_or_else(|| {
+            Some(job_request::arns_from_stack_outputs(&doc).ok_or_else(|| {
                 format!(
                     "{} has no PreHumanTaskLambdaArn and AnnotationConsolidationLambdaArn outputs",
                     f.display()
@@ -131,7 +132,7 @@ fn job_request(a: JobRequestArgs) -> Result<(), String> {
             );
         }
     };
-    let input = gtseg::job::JobRequestInput {
+    let input = job_request::JobRequestInput {
         job_name: a.job_name,
         label_attribute_name: a.label_attribute_name,
         manifest_uri: a.manifest,
@@ -149,7 +150,7 @@ fn job_request(a: JobRequestArgs) -> Result<(), String> {
         title: a.title,
         description: a.description,
     };
-    let (request, warnings) = gtseg::job::build_job_request(&input).map_err(|e| e.to_string())?;
+    let (request, warnings) = job_request::build_job_request(&input).map_err(|e| e.to_string())?;
     for w in warnings {
         eprintln!("gtseg: warning: {w}");
     }

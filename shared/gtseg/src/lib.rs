@@ -9,7 +9,6 @@ pub mod agreement;
 pub mod config;
 pub mod consolidate;
 pub mod event;
-pub mod job;
 pub mod labels;
 pub mod mask;
 pub mod pre;
