@@ -1,30 +1,26 @@
 //! Ground Truth semantic-segmentation, the domain: wire types, labels, the mask codec, the
-//! vote, pre-annotation, batch consolidation and object stores. The Lambda binaries and the
-//! `gtseg` tool are thin shells around [`service::Service`].
+//! fusion rules, pre-annotation, batch consolidation and object stores. The Lambda binaries and
+//! the `gtseg` tool are thin shells around [`service::Service`].
 //!
 //! Data flows one way: event JSON → [`event`] wire types → [`pre`] / [`consolidate`]
-//! (using [`labels`], [`mask`], [`vote`]) → [`store`].
+//! (using [`labels`], [`raster`], [`mask`], [`fusion`]) → [`store`].
 
-pub mod agreement;
 pub mod config;
 pub mod consolidate;
 pub mod event;
+pub mod fusion;
 pub mod labels;
 pub mod mask;
 pub mod pre;
-#[cfg(feature = "s3")]
-pub mod s3;
+pub mod raster;
 pub mod service;
 pub mod store;
 pub mod uri;
-pub mod vote;
-pub mod votes;
-pub mod weighted;
 
 pub use config::Config;
-#[cfg(feature = "s3")]
-pub use s3::S3Store;
 pub use service::{EventKind, Service, ServiceError};
+#[cfg(feature = "s3")]
+pub use store::S3Store;
 pub use store::{AnyStore, Guarded, LocalStore, ObjectStore};
 
 /// An error and all its sources, joined with `: ` (a source whose text is already included is

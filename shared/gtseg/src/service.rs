@@ -115,7 +115,7 @@ impl Service<crate::store::AnyStore> {
     /// standard AWS environment, path-style when an endpoint override is set).
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
-        let store = crate::s3::S3Store::from_env(config.endpoint_override).await;
+        let store = crate::store::S3Store::from_env(config.endpoint_override).await;
         Ok(Self::new(crate::store::AnyStore::S3(store), config))
     }
 }

@@ -18,8 +18,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::mask::{ABSTAIN, ClassMask};
-use crate::vote::{Fusion, Rows, Span, Split, break_tie, for_each_window, round5, scan_row};
+use super::scan::{Span, scan_row};
+use super::window::break_tie;
+use super::{Fusion, Rows, Split, for_each_window, round5};
+use crate::raster::{ABSTAIN, ClassMask};
 
 /// Iterations of EM at most; it usually settles in a few dozen.
 const MAX_ITERATIONS: usize = 100;
@@ -604,7 +606,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn splits_are_runs_of_the_same_votes(
-            m in crate::vote::tests::masks_of(
+            m in crate::fusion::testing::masks_of(
                 proptest::prop_oneof![1u32..40, 500u32..530], 1u32..4, 4usize..5,
             )
         ) {
@@ -616,7 +618,7 @@ mod tests {
                     c
                 })
                 .collect();
-            proptest::prop_assert_eq!(crate::vote::tests::split_fault(&*REMAPPING, &m), None);
+            proptest::prop_assert_eq!(crate::fusion::testing::split_fault(&*REMAPPING, &m), None);
         }
     }
 
@@ -633,7 +635,7 @@ mod tests {
                 .filter(|(a, b)| a != b)
                 .count()
         };
-        let (weighted, majority) = (wrong(&model.fusion(&ids)), wrong(&crate::vote::Majority));
+        let (weighted, majority) = (wrong(&model.fusion(&ids)), wrong(&crate::fusion::Majority));
         assert!(
             weighted < majority,
             "weighted {weighted} vs majority {majority}"

@@ -13,7 +13,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use crate::store::{ObjectStore, PutOptions, StoreError};
+use super::{ObjectStore, PutOptions, StoreError};
 use crate::uri::S3Uri;
 
 /// Amazon S3 or any S3-compatible server, through aws-sdk-s3 (its standard retries included).

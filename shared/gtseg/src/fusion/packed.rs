@@ -11,7 +11,7 @@
 //! [`byte_flags`]), and [`Patterns`] counts how often each pattern of votes occurs, so that
 //! the agreement works each out once.
 
-use crate::mask::ABSTAIN;
+use crate::raster::ABSTAIN;
 
 /// 0x01 in every byte.
 const ONES: u64 = u64::from_ne_bytes([1; 8]);

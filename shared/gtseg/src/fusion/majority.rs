@@ -1,390 +1,11 @@
-//! The fusion rule: many workers' class masks in, one consolidated mask out. Pure, no I/O.
-//!
-//! [`Fusion`] is the small interface that algorithms implement, one row at a time with the
-//! rows above and below (all a 3×3 neighbourhood needs), so masks can be streamed and never
-//! held whole. [`Majority`] is the default: per-pixel plurality, ties broken by the 3×3
-//! neighbourhood vote among the tied classes, then by the lowest class index.
+//! The default rule: per-pixel plurality, ties broken by the 3×3 neighbourhood vote among
+//! the tied classes, then by the lowest class index.
 
-use crate::mask::{ABSTAIN, ClassMask, Run, runs_of};
-use crate::votes::{self, Votes};
-
-/// The result of fusing the included workers' masks of one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fused {
-    pub width: u32,
-    pub height: u32,
-    /// The winning class of every pixel (0 where nobody voted).
-    pub classes: Vec<u8>,
-    /// How many workers voted for the winning class at every pixel.
-    pub winning_votes: Vec<u8>,
-    /// How many workers took part.
-    pub workers: usize,
-}
-
-impl Fused {
-    /// See [`confidence`].
-    pub fn confidence(&self) -> f64 {
-        let sum: u64 = self.winning_votes.iter().map(|&v| u64::from(v)).sum();
-        confidence(sum, self.classes.len() as u64, self.workers)
-    }
-}
-
-/// Mean over pixels of winning votes ÷ included workers, rounded to 5 decimals; 0.0 with
-/// fewer than two workers (Ground Truth does the same).
-pub fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
-    if workers < 2 || pixels == 0 {
-        return 0.0;
-    }
-    round5(winning_votes as f64 / (pixels as f64 * workers as f64))
-}
-
-/// Rounds to 5 decimals, as Ground Truth reports confidences.
-pub fn round5(x: f64) -> f64 {
-    (x * 100_000.0).round() / 100_000.0
-}
-
-/// One worker's class rows around the row being decided (`None` beyond the image border).
-#[derive(Debug, Clone, Copy)]
-pub struct Rows<'a> {
-    pub above: Option<&'a [u8]>,
-    pub current: &'a [u8],
-    pub below: Option<&'a [u8]>,
-    /// The runs of `current` ([`runs_of`]), or none when the reader did not give them.
-    pub runs: &'a [Run],
-}
-
-/// Pixels of a row where not every worker voted for the winner: `start..start + len`, where
-/// every worker's vote is the same from pixel to pixel, and so is the winner, which had
-/// `votes` votes. A run of the same votes is counted once by what follows the vote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Split {
-    pub start: u32,
-    pub len: u32,
-    pub votes: u8,
-}
-
-impl Split {
-    /// The pixels' range in the row.
-    pub fn pixels(&self) -> std::ops::Range<usize> {
-        self.start as usize..(self.start + self.len) as usize
-    }
-
-    /// The pixels `r`, whose winner had `votes` votes.
-    pub fn of(r: std::ops::Range<usize>, votes: u8) -> Self {
-        Split {
-            start: r.start as u32,
-            len: (r.end - r.start) as u32,
-            votes,
-        }
-    }
-
-    /// Appends pixel `x` with its winner's `votes`: onto the last run when `same` (the caller
-    /// knows the votes and winner equal those of the last pixel appended) and `x` follows it.
-    #[inline(always)]
-    pub fn push(split: &mut Vec<Split>, x: usize, votes: u8, same: bool) {
-        let x = x as u32;
-        if same
-            && let Some(last) = split.last_mut()
-            && last.start + last.len == x
-        {
-            last.len += 1;
-        } else {
-            split.push(Split {
-                start: x,
-                len: 1,
-                votes,
-            });
-        }
-    }
-}
-
-/// A fusion algorithm. Implementations must be deterministic and must not depend on the order
-/// of the workers beyond what they document.
-pub trait Fusion: std::fmt::Debug + Send + Sync {
-    /// The name reported in metadata (e.g. `majority`).
-    fn name(&self) -> &'static str;
-
-    /// Decides one row: `workers[i]` holds worker i's rows (at least one worker, fewer than
-    /// 255, all rows `out.len()` long). Writes the winning class of every pixel to `out`, and
-    /// replaces `split` with the pixels where not every worker voted for it (left to right);
-    /// every other pixel's winner had all the votes. Returns whether it looked at the
-    /// workers' current rows alone (not at the rows above and below), in which case the same
-    /// current rows give the same row again.
-    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) -> bool;
-
-    /// Fuses whole same-sized masks (at least one, fewer than 255).
-    fn fuse(&self, masks: &[&ClassMask]) -> Fused {
-        let (width, height) = (masks[0].width, masks[0].height);
-        let w = width as usize;
-        let mut classes = vec![0u8; w * height as usize];
-        let mut winning_votes = vec![masks.len() as u8; w * height as usize];
-        let mut split = Vec::new();
-        for_each_window(masks, |y, window| {
-            self.fuse_row(window, &mut classes[y * w..(y + 1) * w], &mut split);
-            for s in &split {
-                winning_votes[y * w..(y + 1) * w][s.pixels()].fill(s.votes);
-            }
-        });
-        Fused {
-            width,
-            height,
-            classes,
-            winning_votes,
-            workers: masks.len(),
-        }
-    }
-}
-
-/// Calls `visit(y, window)` for every row y of whole same-sized masks, with each mask's rows
-/// around it and its runs (what [`Fusion::fuse_row`] takes).
-pub(crate) fn for_each_window(masks: &[&ClassMask], mut visit: impl FnMut(usize, &[Rows<'_>])) {
-    let (w, h) = (masks[0].width as usize, masks[0].height as usize);
-    fn rows(m: &ClassMask, y: usize, w: usize) -> &[u8] {
-        &m.data[y * w..(y + 1) * w]
-    }
-    let mut runs = vec![Vec::new(); masks.len()];
-    for y in 0..h {
-        for (m, r) in masks.iter().zip(&mut runs) {
-            runs_of(rows(m, y, w), r);
-        }
-        let window: Vec<Rows<'_>> = masks
-            .iter()
-            .zip(&runs)
-            .map(|(m, r)| Rows {
-                above: y.checked_sub(1).map(|a| rows(m, a, w)),
-                current: rows(m, y, w),
-                below: (y + 1 < h).then(|| rows(m, y + 1, w)),
-                runs: r,
-            })
-            .collect();
-        visit(y, &window);
-    }
-}
-
-/// Decides the rows of one image in order with a [`Fusion`], and reuses the row above's
-/// result when every worker's row repeats the one above and the fusion decided that row from
-/// its own rows alone. Most rows of a mask repeat the row above: three in four in the benchmark, for
-/// all five workers at once. Rows without runs are always decided.
-#[derive(Debug)]
-pub struct RowFuser<'f> {
-    fusion: &'f dyn Fusion,
-    out: Vec<u8>,
-    split: Vec<Split>,
-    /// Each worker's runs of the row last decided, and whether that row was decided from them
-    /// alone.
-    above: Vec<Vec<Run>>,
-    local: bool,
-}
-
-impl<'f> RowFuser<'f> {
-    /// For rows of `width` pixels from `workers` workers.
-    pub fn new(fusion: &'f dyn Fusion, width: usize, workers: usize) -> Self {
-        Self {
-            fusion,
-            out: vec![0; width],
-            split: Vec::new(),
-            above: vec![Vec::new(); workers],
-            local: false,
-        }
-    }
-
-    /// Decides the next row (see [`Fusion::fuse_row`]): its winning classes, its split
-    /// pixels, and whether they are the row above's again.
-    pub fn fuse_row(&mut self, workers: &[Rows<'_>]) -> (&[u8], &[Split], bool) {
-        let repeated = self.local
-            && workers
-                .iter()
-                .zip(&self.above)
-                .all(|(r, a)| !r.runs.is_empty() && r.runs == &a[..]);
-        if !repeated {
-            self.local = self
-                .fusion
-                .fuse_row(workers, &mut self.out, &mut self.split);
-            for (a, r) in self.above.iter_mut().zip(workers) {
-                a.clear();
-                a.extend_from_slice(r.runs);
-            }
-        }
-        (&self.out, &self.split, repeated)
-    }
-}
-
-/// Rows read from one worker before moving to the next: each PNG decoder then works on a run
-/// of rows while its state is in cache, instead of the five decoders taking turns per row.
-const BATCH_ROWS: usize = 16;
-
-/// Streams `workers` masks of `width`×`height` with a 3-row window per worker: `read(i, row,
-/// runs)` fills worker i's next row (and its runs, or leaves them empty), and `visit(window)`
-/// receives every row in order with the workers' rows around it (what [`Fusion::fuse_row`]
-/// takes). A read error stops the run and names the worker. Rows are read [`BATCH_ROWS`] at a
-/// time per worker, a little ahead of the visit.
-pub fn stream_windows<E>(
-    (width, height): (u32, u32),
-    workers: usize,
-    mut read: impl FnMut(usize, &mut [u8], &mut Vec<Run>) -> Result<(), E>,
-    mut visit: impl FnMut(&[Rows<'_>]),
-) -> Result<(), (usize, E)> {
-    let (w, h) = (width as usize, height as usize);
-    // Worker i's row y lives in ring[i][y % RING]: the rows above and at y, and a batch ahead.
-    const RING: usize = BATCH_ROWS + 2;
-    let mut ring = vec![0u8; workers * RING * w];
-    let mut ring_runs: Vec<Vec<Run>> = vec![Vec::new(); workers * RING];
-    let slot = |i: usize, y: usize| i * RING + y % RING;
-    let mut loaded = 0;
-    for y in 0..h {
-        // The window needs the row below; load the next batch of every worker when it is due.
-        while loaded < (y + 2).min(h) {
-            let end = (loaded + BATCH_ROWS).min(h);
-            for i in 0..workers {
-                for yy in loaded..end {
-                    let s = slot(i, yy);
-                    read(i, &mut ring[s * w..(s + 1) * w], &mut ring_runs[s])
-                        .map_err(|e| (i, e))?;
-                }
-            }
-            loaded = end;
-        }
-        let row = |i: usize, yy: usize| &ring[slot(i, yy) * w..(slot(i, yy) + 1) * w];
-        let window: Vec<Rows<'_>> = (0..workers)
-            .map(|i| Rows {
-                above: y.checked_sub(1).map(|a| row(i, a)),
-                current: row(i, y),
-                below: (y + 1 < h).then(|| row(i, y + 1)),
-                runs: &ring_runs[slot(i, y)],
-            })
-            .collect();
-        visit(&window);
-    }
-    Ok(())
-}
-
-/// A piece of one row, as [`scan_row`] hands it out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Span {
-    /// Every worker voted the same class on these pixels (nobody abstained).
-    Unanimous(std::ops::Range<usize>),
-    /// The workers differ at this pixel, or someone abstained.
-    Disputed(usize),
-}
-
-/// Pixels compared at once on the fast path: long spans, then short ones.
-const LONG_BLOCK: usize = 512;
-const BLOCK: usize = 32;
-
-/// A run of one row's pixels, as [`scan_blocks`] hands it out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Block {
-    pub start: usize,
-    pub len: usize,
-    /// Bit k is set where the workers differ at pixel `start + k`, or someone abstained
-    /// there. Blocks longer than 32 pixels are unanimous (0).
-    pub disputed: u32,
-}
-
-/// Walks the workers' current rows left to right in blocks that cover the row. Unanimity
-/// (the common case) is found 512 pixels at a time at memcmp speed; where that fails, each
-/// 32 pixels get a bit mask of their disputed pixels from word compares, so per-pixel work
-/// is left for the pixels where workers differ.
-#[inline]
-pub fn scan_blocks(workers: &[Rows<'_>], mut f: impl FnMut(Block)) {
-    let first = workers[0].current;
-    let w = first.len();
-    let mut x = 0;
-    while x < w {
-        let long = (x + LONG_BLOCK).min(w);
-        if long - x == LONG_BLOCK && agree(workers, x, long) {
-            f(Block {
-                start: x,
-                len: LONG_BLOCK,
-                disputed: 0,
-            });
-            x = long;
-            continue;
-        }
-        while x < long {
-            let end = (x + BLOCK).min(w);
-            f(Block {
-                start: x,
-                len: end - x,
-                disputed: disputed_bits(workers, x),
-            });
-            x = end;
-        }
-    }
-}
-
-/// Whether every worker voted the same class on `a..b` (nobody abstaining).
-#[inline(always)]
-fn agree(workers: &[Rows<'_>], a: usize, b: usize) -> bool {
-    let block = &workers[0].current[a..b];
-    // A fold without early exit compiles to vector compares; `contains` would not.
-    !block.iter().fold(false, |any, &v| any | (v == ABSTAIN))
-        && workers[1..].iter().all(|r| &r.current[a..b] == block)
-}
-
-/// The disputed pixels of the [`BLOCK`] pixels from `x` (fewer at the row's end): bit k is set
-/// where a worker's vote differs from the first worker's, or the first abstained. Eight pixels
-/// per word operation.
-#[inline(always)]
-fn disputed_bits(workers: &[Rows<'_>], x: usize) -> u32 {
-    // Past the row's end every worker reads 0: agreed, not abstained, never disputed.
-    let first = block_words(workers[0].current, x);
-    // 0x80 in every disputed byte.
-    let mut disputed = first.map(|v| votes::same_bytes(v, votes::splat(ABSTAIN)));
-    for r in &workers[1..] {
-        let words = block_words(r.current, x);
-        for (d, (v, f)) in disputed.iter_mut().zip(words.iter().zip(&first)) {
-            *d |= votes::differing_bytes(*v, *f);
-        }
-    }
-    block_flags(disputed)
-}
-
-/// The [`BLOCK`] bytes of `row` from `x` as words; past the row's end, 0. From a per-byte
-/// loop the compiler would build the block's bit mask with a long chain of shuffles (the
-/// baseline x86-64 target has no move-mask it would use), so blocks are handled as words.
-#[inline(always)]
-fn block_words(row: &[u8], x: usize) -> [u64; BLOCK / 8] {
-    match row.get(x..x + BLOCK) {
-        Some(block) => std::array::from_fn(|q| votes::word(block, 8 * q)),
-        None => {
-            let mut padded = [0; BLOCK];
-            let tail = &row[x..];
-            padded[..tail.len()].copy_from_slice(tail);
-            std::array::from_fn(|q| votes::word(&padded, 8 * q))
-        }
-    }
-}
-
-/// Bit k set where byte k of the block is 0x80 (every byte 0x80 or 0).
-#[inline(always)]
-fn block_flags(words: [u64; BLOCK / 8]) -> u32 {
-    (0..BLOCK / 8).fold(0, |m, q| m | votes::byte_flags(words[q]) << (8 * q))
-}
-
-/// [`scan_blocks`] with the blocks split: `f` gets every unanimous span and every disputed
-/// pixel.
-#[inline]
-pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
-    scan_blocks(workers, |b| {
-        if b.disputed == 0 {
-            f(Span::Unanimous(b.start..b.start + b.len));
-            return;
-        }
-        let mut k = 0;
-        while k < b.len {
-            let rest = b.disputed >> k;
-            if rest & 1 == 1 {
-                f(Span::Disputed(b.start + k));
-                k += 1;
-            } else {
-                let run = (rest.trailing_zeros() as usize).min(b.len - k);
-                f(Span::Unanimous(b.start + k..b.start + k + run));
-                k += run;
-            }
-        }
-    });
-}
+use super::packed::Votes;
+use super::scan::{BLOCK, scan_blocks};
+use super::window::break_tie;
+use super::{Fusion, Rows, Split};
+use crate::raster::{ABSTAIN, Run};
 
 /// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
 #[derive(Debug, Clone, Copy, Default)]
@@ -599,39 +220,13 @@ fn tally_votes(
     most
 }
 
-/// Among `tied` (ascending), the class with the most votes over the 3×3 neighbourhood of
-/// column `x` (clipped at the border), each worker's votes counted `weight(worker)` times; the
-/// lowest index if that still ties.
-pub(crate) fn break_tie<W: PartialOrd + Default + Copy + std::ops::AddAssign>(
-    workers: &[Rows<'_>],
-    x: usize,
-    tied: &[u8],
-    weight: impl Fn(usize) -> W,
-) -> u8 {
-    let w = workers[0].current.len();
-    let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
-    let mut best = (W::default(), tied[0]);
-    for &c in tied {
-        let mut score = W::default();
-        for (i, r) in workers.iter().enumerate() {
-            let wt = weight(i);
-            for row in [r.above, Some(r.current), r.below].into_iter().flatten() {
-                for _ in row[x0..=x1].iter().filter(|&&v| v == c) {
-                    score += wt;
-                }
-            }
-        }
-        // Strictly greater: on equal sums the earlier (lower) class stays.
-        if score > best.0 {
-            best = (score, c);
-        }
-    }
-    best.1
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::fusion::testing::{masks_of, split_fault};
+    use crate::fusion::window::{BATCH_ROWS, RowFuser, for_each_window, stream_windows};
+    use crate::fusion::{Fused, round5};
+    use crate::raster::{ClassMask, runs_of};
     use proptest::prelude::*;
 
     fn fuse(ms: &[ClassMask]) -> Fused {
@@ -749,48 +344,6 @@ pub(crate) mod tests {
         );
     }
 
-    /// What is wrong with the splits `fusion` gives row by row, if anything: each must be a
-    /// run of one pattern of votes and one winner, with the winner's votes, and together they
-    /// must be exactly the pixels where the winner lacked a vote.
-    pub(crate) fn split_fault(fusion: &dyn Fusion, m: &[ClassMask]) -> Option<String> {
-        let w = m[0].width as usize;
-        let (mut out, mut split) = (vec![0; w], Vec::new());
-        let mut fault = None;
-        for_each_window(&m.iter().collect::<Vec<_>>(), |y, window| {
-            if fault.is_none() {
-                fusion.fuse_row(window, &mut out, &mut split);
-                fault = row_split_fault(window, &out, &split).map(|f| format!("row {y}: {f}"));
-            }
-        });
-        fault
-    }
-
-    /// [`split_fault`] for one row.
-    fn row_split_fault(window: &[Rows<'_>], out: &[u8], split: &[Split]) -> Option<String> {
-        let w = out.len();
-        let won = |x: usize| window.iter().filter(|r| r.current[x] == out[x]).count();
-        let mut covered = vec![false; w];
-        let mut end = 0;
-        for s in split {
-            if s.len == 0 || (s.start as usize) < end || s.pixels().end > w {
-                return Some(format!("{s:?} after pixel {end}"));
-            }
-            end = s.pixels().end;
-            let x0 = s.start as usize;
-            for x in s.pixels() {
-                covered[x] = true;
-                let same =
-                    out[x] == out[x0] && window.iter().all(|r| r.current[x] == r.current[x0]);
-                if !same || won(x) != usize::from(s.votes) {
-                    return Some(format!("pixel {x} in {s:?}"));
-                }
-            }
-        }
-        (0..w)
-            .find(|&x| covered[x] != (won(x) < window.len()))
-            .map(|x| format!("pixel {x}: split {}", covered[x]))
-    }
-
     /// Masks whose rows are runs of 100 to 300 pixels, few enough for [`fuse_segments`] with
     /// up to ten workers (more than [`Votes`] holds) at these widths.
     fn blocky_masks() -> impl Strategy<Value = Vec<ClassMask>> {
@@ -820,26 +373,6 @@ pub(crate) mod tests {
     fn masks_strategy() -> impl Strategy<Value = Vec<ClassMask>> {
         // Widths past BLOCK and LONG_BLOCK exercise the span paths and their per-pixel tails.
         masks_of(prop_oneof![1u32..70, 500u32..530], 1u32..5, 1usize..6)
-    }
-
-    pub(crate) fn masks_of(
-        widths: impl Strategy<Value = u32>,
-        heights: std::ops::Range<u32>,
-        workers: std::ops::Range<usize>,
-    ) -> impl Strategy<Value = Vec<ClassMask>> {
-        (widths, heights, workers).prop_flat_map(|(w, h, n)| {
-            let px = (w * h) as usize;
-            let value = prop_oneof![8 => 0u8..4, 1 => Just(ABSTAIN)];
-            proptest::collection::vec(proptest::collection::vec(value, px), n).prop_map(move |ds| {
-                ds.into_iter()
-                    .map(|data| ClassMask {
-                        width: w,
-                        height: h,
-                        data,
-                    })
-                    .collect()
-            })
-        })
     }
 
     proptest! {
@@ -921,7 +454,7 @@ pub(crate) mod tests {
             let mut classes = Vec::new();
             let mut winning = Vec::new();
             let (mut c, mut split) = (vec![0; w], Vec::new());
-            stream_windows::<()>((m[0].width, h), m.len(), |i, row, runs| {
+            stream_windows::<(), ()>((m[0].width, h), m.len(), |i, row, runs| {
                 row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
                 runs_of(row, runs);
                 next[i] += 1;
@@ -934,6 +467,7 @@ pub(crate) mod tests {
                     v[s.pixels()].fill(s.votes);
                 }
                 winning.extend_from_slice(&v);
+                Ok(())
             }).unwrap();
             prop_assert_eq!(classes, whole.classes);
             prop_assert_eq!(winning, whole.winning_votes);
@@ -969,7 +503,7 @@ pub(crate) mod tests {
             let mut fuser = RowFuser::new(&Majority, w, m.len());
             let mut next = vec![0usize; m.len()];
             let mut y = 0;
-            stream_windows::<()>((w as u32, h as u32), m.len(), |i, row, runs| {
+            stream_windows::<(), ()>((w as u32, h as u32), m.len(), |i, row, runs| {
                 row.copy_from_slice(&m[i].data[next[i] * w..(next[i] + 1) * w]);
                 runs_of(row, runs);
                 next[i] += 1;
@@ -983,6 +517,7 @@ pub(crate) mod tests {
                 assert_eq!(out, &whole.classes[y * w..(y + 1) * w], "row {y}");
                 assert_eq!(winning, &whole.winning_votes[y * w..(y + 1) * w], "row {y}");
                 y += 1;
+                Ok(())
             }).unwrap();
         }
 

@@ -1,9 +1,9 @@
 //! How much the workers agreed with the consensus and with each other. Pure counting, row by
 //! row beside the vote, so it streams like the masks do.
 
-use crate::mask::ABSTAIN;
-use crate::vote::{Split, round5};
-use crate::votes::Patterns;
+use super::packed::Patterns;
+use super::{Split, round5};
+use crate::raster::ABSTAIN;
 
 /// How much one image's included workers agreed: the counts behind the report.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,75 @@
+//! Ground Truth's response items: the mask's URI and its `-metadata`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::image::ImageOutcome;
+use crate::event::{
+    ColorMapEntry, ConsolidatedAnnotation, ConsolidationResponseItem, SEGMENTATION_TYPE,
+    SegmentationMetadata,
+};
+use crate::labels::ClassList;
+use crate::uri::S3Uri;
+
+/// What every image of a batch shares in its response item.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchFacts<'a> {
+    /// The job's label attribute name (the response's key).
+    pub(crate) label_attribute_name: &'a str,
+    pub(crate) classes: &'a ClassList,
+    /// Warnings about the whole batch (such as a class list guessed from the answers).
+    pub(crate) warnings: &'a [String],
+    /// `labeling-job/<name>`.
+    pub(crate) job_name: &'a str,
+    pub(crate) creation_date: &'a str,
+}
+
+/// One written image: its id, where its mask is, and what deciding it gave.
+#[derive(Debug)]
+pub(crate) struct WrittenImage {
+    pub(crate) id: String,
+    pub(crate) mask_uri: S3Uri,
+    pub(crate) outcome: Box<ImageOutcome>,
+}
+
+/// The response item of one written image.
+pub(crate) fn response_item(
+    batch: BatchFacts<'_>,
+    image: &WrittenImage,
+) -> ConsolidationResponseItem {
+    let outcome = &image.outcome;
+    let internal_color_map: BTreeMap<String, ColorMapEntry> = (0..batch.classes.num_classes())
+        .map(|k| {
+            let entry = ColorMapEntry {
+                class_name: batch.classes.name(k).to_owned(),
+                hex_color: outcome.palette[k].to_string(),
+                confidence: Some(outcome.confidence),
+            };
+            (k.to_string(), entry)
+        })
+        .collect();
+    let meta = SegmentationMetadata {
+        internal_color_map,
+        kind: SEGMENTATION_TYPE.to_owned(),
+        human_annotated: "yes".to_owned(),
+        creation_date: batch.creation_date.to_owned(),
+        job_name: batch.job_name.to_owned(),
+        worker_count: Some(outcome.included.len() as u32),
+        excluded_workers: outcome.excluded.clone(),
+        warnings: batch.warnings.to_vec(),
+        consolidation: Some(outcome.report.clone()),
+    };
+    let attr = batch.label_attribute_name;
+    let mut content = Map::new();
+    content.insert(attr.to_owned(), Value::String(image.mask_uri.to_string()));
+    // Serialising a struct of strings, numbers and maps with string keys cannot fail.
+    content.insert(
+        format!("{attr}-metadata"),
+        serde_json::to_value(meta).unwrap_or(Value::Null),
+    );
+    ConsolidationResponseItem {
+        dataset_object_id: image.id.clone(),
+        consolidated_annotation: ConsolidatedAnnotation { content },
+    }
+}

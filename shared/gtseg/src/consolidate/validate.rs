@@ -1,0 +1,265 @@
+//! The checks on an image's answers that need no pixel data: labels, colours, base64, the PNG
+//! header and the size. What passes is a candidate for the vote; the rest is excluded with
+//! its reason.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
+use super::read::{ImageInput, WorkerInput, parse_answer};
+use crate::event::{ExcludedWorker, ShapeError, WorkerAnswer};
+use crate::labels::{ClassList, Rgb};
+use crate::mask::{ColorLookup, MaskError, decode_class_mask, png_dimensions};
+use crate::raster::ClassMask;
+use crate::store::StoreError;
+use crate::uri::UriError;
+
+/// Why one worker answer was left out of the vote. The text goes into the metadata.
+#[derive(Debug, thiserror::Error)]
+pub enum Exclusion {
+    #[error("annotationData has neither `content` nor `s3Uri`")]
+    NoData,
+    #[error("annotation s3Uri is unusable: {0}")]
+    BadUri(UriError),
+    #[error("the annotation object could not be read: {0}")]
+    Unreadable(StoreError),
+    #[error("the answer is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("the answer has no object holding `labeledImage` (not a semantic-segmentation answer)")]
+    NoAnswerObject,
+    #[error("{0}")]
+    Shape(ShapeError),
+    #[error("labelMappings names label `{0}`, which is not in the job's label list")]
+    UnknownLabel(String),
+    #[error("labelMappings gives label `{label}` the colour {color:?}, which is not #rrggbb")]
+    BadColor { label: String, color: String },
+    #[error(
+        "labelMappings gives labels `{a}` and `{b}` the same colour {color}, so its pixels are ambiguous"
+    )]
+    SharedColor { a: String, b: String, color: Rgb },
+    #[error("pngImageData is not valid base64: {0}")]
+    Base64(base64::DecodeError),
+    #[error("pngImageData: {0}")]
+    Mask(MaskError),
+    #[error("the PNG is {png_w}×{png_h} but inputImageProperties says {w}×{h}")]
+    PropsMismatch {
+        png_w: u32,
+        png_h: u32,
+        w: u32,
+        h: u32,
+    },
+    #[error("the PNG is {w}×{h} but the other workers' masks are {ref_w}×{ref_h}")]
+    SizeMismatch {
+        w: u32,
+        h: u32,
+        ref_w: u32,
+        ref_h: u32,
+    },
+    #[error("more than {0} answers for this image (MAX_ANSWERS_PER_IMAGE); this one was not used")]
+    TooManyAnswers(usize),
+}
+
+/// A worker PNG ready to decode: its bytes, its colour table and its size.
+struct Prepared {
+    png: Vec<u8>,
+    lookup: ColorLookup,
+    size: (u32, u32),
+}
+
+/// An answer that passed every check that needs no pixel data.
+pub(crate) struct Candidate<'a> {
+    pub(crate) worker: &'a WorkerInput,
+    pub(crate) answer: &'a WorkerAnswer,
+    pub(crate) png: Vec<u8>,
+    pub(crate) lookup: ColorLookup,
+    pub(crate) size: (u32, u32),
+}
+
+/// One image's answers after the checks that need no pixel data: the candidates for the
+/// vote, and the answers excluded so far with their reasons.
+pub(crate) struct Selection<'a> {
+    pub(crate) image: &'a ImageInput,
+    pub(crate) cands: Vec<Candidate<'a>>,
+    pub(crate) excluded: Vec<ExcludedWorker>,
+}
+
+/// The candidates' worker ids, in vote order (how the crowd model knows them).
+pub(crate) fn worker_ids<'a>(cands: &[Candidate<'a>]) -> Vec<&'a str> {
+    cands.iter().map(|c| c.worker.worker_id.as_str()).collect()
+}
+
+/// Runs every check on an image's answers that needs no pixel data: labels, colours, base64,
+/// PNG header, size. The reference size is the most common one (ties: the earliest worker's).
+pub(crate) fn select<'a>(
+    image: &'a ImageInput,
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Selection<'a> {
+    let mut excluded = Vec::new();
+    let mut cands: Vec<Candidate<'_>> = Vec::new();
+    for w in &image.workers {
+        let prepared = w.answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
+            prepare(a, classes, max_pixels)
+                .map(|Prepared { png, lookup, size }| Candidate {
+                    worker: w,
+                    answer: a,
+                    png,
+                    lookup,
+                    size,
+                })
+                .map_err(|e| e.to_string())
+        });
+        match prepared {
+            Ok(c) => cands.push(c),
+            Err(reason) => excluded.push(ExcludedWorker {
+                worker_id: w.worker_id.clone(),
+                reason,
+            }),
+        }
+    }
+    let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
+    for c in &cands {
+        *counts.entry(c.size).or_default() += 1;
+    }
+    let best = counts.values().copied().max().unwrap_or(0);
+    if let Some((ref_w, ref_h)) = cands.iter().map(|c| c.size).find(|s| counts[s] == best) {
+        cands.retain(|c| {
+            let ok = c.size == (ref_w, ref_h);
+            if !ok {
+                let (w, h) = c.size;
+                let reason = Exclusion::SizeMismatch { w, h, ref_w, ref_h }.to_string();
+                excluded.push(ExcludedWorker {
+                    worker_id: c.worker.worker_id.clone(),
+                    reason,
+                });
+            }
+            ok
+        });
+    }
+    Selection {
+        image,
+        cands,
+        excluded,
+    }
+}
+
+/// The checks on one answer that need no pixel data: its labels and colours, its base64, and
+/// its PNG header (size, pixel limit, `inputImageProperties`). Returns the PNG bytes, the
+/// worker's colour table and the size.
+fn prepare(
+    answer: &WorkerAnswer,
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Result<Prepared, Exclusion> {
+    let mut pairs = Vec::with_capacity(answer.label_mappings.len());
+    let mut by_colour: HashMap<Rgb, &str> = HashMap::new();
+    for (label, c) in &answer.label_mappings {
+        let k = classes
+            .class_of(label)
+            .ok_or_else(|| Exclusion::UnknownLabel(label.clone()))?;
+        let rgb = Rgb::parse_hex(&c.color).ok_or_else(|| Exclusion::BadColor {
+            label: label.clone(),
+            color: c.color.clone(),
+        })?;
+        if let Some(other) = by_colour.insert(rgb, label) {
+            return Err(Exclusion::SharedColor {
+                a: other.to_owned(),
+                b: label.clone(),
+                color: rgb,
+            });
+        }
+        pairs.push((rgb, k));
+    }
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(answer.labeled_image.png_image_data.trim())
+        .map_err(Exclusion::Base64)?;
+    let (width, height) = png_dimensions(&png, max_pixels).map_err(Exclusion::Mask)?;
+    if let Some(p) = answer.input_image_properties
+        && (p.width, p.height) != (width, height)
+    {
+        return Err(Exclusion::PropsMismatch {
+            png_w: width,
+            png_h: height,
+            w: p.width,
+            h: p.height,
+        });
+    }
+    Ok(Prepared {
+        png,
+        lookup: ColorLookup::new(pairs),
+        size: (width, height),
+    })
+}
+
+/// One worker's answer → class mask (and its count of unmapped pixels), or why not.
+fn decode_worker(
+    answer: &WorkerAnswer,
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Result<(ClassMask, u64), Exclusion> {
+    let Prepared { png, lookup, .. } = prepare(answer, classes, max_pixels)?;
+    let d = decode_class_mask(&png, &lookup, max_pixels).map_err(Exclusion::Mask)?;
+    Ok((d.mask, d.unmapped))
+}
+
+/// A worker's answer JSON all the way to its class mask (and its count of unmapped pixels):
+/// everything one answer goes through before the vote. Used by the fuzz targets.
+pub fn decode_answer_json(
+    json: &[u8],
+    classes: &ClassList,
+    max_pixels: u64,
+) -> Result<(ClassMask, u64), Exclusion> {
+    decode_worker(&parse_answer(json)?, classes, max_pixels)
+}
+
+impl Selection<'_> {
+    /// Runs `pass` (which decodes the candidates' PNGs) until it succeeds: a PNG that turns
+    /// out corrupt mid-stream excludes its worker and the pass restarts without it. `Ok(None)`
+    /// when no candidate is left; `Err` when the pass fails for another reason.
+    pub(crate) fn decode_until_ok<T, E>(
+        &mut self,
+        mut pass: impl FnMut(&[Candidate<'_>]) -> Result<T, PassError<E>>,
+    ) -> Result<Option<T>, E> {
+        while !self.cands.is_empty() {
+            match pass(&self.cands) {
+                Ok(done) => return Ok(Some(done)),
+                Err(PassError::Worker(i, e)) => {
+                    let c = self.cands.remove(i);
+                    self.excluded.push(ExcludedWorker {
+                        worker_id: c.worker.worker_id.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(PassError::Other(e)) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The exclusions in the order of the payload's answers (size and mid-stream exclusions
+    /// are found late).
+    pub(crate) fn sort_exclusions(&mut self) {
+        let order: HashMap<&str, usize> = self
+            .image
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.worker_id.as_str(), i))
+            .collect();
+        self.excluded.sort_by_key(|e| {
+            order
+                .get(e.worker_id.as_str())
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+    }
+}
+
+/// Why a decoding pass over an image's candidates stopped.
+#[derive(Debug)]
+pub(crate) enum PassError<E> {
+    /// Candidate `.0`'s PNG is broken: it is excluded, and the pass runs again without it.
+    Worker(usize, Exclusion),
+    /// Anything else (writing the result failed): the image cannot be decided.
+    Other(E),
+}

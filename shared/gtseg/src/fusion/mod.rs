@@ -1,0 +1,140 @@
+//! The fusion rule: many workers' class masks in, one consolidated mask out. Pure, no I/O.
+//!
+//! [`Fusion`] is the small interface that algorithms implement, one row at a time with the
+//! rows above and below (all a 3×3 neighbourhood needs), so masks can be streamed and never
+//! held whole. [`Majority`] is the default: per-pixel plurality, ties broken by the 3×3
+//! neighbourhood vote among the tied classes, then by the lowest class index.
+
+mod agreement;
+mod majority;
+mod packed;
+mod scan;
+#[cfg(test)]
+pub(crate) mod testing;
+mod weighted;
+mod window;
+
+pub use agreement::{AgreementCounts, AgreementTally, disagreement_table};
+pub use majority::Majority;
+pub use weighted::{Census, CrowdModel, ImageVotes, Weighted};
+pub(crate) use window::for_each_window;
+pub use window::{RowFuser, Rows, StreamError, stream_windows};
+
+use crate::raster::ClassMask;
+
+/// The result of fusing the included workers' masks of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fused {
+    pub width: u32,
+    pub height: u32,
+    /// The winning class of every pixel (0 where nobody voted).
+    pub classes: Vec<u8>,
+    /// How many workers voted for the winning class at every pixel.
+    pub winning_votes: Vec<u8>,
+    /// How many workers took part.
+    pub workers: usize,
+}
+
+impl Fused {
+    /// See [`confidence`].
+    pub fn confidence(&self) -> f64 {
+        let sum: u64 = self.winning_votes.iter().map(|&v| u64::from(v)).sum();
+        confidence(sum, self.classes.len() as u64, self.workers)
+    }
+}
+
+/// Mean over pixels of winning votes ÷ included workers, rounded to 5 decimals; 0.0 with
+/// fewer than two workers (Ground Truth does the same).
+pub fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
+    if workers < 2 || pixels == 0 {
+        return 0.0;
+    }
+    round5(winning_votes as f64 / (pixels as f64 * workers as f64))
+}
+
+/// Rounds to 5 decimals, as Ground Truth reports confidences.
+pub fn round5(x: f64) -> f64 {
+    (x * 100_000.0).round() / 100_000.0
+}
+
+/// Pixels of a row where not every worker voted for the winner: `start..start + len`, where
+/// every worker's vote is the same from pixel to pixel, and so is the winner, which had
+/// `votes` votes. A run of the same votes is counted once by what follows the vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub start: u32,
+    pub len: u32,
+    pub votes: u8,
+}
+
+impl Split {
+    /// The pixels' range in the row.
+    pub fn pixels(&self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+
+    /// The pixels `r`, whose winner had `votes` votes.
+    pub fn of(r: std::ops::Range<usize>, votes: u8) -> Self {
+        Split {
+            start: r.start as u32,
+            len: (r.end - r.start) as u32,
+            votes,
+        }
+    }
+
+    /// Appends pixel `x` with its winner's `votes`: onto the last run when `same` (the caller
+    /// knows the votes and winner equal those of the last pixel appended) and `x` follows it.
+    #[inline(always)]
+    pub fn push(split: &mut Vec<Split>, x: usize, votes: u8, same: bool) {
+        let x = x as u32;
+        if same
+            && let Some(last) = split.last_mut()
+            && last.start + last.len == x
+        {
+            last.len += 1;
+        } else {
+            split.push(Split {
+                start: x,
+                len: 1,
+                votes,
+            });
+        }
+    }
+}
+
+/// A fusion algorithm. Implementations must be deterministic and must not depend on the order
+/// of the workers beyond what they document.
+pub trait Fusion: std::fmt::Debug + Send + Sync {
+    /// The name reported in metadata (e.g. `majority`).
+    fn name(&self) -> &'static str;
+
+    /// Decides one row: `workers[i]` holds worker i's rows (at least one worker, fewer than
+    /// 255, all rows `out.len()` long). Writes the winning class of every pixel to `out`, and
+    /// replaces `split` with the pixels where not every worker voted for it (left to right);
+    /// every other pixel's winner had all the votes. Returns whether it looked at the
+    /// workers' current rows alone (not at the rows above and below), in which case the same
+    /// current rows give the same row again.
+    fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) -> bool;
+
+    /// Fuses whole same-sized masks (at least one, fewer than 255).
+    fn fuse(&self, masks: &[&ClassMask]) -> Fused {
+        let (width, height) = (masks[0].width, masks[0].height);
+        let w = width as usize;
+        let mut classes = vec![0u8; w * height as usize];
+        let mut winning_votes = vec![masks.len() as u8; w * height as usize];
+        let mut split = Vec::new();
+        for_each_window(masks, |y, window| {
+            self.fuse_row(window, &mut classes[y * w..(y + 1) * w], &mut split);
+            for s in &split {
+                winning_votes[y * w..(y + 1) * w][s.pixels()].fill(s.votes);
+            }
+        });
+        Fused {
+            width,
+            height,
+            classes,
+            winning_votes,
+            workers: masks.len(),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Class masks: what the fusion rules work on. A mask holds one class index per pixel
+//! ([`ABSTAIN`] where a worker cast no vote); a row can also be read as its runs of one class.
+//! No PNG here: [`crate::mask`] turns PNGs into these and back.
+
+/// The class value of a pixel that casts no vote (an unknown colour).
+pub const ABSTAIN: u8 = 255;
+
+/// A mask of class indices (`ABSTAIN` where a worker cast no vote), row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassMask {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl ClassMask {
+    /// Number of pixels.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+
+    /// A mask of `width` from its rows (tests).
+    #[cfg(test)]
+    pub(crate) fn from_rows(width: u32, rows: &[&[u8]]) -> Self {
+        Self {
+            width,
+            height: rows.len() as u32,
+            data: rows.concat(),
+        }
+    }
+}
+
+/// A run of one class in a row of classes: it ends before pixel `end`, and begins where the
+/// run before it ends (at 0 for the first). A row's runs cover it, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub end: u32,
+    pub class: u8,
+}
+
+impl Run {
+    /// Appends the pixels up to `end` of `class`, onto the last run if it has that class.
+    #[inline(always)]
+    pub(crate) fn extend(runs: &mut Vec<Run>, end: usize, class: u8) {
+        let end = end as u32;
+        match runs.last_mut() {
+            Some(last) if last.class == class => last.end = end,
+            _ => runs.push(Run { end, class }),
+        }
+    }
+}
+
+/// Replaces `runs` with the runs of `row`.
+pub fn runs_of(row: &[u8], runs: &mut Vec<Run>) {
+    runs.clear();
+    let mut start = 0;
+    while start < row.len() {
+        let class = row[start];
+        let len = row[start..].iter().take_while(|&&c| c == class).count();
+        start += len;
+        runs.push(Run {
+            end: start as u32,
+            class,
+        });
+    }
+}

@@ -1,0 +1,38 @@
+//! The store chosen at start-up: a local directory or S3.
+
+use super::{LocalStore, ObjectStore, PutOptions, StoreError};
+use crate::uri::S3Uri;
+
+/// The store chosen at start-up: `gtseg replay --store DIR` or real S3.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Local(LocalStore),
+    #[cfg(feature = "s3")]
+    S3(super::S3Store),
+}
+
+impl ObjectStore for AnyStore {
+    async fn assuming_role(&self, role_arn: &str) -> Self {
+        match self {
+            Self::Local(s) => Self::Local(s.assuming_role(role_arn).await),
+            #[cfg(feature = "s3")]
+            Self::S3(s) => Self::S3(s.assuming(role_arn).await),
+        }
+    }
+
+    async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Self::Local(s) => s.get(uri, max_bytes).await,
+            #[cfg(feature = "s3")]
+            Self::S3(s) => s.get(uri, max_bytes).await,
+        }
+    }
+
+    async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {
+        match self {
+            Self::Local(s) => s.put(uri, body, opts).await,
+            #[cfg(feature = "s3")]
+            Self::S3(s) => s.put(uri, body, opts).await,
+        }
+    }
+}
