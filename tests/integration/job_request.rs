@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use gtseg_tests::harness::require;
-use gtseg_tests::{built_binary, temp_dir, workspace_root};
+use gtseg_tests::{ScratchFile, built_binary, workspace_root};
 use serde_json::{Value, json};
 
 const PRE: &str =
@@ -60,15 +60,14 @@ fn job_request_is_valid_for_the_sagemaker_service_model() {
         return;
     }
     // With the ARNs given directly, and taken from the SAM stack's outputs.
-    let outputs = temp_dir("stack").join("stack.json");
-    std::fs::write(
-        &outputs,
+    let outputs = ScratchFile::new(
+        "stack",
+        "stack.json",
         json!({"Stacks": [{"StackName": "gt", "Outputs": [
             {"OutputKey": "PreHumanTaskLambdaArn", "OutputValue": PRE},
             {"OutputKey": "AnnotationConsolidationLambdaArn", "OutputValue": ACS}]}]})
         .to_string(),
-    )
-    .unwrap();
+    );
     let direct = job_request(&[
         "--pre-lambda-arn",
         PRE,

@@ -4,7 +4,7 @@
 use gtseg_tests::events::{LABEL_CONFIG_URI, OUTPUT};
 use gtseg_tests::fixtures::decode_indexed;
 use gtseg_tests::harness::{Emulator, Moto, aws_env};
-use gtseg_tests::{temp_dir, workspace_root};
+use gtseg_tests::{ScratchFile, temp_dir, workspace_root};
 use serde_json::Value;
 
 const PRE: &str = "pre-semantic-segmentation";
@@ -121,8 +121,7 @@ async fn both_functions_run_under_the_lambda_emulator() {
     )
     .unwrap();
     ev["payload"]["s3Uri"] = format!("{OUTPUT}/consolidated-annotation/missing.json").into();
-    let bad = temp_dir("lambda-bad").join("event.json");
-    std::fs::write(&bad, ev.to_string()).unwrap();
+    let bad = ScratchFile::new("lambda-bad", "event.json", ev.to_string());
     let out = emu.invoke(ACS, &bad);
     assert!(!out.status.success());
     let text = format!(

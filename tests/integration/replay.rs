@@ -41,7 +41,7 @@ fn ok_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("stdout is the response JSON")
 }
 
-fn store_copy(tag: &str) -> std::path::PathBuf {
+fn store_copy(tag: &str) -> gtseg_tests::Scratch {
     let dir = temp_dir(tag);
     copy_tree(&workspace_root().join("events/store"), &dir).unwrap();
     dir

@@ -1,13 +1,13 @@
 //! `gtseg replay` without `--store`, against moto's S3 server on loopback: the real S3
 //! protocol, SSE-KMS, assumed job roles, and every S3 failure named by its URI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use gtseg_tests::events::{LABEL_CONFIG_URI, OUTPUT};
 use gtseg_tests::fixtures::decode_indexed;
 use gtseg_tests::harness::{Moto, aws_env, free_port};
-use gtseg_tests::{built_binary, copy_tree, temp_dir, workspace_root};
+use gtseg_tests::{ScratchFile, built_binary, copy_tree, temp_dir, workspace_root};
 use serde_json::Value;
 
 const EVENT: &str = "events/consolidation/street-scenes.json";
@@ -30,12 +30,10 @@ fn sample_event() -> Value {
 }
 
 /// Writes an edited copy of the sample consolidation event.
-fn event_with(tag: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+fn event_with(tag: &str, edit: impl FnOnce(&mut Value)) -> ScratchFile {
     let mut ev = sample_event();
     edit(&mut ev);
-    let p = temp_dir(tag).join("event.json");
-    std::fs::write(&p, ev.to_string()).unwrap();
-    p
+    ScratchFile::new(tag, "event.json", ev.to_string())
 }
 
 fn stderr(o: &Output) -> String {

@@ -33,30 +33,81 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh, empty scratch directory for one test.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    // Under target/, so test runs do not litter the system's temporary directory.
-    let d = workspace_root()
-        .join("target/test-scratch")
-        .join(format!("{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A fresh, empty scratch directory for one test, under `target/test-scratch/` (so test runs
+/// do not litter the system's temporary directory), removed when dropped. It derefs to its
+/// path.
+pub fn temp_dir(tag: &str) -> Scratch {
+    let parent = workspace_root().join("target/test-scratch");
+    std::fs::create_dir_all(&parent).expect("scratch parent");
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("{tag}-"))
+            .tempdir_in(parent)
+            .expect("temp dir"),
+    )
+}
+
+/// See [`temp_dir`].
+#[derive(Debug)]
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+/// A file in its own scratch directory, removed with it when dropped. It derefs to its path.
+#[derive(Debug)]
+pub struct ScratchFile {
+    _dir: Scratch,
+    path: PathBuf,
+}
+
+impl ScratchFile {
+    /// `name` in a fresh scratch directory, holding `bytes`.
+    pub fn new(tag: &str, name: &str, bytes: impl AsRef<[u8]>) -> Self {
+        let dir = temp_dir(tag);
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("scratch file");
+        Self { _dir: dir, path }
+    }
+}
+
+impl std::ops::Deref for ScratchFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScratchFile {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Every file under `dir`, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("readable dir") {
-        let p = e.expect("dir entry").path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.expect("readable dir"))
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
     out.sort();
     out
 }

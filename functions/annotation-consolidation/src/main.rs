@@ -79,10 +79,8 @@ mod tests {
 
     #[tokio::test]
     async fn handler_reports_an_unreadable_payload_as_a_storage_error() {
-        let service = Service::new(
-            LocalStore::new(temp_dir("acs-handler-empty")),
-            Config::default(),
-        );
+        let empty = temp_dir("acs-handler-empty");
+        let service = Service::new(LocalStore::new(&empty), Config::default());
         let e = handler(
             &service,
             LambdaEvent::new(sample_event(), Context::default()),

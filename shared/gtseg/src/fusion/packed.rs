@@ -168,31 +168,17 @@ pub struct Plurality {
 /// objects (763 in the benchmark's reference image, against 423,000 disputed pixels). Counting
 /// each pattern in this small open-addressing table and working out its effect once per
 /// pattern costs a lookup per pixel instead of the whole per-pixel computation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Patterns {
-    keys: Box<[u128]>,
-    /// 0 marks a free slot.
-    counts: Box<[u64]>,
-    /// The occupied slots, so that draining does not scan the table.
-    used: Vec<u16>,
-}
-
-impl Default for Patterns {
-    fn default() -> Self {
-        Self {
-            keys: vec![0; Self::SLOTS].into(),
-            counts: vec![0; Self::SLOTS].into(),
-            used: Vec::with_capacity(Self::MAX_USED),
-        }
-    }
+    counts: rustc_hash::FxHashMap<u128, u64>,
 }
 
 impl Patterns {
     /// The most workers a pattern holds: a byte each, and the tag in the sixteenth.
     pub const MAX_WORKERS: usize = 15;
-    /// A power of two; the table is drained when half full, so probes stay short.
-    const SLOTS: usize = 2048;
-    const MAX_USED: usize = Self::SLOTS / 2;
+    /// Distinct patterns held before the table must be drained, so that noise (a pattern per
+    /// pixel) cannot grow it.
+    const MAX_USED: usize = 1024;
 
     /// The pattern of `vote(i)` for workers `0..workers` (at most [`Self::MAX_WORKERS`]),
     /// tagged `tag`.
@@ -222,42 +208,23 @@ impl Patterns {
         key.to_le_bytes()[15]
     }
 
-    /// Counts `times` more `key`. Call [`Self::full`] first: a full table takes no new
-    /// pattern.
+    /// Counts `times` more `key`. Call [`Self::full`] first: a full table must be drained.
     #[inline(always)]
     pub fn add(&mut self, key: u128, times: u64) {
-        debug_assert!(times > 0, "a count of 0 would mark its slot free");
-        let mix = (key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut slot = (mix.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 53) as usize;
-        loop {
-            slot &= Self::SLOTS - 1;
-            if self.counts[slot] == 0 {
-                self.keys[slot] = key;
-                self.counts[slot] = times;
-                self.used.push(slot as u16);
-                return;
-            }
-            if self.keys[slot] == key {
-                self.counts[slot] += times;
-                return;
-            }
-            slot += 1;
-        }
+        *self.counts.entry(key).or_insert(0) += times;
     }
 
     /// Whether the table must be drained before the next [`Self::add`].
     #[inline(always)]
     pub fn full(&self) -> bool {
-        self.used.len() == Self::MAX_USED
+        self.counts.len() >= Self::MAX_USED
     }
 
     /// Calls `f(key, count)` for every pattern counted since the last drain, and empties the
     /// table.
     pub fn drain(&mut self, mut f: impl FnMut(u128, u64)) {
-        for slot in self.used.drain(..) {
-            let slot = usize::from(slot);
-            f(self.keys[slot], self.counts[slot]);
-            self.counts[slot] = 0;
+        for (key, count) in self.counts.drain() {
+            f(key, count);
         }
     }
 }

@@ -16,7 +16,8 @@
 //!    neighbourhood decides, each worker's votes counted by its weight.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use rustc_hash::FxHashMap;
 
 use super::scan::{Span, scan_row};
 use super::window::break_tie;
@@ -48,27 +49,9 @@ pub struct Census {
     workers: usize,
     /// Pixels where every worker voted class c.
     unanimous: Vec<u64>,
-    disputed: HashMap<Box<[u8]>, u64, BuildHasherDefault<PatternHasher>>,
+    disputed: FxHashMap<Box<[u8]>, u64>,
     /// Disputed pixels left out because their combination came after [`MAX_COMBINATIONS`].
     overflow: u64,
-}
-
-/// A fast hash for short vote combinations. SipHash's resistance to crafted collisions buys
-/// little here: a key is one class index per worker, a crafted answer controls one byte of
-/// it, and a census holds at most [`MAX_COMBINATIONS`] keys.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PatternHasher(u64);
-
-impl Hasher for PatternHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 impl Census {
