@@ -362,7 +362,7 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
         let items = service
             .consolidation(&event, SystemTime::now())
             .await
-            .map_err(|e| gtseg::report(&e))?;
+            .map_err(|e| e.to_string())?;
         e2e = e2e.min(t.elapsed());
         images = items.len();
     }

@@ -12,7 +12,7 @@ mod bench;
 mod job_request;
 
 use clap::{Parser, Subcommand};
-use gtseg::{AnyStore, Config, LocalStore, S3Store, Service, report};
+use gtseg::{AnyStore, Config, LocalStore, S3Store, Service};
 
 #[derive(Debug, Parser)]
 #[command(name = "gtseg", version, about = "Ground Truth semantic-segmentation Lambdas, run locally", after_help = gtseg::config::ENV_HELP)]
@@ -190,7 +190,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => return bench::bench(args).await,
         Command::JobRequest(args) => return job_request(*args),
     };
-    let config = Config::from_env().map_err(|e| report(&e))?;
+    let config = Config::from_env().map_err(|e| e.to_string())?;
     let text = std::fs::read(&event)
         .map_err(|e| format!("cannot read event file {}: {e}", event.display()))?;
     let event_json: serde_json::Value = serde_json::from_slice(&text)
@@ -203,7 +203,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let response = service
         .replay(&event_json, SystemTime::now())
         .await
-        .map_err(|e| report(&e))?;
+        .map_err(|e| e.to_string())?;
     let out = if compact {
         serde_json::to_string(&response)
     } else {

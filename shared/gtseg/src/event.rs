@@ -12,14 +12,14 @@ use serde_json::{Map, Value};
 
 /// A JSON document did not have the shape Ground Truth sends.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} is malformed at `{path}`: {source}")]
+#[error("{what} is malformed at `{path}`: {cause}")]
 pub struct ShapeError {
     /// What was being parsed, e.g. "the consolidation event".
     pub what: &'static str,
     /// The JSON path of the offending field (`.` for the root).
     pub path: String,
-    #[source]
-    pub source: serde_json::Error,
+    /// What the JSON parser said.
+    pub cause: serde_json::Error,
 }
 
 /// Parses `value` as `T`, naming the JSON path of the first bad field in the error.
@@ -38,7 +38,7 @@ impl ShapeError {
         Self {
             what,
             path: e.path().to_string(),
-            source: e.into_inner(),
+            cause: e.into_inner(),
         }
     }
 }

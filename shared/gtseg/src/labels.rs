@@ -138,17 +138,20 @@ impl ClassList {
 
 /// Parses a label category configuration file into the class list.
 pub fn parse_label_config(bytes: &[u8]) -> Result<ClassList, LabelConfigError> {
-    let cfg: LabelCategoryConfig = from_slice("the label category configuration", bytes)?;
-    Ok(ClassList::from_categories(&cfg.labels)?)
+    let cfg: LabelCategoryConfig =
+        from_slice("the label category configuration", bytes).map_err(LabelConfigError::Shape)?;
+    ClassList::from_categories(&cfg.labels).map_err(LabelConfigError::Labels)
 }
 
 /// A label category configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LabelConfigError {
-    #[error(transparent)]
-    Shape(#[from] ShapeError),
+    /// The file is not JSON of the expected shape.
+    #[error("{0}")]
+    Shape(ShapeError),
+    /// The labels cannot be a class list.
     #[error("the label category configuration is not usable: {0}")]
-    Labels(#[from] LabelError),
+    Labels(LabelError),
 }
 
 /// Assigns every class a distinct colour.

@@ -22,19 +22,3 @@ pub use service::{EventKind, Service, ServiceError};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
 pub use store::{AnyStore, Guarded, LocalStore, ObjectStore};
-
-/// An error and all its sources, joined with `: ` (a source whose text is already included is
-/// not repeated). This is the one-line message users see in Lambda errors and on stderr.
-pub fn report(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut src = err.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
-}

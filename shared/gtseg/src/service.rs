@@ -28,31 +28,24 @@ pub enum ServiceError {
         "LABEL_CATEGORY_CONFIG is not set; set it to the s3:// URI or local path of the label category configuration file"
     )]
     NoLabelConfig,
-    #[error("LABEL_CATEGORY_CONFIG={location}: {source}")]
+    #[error("LABEL_CATEGORY_CONFIG={location}: {cause}")]
     LabelConfigUri {
         location: String,
-        #[source]
-        source: crate::uri::UriError,
+        cause: crate::uri::UriError,
     },
-    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read it: {source}")]
-    LabelConfigRead {
-        location: String,
-        #[source]
-        source: StoreError,
-    },
-    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read the file: {source}")]
+    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read it: {cause}")]
+    LabelConfigRead { location: String, cause: StoreError },
+    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read the file: {cause}")]
     LabelConfigFile {
         location: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("LABEL_CATEGORY_CONFIG={location}: {source}")]
+    #[error("LABEL_CATEGORY_CONFIG={location}: {cause}")]
     LabelConfigParse {
         location: String,
-        #[source]
-        source: LabelConfigError,
+        cause: LabelConfigError,
     },
-    #[error(transparent)]
+    #[error("{0}")]
     Event(ShapeError),
     #[error(
         "the event is neither a pre-annotation event (it has no `dataObject`) nor a consolidation event (it has no `payload`)"
@@ -60,7 +53,7 @@ pub enum ServiceError {
     UnknownEvent,
     #[error("ASSUME_JOB_ROLE is true but the event has no roleArn to assume")]
     NoRoleArn,
-    #[error(transparent)]
+    #[error("{0}")]
     Batch(BatchError),
 }
 
@@ -121,10 +114,10 @@ impl Service<crate::store::AnyStore> {
 }
 
 impl ServiceError {
-    /// Logs the error (one line, all sources) and returns it for the Lambda error response as
+    /// Logs the error (one line) and returns it for the Lambda error response as
     /// `(errorType, errorMessage)`.
     pub fn log_for_lambda(&self, function: &str) -> (String, String) {
-        let message = crate::report(self);
+        let message = self.to_string();
         tracing::error!(error = %message, "{function} failed");
         (self.error_type().to_owned(), message)
     }
@@ -152,31 +145,30 @@ impl<S: ObjectStore> Service<S> {
             .get_or_try_init(|| async {
                 let bytes = if location.starts_with("s3://") {
                     let uri =
-                        S3Uri::parse(location).map_err(|source| ServiceError::LabelConfigUri {
+                        S3Uri::parse(location).map_err(|cause| ServiceError::LabelConfigUri {
                             location: location.to_owned(),
-                            source,
+                            cause,
                         })?;
                     self.store
                         .get(&uri, self.config.limits.max_payload_bytes)
                         .await
-                        .map_err(|source| ServiceError::LabelConfigRead {
+                        .map_err(|cause| ServiceError::LabelConfigRead {
                             location: location.to_owned(),
-                            source,
+                            cause,
                         })?
                 } else {
-                    tokio::fs::read(location).await.map_err(|source| {
+                    tokio::fs::read(location).await.map_err(|cause| {
                         ServiceError::LabelConfigFile {
                             location: location.to_owned(),
-                            source,
+                            cause,
                         }
                     })?
                 };
-                let classes = parse_label_config(&bytes).map_err(|source| {
-                    ServiceError::LabelConfigParse {
+                let classes =
+                    parse_label_config(&bytes).map_err(|cause| ServiceError::LabelConfigParse {
                         location: location.to_owned(),
-                        source,
-                    }
-                })?;
+                        cause,
+                    })?;
                 info!(
                     location,
                     labels = classes.labels().len(),

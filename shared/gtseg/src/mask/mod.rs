@@ -19,7 +19,7 @@ const DECODER_BYTES: usize = 64 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum MaskError {
     #[error("the PNG is corrupt: {0}")]
-    Png(#[from] png::DecodingError),
+    Png(png::DecodingError),
     #[error("the PNG's image data ends after {rows} of its {height} rows")]
     Truncated { rows: u32, height: u32 },
     #[error("decoding stopped before the PNG's last row")]
@@ -45,4 +45,10 @@ fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), MaskError>
         });
     }
     Ok(())
+}
+
+impl From<png::DecodingError> for MaskError {
+    fn from(e: png::DecodingError) -> Self {
+        Self::Png(e)
+    }
 }

@@ -45,7 +45,7 @@ impl ObjectStore for LocalStore {
             _ => StoreError::Io {
                 uri: uri.clone(),
                 op: "read",
-                source,
+                cause: source,
             },
         };
         let size = tokio::fs::metadata(&path).await.map_err(io)?.len();
@@ -61,10 +61,10 @@ impl ObjectStore for LocalStore {
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, _opts: &PutOptions) -> Result<(), StoreError> {
         let path = self.path_of(uri)?;
-        let io = |source| StoreError::Io {
+        let io = |cause| StoreError::Io {
             uri: uri.clone(),
             op: "write",
-            source,
+            cause,
         };
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io)?;

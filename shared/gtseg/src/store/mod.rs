@@ -5,7 +5,6 @@
 //! Stores only move bytes; they never interpret them. Every address is an already-validated
 //! [`S3Uri`], so nothing here can be pointed at `file://` or `https://`.
 
-use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::uri::S3Uri;
@@ -48,20 +47,18 @@ pub enum StoreError {
     NotAllowed { uri: S3Uri },
     #[error("{uri} cannot live in a local store: its key has an empty, `.` or `..` segment")]
     UnsafeKey { uri: S3Uri },
-    #[error("{op} of {uri} in the local store failed: {source}")]
+    #[error("{op} of {uri} in the local store failed: {cause}")]
     Io {
         uri: S3Uri,
         op: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("S3 {op} of {uri} failed: {message}")]
     S3 {
         uri: S3Uri,
         op: &'static str,
+        /// The SDK's error with all its causes, on one line.
         message: String,
-        #[source]
-        source: Box<dyn StdError + Send + Sync>,
     },
 }
 

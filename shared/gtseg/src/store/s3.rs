@@ -9,7 +9,7 @@ use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
@@ -105,15 +105,11 @@ where
         )
         | (_, Some(403)) => StoreError::AccessDenied { uri, op },
         (_, Some(404)) => StoreError::NotFound { uri },
-        _ => {
-            let message = crate::report(&err);
-            StoreError::S3 {
-                uri,
-                op,
-                message,
-                source: Box::new(err),
-            }
-        }
+        _ => StoreError::S3 {
+            uri,
+            op,
+            message: DisplayErrorContext(&err).to_string(),
+        },
     }
 }
 
@@ -142,8 +138,7 @@ impl ObjectStore for S3Store {
         let body = resp.body.collect().await.map_err(|e| StoreError::S3 {
             uri: uri.clone(),
             op: "GetObject",
-            message: format!("the body could not be read: {e}"),
-            source: Box::new(e),
+            message: format!("the body could not be read: {}", DisplayErrorContext(&e)),
         })?;
         Ok(body.into_bytes().to_vec())
     }
