@@ -24,6 +24,7 @@ replay:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 	cfn-lint template.yaml
 
 ci: test lint fuzz

@@ -231,7 +231,7 @@ async fn broken_answers_are_excluded_with_reasons_and_the_rest_decide() {
     let items = run_with(
         &dir,
         Config {
-            limits: gtseg::config::Limits {
+            limits: gtseg::Limits {
                 max_answers_per_image: 254,
                 ..Default::default()
             },
@@ -488,7 +488,7 @@ async fn answers_beyond_the_limit_are_excluded() {
         .map(|i| inline(&format!("w{i}"), &good(&scene, &TAB10)))
         .collect();
     let cfg = Config {
-        limits: gtseg::config::Limits {
+        limits: gtseg::Limits {
             max_answers_per_image: 3,
             ..Default::default()
         },
@@ -737,7 +737,7 @@ async fn payload_and_answer_sizes_are_bounded_by_max_payload_bytes() {
     let payload_len = payload.to_string().len() as u64;
     assert!(payload_len < 20_000);
     let cfg = |max| Config {
-        limits: gtseg::config::Limits {
+        limits: gtseg::Limits {
             max_payload_bytes: max,
             ..Default::default()
         },

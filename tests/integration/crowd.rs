@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use gtseg::config::Algorithm;
+use gtseg::Algorithm;
 use gtseg::{Config, LocalStore, Service};
 use gtseg_tests::crowd::{Behaviour, Crowd, Labelled, pixel_accuracy};
 use gtseg_tests::fixtures::{

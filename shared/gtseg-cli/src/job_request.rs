@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use gtseg::uri::S3Uri;
+use gtseg::S3Uri;
 
 /// What the request is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use gtseg::{AnyStore, Config, LocalStore, S3Store, Service};
 
 #[derive(Debug, Parser)]
-#[command(name = "gtseg", version, about = "Ground Truth semantic-segmentation Lambdas, run locally", after_help = gtseg::config::ENV_HELP)]
+#[command(name = "gtseg", version, about = "Ground Truth semantic-segmentation Lambdas, run locally", after_help = gtseg::ENV_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run the function an event is meant for (pre-annotation or consolidation, recognised by
     /// its shape) and print the exact response JSON on stdout.
-    #[command(after_help = gtseg::config::ENV_HELP)]
+    #[command(after_help = gtseg::ENV_HELP)]
     Replay {
         /// The saved event (JSON file), as Ground Truth sends it to the Lambda.
         event: PathBuf,

@@ -31,16 +31,22 @@ ENVIRONMENT:
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("environment variable {name}={value:?} is invalid: {expected}")]
 pub struct ConfigError {
+    /// The variable.
     pub name: &'static str,
+    /// Its value.
     pub value: String,
+    /// What it should be.
     pub expected: &'static str,
 }
 
 /// Bounds that keep hostile or broken input cheap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// `MAX_PIXELS`: the largest worker mask accepted, in pixels.
     pub max_pixels: u64,
+    /// `MAX_PAYLOAD_BYTES`: the largest payload or answer object read, in bytes.
     pub max_payload_bytes: u64,
+    /// `MAX_ANSWERS_PER_IMAGE`: answers used per image; further ones are excluded.
     pub max_answers_per_image: usize,
 }
 
@@ -59,6 +65,7 @@ impl Default for Limits {
 pub struct Config {
     /// `LABEL_CATEGORY_CONFIG`: an `s3://` URI or a local path.
     pub label_category_config: Option<String>,
+    /// `MAX_PIXELS`, `MAX_PAYLOAD_BYTES` and `MAX_ANSWERS_PER_IMAGE`.
     pub limits: Limits,
     /// True when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set: use path-style requests.
     pub endpoint_override: bool,
@@ -78,11 +85,11 @@ pub struct Config {
 /// How the workers' masks of an image are fused (`CONSOLIDATION_ALGORITHM`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
-    /// Per-pixel plurality with a neighbourhood tie-break ([`crate::vote::Majority`]).
+    /// Per-pixel plurality with a neighbourhood tie-break ([`crate::Majority`]).
     #[default]
     Majority,
     /// Votes weighed by each worker's reliability, estimated over the batch
-    /// ([`crate::weighted`]).
+    /// ([`crate::CrowdModel`]).
     Weighted,
 }
 
@@ -197,7 +204,7 @@ impl Config {
 }
 
 /// The cores this process may use (Lambda: about one vCPU per 1769 MB of memory).
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 

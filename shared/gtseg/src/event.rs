@@ -53,6 +53,7 @@ pub struct PreAnnotationEvent {
     /// `2018-10-06` or `2018-10-16` in the wild: any value is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The job, `arn:aws:sagemaker:REGION:ACCOUNT:labeling-job/NAME`.
     #[serde(
         rename = "labelingJobArn",
         default,
@@ -67,6 +68,7 @@ pub struct PreAnnotationEvent {
 /// The pre-annotation response: the worker UI's `task.input`, and whether to ask humans.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreAnnotationResponse {
+    /// What the worker template gets as `task.input`.
     #[serde(rename = "taskInput")]
     pub task_input: TaskInput,
     /// Exactly this key, as a JSON boolean (some AWS samples misspell it or send a string).
@@ -112,19 +114,23 @@ pub struct InitialValue {
 /// `{"color": "#rrggbb"}`, as in worker answers and `initial-value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelColor {
+    /// `#rrggbb`.
     pub color: String,
 }
 
 /// The label category configuration file (`LABEL_CATEGORY_CONFIG`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelCategoryConfig {
+    /// `2018-11-28` in every known file.
     #[serde(
         rename = "document-version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub document_version: Option<String>,
+    /// The labels, in class order.
     pub labels: Vec<LabelCategory>,
+    /// Worker instructions; not used here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<Value>,
 }
@@ -136,8 +142,10 @@ pub struct LabelCategoryConfig {
 /// The event Ground Truth sends to the consolidation Lambda, once per batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsolidationEvent {
+    /// `2018-10-06` or `2018-10-16` in the wild: any value is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The job, `arn:aws:sagemaker:REGION:ACCOUNT:labeling-job/NAME` (the name in lower case).
     #[serde(rename = "labelingJobArn")]
     pub labeling_job_arn: String,
     /// Missing or null in some jobs; strings or `{"label": ...}` objects in others.
@@ -150,6 +158,7 @@ pub struct ConsolidationEvent {
     /// Original case of the job name (the ARN is lower case).
     #[serde(rename = "labelAttributeName")]
     pub label_attribute_name: String,
+    /// The job's execution role (assumed when `ASSUME_JOB_ROLE` is on).
     #[serde(rename = "roleArn", default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     /// Optional: derived from the payload URI when missing.
@@ -159,12 +168,14 @@ pub struct ConsolidationEvent {
         skip_serializing_if = "Option::is_none"
     )]
     pub output_config: Option<String>,
+    /// Workers asked per image; fewer may answer.
     #[serde(
         rename = "maxHumanWorkersPerDataObject",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub max_human_workers_per_data_object: Option<u32>,
+    /// The job's output KMS key: masks are written with SSE-KMS under it.
     #[serde(rename = "kmsKeyId", default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     /// Seen both as a boolean and as the string "true"/"false".
@@ -175,6 +186,7 @@ pub struct ConsolidationEvent {
         skip_serializing_if = "Option::is_none"
     )]
     pub vpc_enabled: Option<bool>,
+    /// Where the batch is.
     pub payload: PayloadRef,
 }
 
@@ -182,8 +194,13 @@ pub struct ConsolidationEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum LabelCategory {
+    /// `"car"`.
     Name(String),
-    Object { label: String },
+    /// `{"label": "car"}`.
+    Object {
+        /// The label's name.
+        label: String,
+    },
 }
 
 impl LabelCategory {
@@ -198,6 +215,7 @@ impl LabelCategory {
 /// Where the batch's payload file is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PayloadRef {
+    /// `s3://` URI of the payload file.
     #[serde(rename = "s3Uri", alias = "s3uri")]
     pub s3_uri: String,
 }
@@ -208,6 +226,7 @@ pub struct PayloadItem {
     /// A string in Ground Truth's payloads; numbers are accepted and turned into strings.
     #[serde(rename = "datasetObjectId", deserialize_with = "string_or_number")]
     pub dataset_object_id: String,
+    /// The image, as Ground Truth names it (`s3Uri`, or `content` for text).
     #[serde(
         rename = "dataObject",
         default,
@@ -222,8 +241,10 @@ pub struct PayloadItem {
 /// One worker's answer envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Annotation {
+    /// The worker (`private.us-east-1.…` or a public workforce id).
     #[serde(rename = "workerId", default, deserialize_with = "string_or_number")]
     pub worker_id: String,
+    /// The answer, or where it is.
     #[serde(rename = "annotationData")]
     pub annotation_data: AnnotationData,
 }
@@ -231,6 +252,7 @@ pub struct Annotation {
 /// Either inline `content` (a JSON object serialised into a string) or a pointer to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnnotationData {
+    /// The answer: a JSON object serialised into a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// Spelled `s3Uri` in the docs and `s3uri` in the wild.
@@ -246,11 +268,13 @@ pub struct AnnotationData {
 /// The `crowd-semantic-segmentation` answer object (the one that holds `labeledImage`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerAnswer {
+    /// The painted mask.
     #[serde(rename = "labeledImage")]
     pub labeled_image: LabeledImage,
     /// May list only the labels this worker used.
     #[serde(rename = "labelMappings", default)]
     pub label_mappings: BTreeMap<String, LabelColor>,
+    /// The source image's size.
     #[serde(
         rename = "inputImageProperties",
         default,
@@ -278,7 +302,9 @@ pub struct LabeledImage {
 /// `{height, width}` of the source image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageProperties {
+    /// Rows.
     pub height: u32,
+    /// Pixels per row.
     pub width: u32,
 }
 
@@ -307,8 +333,10 @@ pub fn find_answer_object(root: &Value) -> Option<&Value> {
 /// One consolidated image, as returned to Ground Truth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsolidationResponseItem {
+    /// The image's id in the batch (the input manifest's line number).
     #[serde(rename = "datasetObjectId")]
     pub dataset_object_id: String,
+    /// The new label attribute and its metadata.
     #[serde(rename = "consolidatedAnnotation")]
     pub consolidated_annotation: ConsolidatedAnnotation,
 }
@@ -316,20 +344,26 @@ pub struct ConsolidationResponseItem {
 /// `{"content": {"<attr>": uri, "<attr>-metadata": {...}}}`; keys depend on the job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsolidatedAnnotation {
+    /// `<labelAttributeName>` and `<labelAttributeName>-metadata`.
     pub content: Map<String, Value>,
 }
 
 /// `<labelAttributeName>-metadata` of a semantic-segmentation label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentationMetadata {
+    /// Every class of the job, keyed `"0"`, `"1"`, … in class order.
     #[serde(rename = "internal-color-map")]
     pub internal_color_map: BTreeMap<String, ColorMapEntry>,
+    /// `groundtruth/semantic-segmentation`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `yes`.
     #[serde(rename = "human-annotated")]
     pub human_annotated: String,
+    /// UTC, naive ISO 8601 with microseconds.
     #[serde(rename = "creation-date")]
     pub creation_date: String,
+    /// `labeling-job/<name>`.
     #[serde(rename = "job-name")]
     pub job_name: String,
     /// Our extras: how many worker answers were included in the vote.
@@ -379,12 +413,15 @@ pub struct ConsolidationReport {
 /// One worker answer in the agreement report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerReport {
+    /// The worker.
     #[serde(rename = "worker-id")]
     pub worker_id: String,
+    /// Whether the answer took part in the vote.
     pub included: bool,
     /// Share of the worker's voting pixels equal to the consolidated class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f64>,
+    /// Pixels whose colour matched none of the worker's labels (they cast no vote).
     #[serde(
         rename = "unmapped-pixels",
         default,
@@ -405,8 +442,10 @@ pub const SEGMENTATION_TYPE: &str = "groundtruth/semantic-segmentation";
 /// One class of `internal-color-map`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColorMapEntry {
+    /// The label, or `BACKGROUND` for class 0.
     #[serde(rename = "class-name")]
     pub class_name: String,
+    /// `#rrggbb`: the class's palette entry in the mask.
     #[serde(rename = "hex-color")]
     pub hex_color: String,
     /// Present in consolidation output; absent in some hand-made manifests.
@@ -417,8 +456,10 @@ pub struct ColorMapEntry {
 /// A worker answer that did not take part in the vote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExcludedWorker {
+    /// The worker.
     #[serde(rename = "worker-id")]
     pub worker_id: String,
+    /// Why its answer was left out.
     pub reason: String,
 }
 

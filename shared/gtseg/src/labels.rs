@@ -30,7 +30,7 @@ pub const FALLBACK_COLORS: [Rgb; 10] = [
 ];
 
 /// Opaque white: background in every worker PNG and palette entry 0 of every output.
-pub const WHITE: Rgb = Rgb(0xff, 0xff, 0xff);
+pub(crate) const WHITE: Rgb = Rgb(0xff, 0xff, 0xff);
 
 /// An 8-bit RGB colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,12 +62,16 @@ impl fmt::Display for Rgb {
 /// Why a list of labels cannot be a job's class list.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LabelError {
+    /// No labels.
     #[error("the label list is empty")]
     Empty,
+    /// A label appears twice.
     #[error("label `{0}` appears more than once; label names must be unique")]
     Duplicate(String),
+    /// An empty label, or `BACKGROUND`.
     #[error("label {0:?} is empty or the reserved name BACKGROUND")]
     Reserved(String),
+    /// More labels than an 8-bit mask holds.
     #[error("{0} labels is more than the {MAX_LABELS} an 8-bit mask can hold")]
     TooMany(usize),
 }

@@ -1,24 +1,45 @@
 //! Ground Truth semantic-segmentation, the domain: wire types, labels, the mask codec, the
 //! fusion rules, pre-annotation, batch consolidation and object stores. The Lambda binaries and
-//! the `gtseg` tool are thin shells around [`service::Service`].
+//! the `gtseg` tool are thin shells around [`Service`].
 //!
-//! Data flows one way: event JSON → [`event`] wire types → [`pre`] / [`consolidate`]
-//! (using [`labels`], [`raster`], [`mask`], [`fusion`]) → [`store`].
+//! Data flows one way: event JSON → [`event`] wire types → pre-annotation ([`build_task`]) or
+//! consolidation (class lists, class masks, the [`Fusion`] rules, the PNG codec) → an
+//! [`ObjectStore`]. `docs/contract.md` in the repository describes the contract in full.
+//!
+//! The modules are private; this page lists what the binaries, the tests and the fuzz targets
+//! use.
 
-pub mod config;
-pub mod consolidate;
+#![warn(missing_docs, unreachable_pub)]
+
+mod config;
+mod consolidate;
 pub mod event;
-pub mod fusion;
-pub mod labels;
-pub mod mask;
-pub mod pre;
-pub mod raster;
-pub mod service;
-pub mod store;
-pub mod uri;
+mod fusion;
+mod labels;
+mod mask;
+mod pre;
+mod raster;
+mod service;
+mod store;
+mod uri;
 
-pub use config::Config;
+pub use config::{Algorithm, Config, ConfigError, ENV_HELP, Limits};
+pub use consolidate::{
+    BatchError, DISAGREEMENT_FOLDER, Exclusion, InvalidId, OUTPUT_FOLDER, decode_answer_json,
+    format_creation_date, job_name, object_file_name, parse_answer,
+};
+pub use fusion::{Census, CrowdModel, Fused, Fusion, ImageVotes, Majority, Weighted};
+pub use labels::{
+    BACKGROUND, ClassList, FALLBACK_COLORS, LabelConfigError, LabelError, MAX_LABELS, Rgb,
+    assign_palette, parse_label_config,
+};
+pub use mask::{ColorLookup, Decoded, MaskError, decode_class_mask, encode_palette_png};
+pub use pre::{SkipReason, build_task};
+pub use raster::{ABSTAIN, ClassMask};
 pub use service::{EventKind, Service, ServiceError};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
-pub use store::{AnyStore, Guarded, LocalStore, ObjectStore};
+pub use store::{
+    AnyStore, Guarded, LocalStore, ObjectStore, PutOptions, StoreError, StoreErrorKind,
+};
+pub use uri::{S3Uri, UriError};

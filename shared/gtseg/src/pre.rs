@@ -14,12 +14,15 @@ use crate::uri::S3Uri;
 /// Why a manifest line is not shown to workers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkipReason {
+    /// No `source-ref`: a text line, or an empty one.
     #[error(
         "the manifest line has no `source-ref` (a `source` text line or an empty line): nothing to label"
     )]
     NoSourceRef,
+    /// `source-ref` is not a string.
     #[error("`source-ref` is not a string: nothing to label")]
     SourceRefNotString,
+    /// `source-ref` is not an `s3://` URI.
     #[error("`source-ref` {0:?} is not an s3:// URI: nothing to label")]
     SourceRefNotS3(String),
 }
@@ -56,7 +59,7 @@ pub fn build_task(
 
 /// The `initial-value` for an adjustment job: the most recent previous semantic-segmentation
 /// label on the line (an `X` whose `X-metadata` has the segmentation type and a colour map).
-pub fn initial_value(line: &Map<String, Value>) -> Option<InitialValue> {
+pub(crate) fn initial_value(line: &Map<String, Value>) -> Option<InitialValue> {
     line.iter()
         .filter_map(|(attr, value)| {
             let src = value.as_str()?;

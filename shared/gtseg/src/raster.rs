@@ -8,8 +8,11 @@ pub const ABSTAIN: u8 = 255;
 /// A mask of class indices (`ABSTAIN` where a worker cast no vote), row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassMask {
+    /// Pixels per row.
     pub width: u32,
+    /// Rows.
     pub height: u32,
+    /// The class of each pixel, row after row.
     pub data: Vec<u8>,
 }
 
@@ -51,7 +54,7 @@ impl Run {
 }
 
 /// Replaces `runs` with the runs of `row`.
-pub fn runs_of(row: &[u8], runs: &mut Vec<Run>) {
+pub(crate) fn runs_of(row: &[u8], runs: &mut Vec<Run>) {
     runs.clear();
     let mut start = 0;
     while start < row.len() {

@@ -24,35 +24,55 @@ use crate::uri::S3Uri;
 /// Why an invocation failed as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// No label list is configured.
     #[error(
         "LABEL_CATEGORY_CONFIG is not set; set it to the s3:// URI or local path of the label category configuration file"
     )]
     NoLabelConfig,
+    /// `LABEL_CATEGORY_CONFIG` is neither a path nor an `s3://` URI.
     #[error("LABEL_CATEGORY_CONFIG={location}: {cause}")]
     LabelConfigUri {
+        /// `LABEL_CATEGORY_CONFIG`.
         location: String,
+        /// Why it is not a URI.
         cause: crate::uri::UriError,
     },
+    /// The label configuration could not be read from the store.
     #[error("LABEL_CATEGORY_CONFIG={location}: cannot read it: {cause}")]
-    LabelConfigRead { location: String, cause: StoreError },
+    LabelConfigRead {
+        /// `LABEL_CATEGORY_CONFIG`.
+        location: String,
+        /// What the store said.
+        cause: StoreError,
+    },
+    /// The label configuration file could not be read.
     #[error("LABEL_CATEGORY_CONFIG={location}: cannot read the file: {cause}")]
     LabelConfigFile {
+        /// `LABEL_CATEGORY_CONFIG`.
         location: String,
+        /// What the file system said.
         cause: std::io::Error,
     },
+    /// The label configuration is not usable.
     #[error("LABEL_CATEGORY_CONFIG={location}: {cause}")]
     LabelConfigParse {
+        /// `LABEL_CATEGORY_CONFIG`.
         location: String,
+        /// What is wrong with it.
         cause: LabelConfigError,
     },
+    /// The event has a wrong-typed or missing field.
     #[error("{0}")]
     Event(ShapeError),
+    /// The event is of neither kind.
     #[error(
         "the event is neither a pre-annotation event (it has no `dataObject`) nor a consolidation event (it has no `payload`)"
     )]
     UnknownEvent,
+    /// `ASSUME_JOB_ROLE` is on, but the event names no role.
     #[error("ASSUME_JOB_ROLE is true but the event has no roleArn to assume")]
     NoRoleArn,
+    /// Consolidation could do nothing, or could not write.
     #[error("{0}")]
     Batch(BatchError),
 }
@@ -76,7 +96,9 @@ impl ServiceError {
 /// The kind of a Ground Truth event, recognised by its shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// An input-manifest line for the pre-annotation function.
     PreAnnotation,
+    /// A batch for the consolidation function.
     Consolidation,
 }
 

@@ -10,16 +10,30 @@ use std::fmt;
 pub enum UriError {
     /// The string does not start with `s3://` (for example `https://`, `file://` or a path).
     #[error("`{uri}` is not an s3:// URI; only s3://bucket/key is accepted")]
-    NotS3 { uri: String },
+    NotS3 {
+        /// The string.
+        uri: String,
+    },
     /// The bucket part is empty or not a valid S3 bucket name.
     #[error("`{uri}` has an invalid bucket name `{bucket}` (letters, digits, '.', '_', '-')")]
-    BadBucket { uri: String, bucket: String },
+    BadBucket {
+        /// The string.
+        uri: String,
+        /// Its bucket part.
+        bucket: String,
+    },
     /// There is no key after the bucket.
     #[error("`{uri}` names a bucket but no object key")]
-    NoKey { uri: String },
+    NoKey {
+        /// The string.
+        uri: String,
+    },
     /// The key is longer than S3 allows.
     #[error("`{uri}` has a key longer than 1024 bytes")]
-    KeyTooLong { uri: String },
+    KeyTooLong {
+        /// The string.
+        uri: String,
+    },
 }
 
 /// A validated `s3://bucket/key` (or `s3://bucket/prefix` when used as a prefix).

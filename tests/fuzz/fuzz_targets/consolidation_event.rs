@@ -2,10 +2,8 @@
 //! the pure logic behind them must answer with a value or an error, never a panic.
 #![no_main]
 
-use gtseg::consolidate::{job_name, object_file_name};
 use gtseg::event::{ConsolidationEvent, PayloadItem, PreAnnotationEvent, from_slice, from_value};
-use gtseg::labels::ClassList;
-use gtseg::uri::S3Uri;
+use gtseg::{ClassList, S3Uri, job_name, object_file_name};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -26,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 for a in &it.annotations {
                     if let Some(c) = &a.annotation_data.content {
-                        let _ = gtseg::consolidate::parse_answer(c.as_bytes());
+                        let _ = gtseg::parse_answer(c.as_bytes());
                     }
                 }
             }
@@ -34,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(ev) = from_slice::<PreAnnotationEvent>("event", data) {
         if let Ok(classes) = ClassList::new(["car", "road"]) {
-            let (resp, skip) = gtseg::pre::build_task(&ev, &classes);
+            let (resp, skip) = gtseg::build_task(&ev, &classes);
             assert_eq!(resp.is_human_annotation_required, skip.is_none());
         }
     }

@@ -1,8 +1,7 @@
 //! Any bytes as a worker PNG: the decoder must return a mask or an error within its limits.
 #![no_main]
 
-use gtseg::labels::Rgb;
-use gtseg::mask::{ABSTAIN, ColorLookup, decode_class_mask};
+use gtseg::{ABSTAIN, ColorLookup, Rgb, decode_class_mask};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,11 +2,10 @@
 //! weighted) and an encoded mask: exclusion errors are fine, panics and unbounded allocations are not.
 #![no_main]
 
-use gtseg::consolidate::decode_answer_json;
-use gtseg::labels::{ClassList, Rgb, assign_palette};
-use gtseg::mask::{ABSTAIN, encode_palette_png};
-use gtseg::vote::{Fusion, Majority};
-use gtseg::weighted::{Census, CrowdModel, ImageVotes};
+use gtseg::{
+    ABSTAIN, Census, ClassList, CrowdModel, Fusion, ImageVotes, Majority, Rgb, assign_palette,
+    decode_answer_json, encode_palette_png,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -96,7 +96,7 @@ pub enum BatchError {
 
 /// Everything a batch needs besides the store.
 #[derive(Debug, Clone)]
-pub struct BatchContext {
+pub(crate) struct BatchContext {
     /// Bounds on hostile input.
     pub limits: Limits,
     /// `CONSOLIDATION_ALGORITHM`.
@@ -121,7 +121,7 @@ const IO_CONCURRENCY: usize = 16;
 /// Three phases: the answers are fetched concurrently; the images are decided in parallel on
 /// blocking threads; the masks are written concurrently. The response is built only when
 /// every mask is written, so it never claims a mask that is not there.
-pub async fn consolidate_batch<S: ObjectStore>(
+pub(crate) async fn consolidate_batch<S: ObjectStore>(
     store: &S,
     ctx: &BatchContext,
     event: &ConsolidationEvent,

@@ -17,44 +17,78 @@ use crate::uri::UriError;
 /// Why one worker answer was left out of the vote. The text goes into the metadata.
 #[derive(Debug, thiserror::Error)]
 pub enum Exclusion {
+    /// `annotationData` holds neither the answer nor a pointer to it.
     #[error("annotationData has neither `content` nor `s3Uri`")]
     NoData,
+    /// `annotationData.s3Uri` is not an `s3://` URI.
     #[error("annotation s3Uri is unusable: {0}")]
     BadUri(UriError),
+    /// The object `annotationData.s3Uri` names could not be read.
     #[error("the annotation object could not be read: {0}")]
     Unreadable(StoreError),
+    /// The answer is not JSON.
     #[error("the answer is not JSON: {0}")]
     NotJson(serde_json::Error),
+    /// The answer has no object of a mask answer's shape.
     #[error("the answer has no object holding `labeledImage` (not a semantic-segmentation answer)")]
     NoAnswerObject,
+    /// The answer object has a wrong-typed or missing field.
     #[error("{0}")]
     Shape(ShapeError),
+    /// `labelMappings` names a label the job does not have.
     #[error("labelMappings names label `{0}`, which is not in the job's label list")]
     UnknownLabel(String),
+    /// A colour in `labelMappings` is not `#rrggbb`.
     #[error("labelMappings gives label `{label}` the colour {color:?}, which is not #rrggbb")]
-    BadColor { label: String, color: String },
+    BadColor {
+        /// The label.
+        label: String,
+        /// The colour as given.
+        color: String,
+    },
+    /// Two labels have one colour, so their pixels cannot be told apart.
     #[error(
         "labelMappings gives labels `{a}` and `{b}` the same colour {color}, so its pixels are ambiguous"
     )]
-    SharedColor { a: String, b: String, color: Rgb },
+    SharedColor {
+        /// The first label with the colour.
+        a: String,
+        /// The second.
+        b: String,
+        /// The colour they share.
+        color: Rgb,
+    },
+    /// `pngImageData` is not base64.
     #[error("pngImageData is not valid base64: {0}")]
     Base64(base64::DecodeError),
+    /// The PNG cannot be decoded, or is too large.
     #[error("pngImageData: {0}")]
     Mask(MaskError),
+    /// The PNG's size differs from `inputImageProperties`.
     #[error("the PNG is {png_w}×{png_h} but inputImageProperties says {w}×{h}")]
     PropsMismatch {
+        /// The PNG's width.
         png_w: u32,
+        /// The PNG's height.
         png_h: u32,
+        /// The width `inputImageProperties` gives.
         w: u32,
+        /// The height `inputImageProperties` gives.
         h: u32,
     },
+    /// The PNG's size differs from the other workers' masks.
     #[error("the PNG is {w}×{h} but the other workers' masks are {ref_w}×{ref_h}")]
     SizeMismatch {
+        /// This PNG's width.
         w: u32,
+        /// This PNG's height.
         h: u32,
+        /// The width of most workers' masks.
         ref_w: u32,
+        /// Their height.
         ref_h: u32,
     },
+    /// The image has more answers than `MAX_ANSWERS_PER_IMAGE`; this is one of the extra.
     #[error("more than {0} answers for this image (MAX_ANSWERS_PER_IMAGE); this one was not used")]
     TooManyAnswers(usize),
 }

@@ -7,7 +7,7 @@ use crate::raster::ABSTAIN;
 
 /// How much one image's included workers agreed: the counts behind the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgreementCounts {
+pub(crate) struct AgreementCounts {
     workers: usize,
     /// Per worker: pixels where it voted, and where its vote equals the consensus.
     voting: Vec<u64>,
@@ -19,7 +19,7 @@ pub struct AgreementCounts {
 
 /// [`AgreementCounts`] being added up, row by row.
 #[derive(Debug, Clone)]
-pub struct AgreementTally {
+pub(crate) struct AgreementTally {
     counts: AgreementCounts,
     /// The non-unanimous pixels not yet counted, by pattern of votes (tagged with the
     /// consensus); unused past [`Patterns::MAX_WORKERS`] workers.
@@ -31,7 +31,7 @@ pub struct AgreementTally {
 
 impl AgreementTally {
     /// Empty counts for `workers` workers.
-    pub fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         let pairs = workers * workers.saturating_sub(1) / 2;
         Self {
             counts: AgreementCounts {
@@ -51,7 +51,7 @@ impl AgreementTally {
     /// of votes ([`Split`]). Every other pixel is unanimous (every count grows by one), which
     /// spares the per-worker and per-pair work everywhere but where workers disagreed, and
     /// there each distinct pattern of votes is worked out once, however often it occurs.
-    pub fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], split: &[Split]) {
+    pub(crate) fn add_row(&mut self, rows: &[&[u8]], consensus: &[u8], split: &[Split]) {
         let n = self.counts.workers;
         let mut unanimous = consensus.len() as u64;
         if n <= Patterns::MAX_WORKERS {
@@ -84,7 +84,7 @@ impl AgreementTally {
 
     /// Adds the last row added once more (a row that repeats it), and returns true; or
     /// returns false, having done nothing, past [`Patterns::MAX_WORKERS`] workers.
-    pub fn add_last_row_again(&mut self) -> bool {
+    pub(crate) fn add_last_row_again(&mut self) -> bool {
         let Some((last, unanimous)) = self.last_row.take() else {
             return false;
         };
@@ -97,7 +97,7 @@ impl AgreementTally {
     }
 
     /// The counts of every row added.
-    pub fn finish(mut self) -> AgreementCounts {
+    pub(crate) fn finish(mut self) -> AgreementCounts {
         self.drain();
         self.counts
     }
@@ -160,13 +160,13 @@ impl AgreementCounts {
 
     /// Worker i's share of voting pixels equal to the consensus (5 decimals); 1.0 when it
     /// never voted (it contradicted nothing).
-    pub fn agreement(&self, i: usize) -> f64 {
+    pub(crate) fn agreement(&self, i: usize) -> f64 {
         ratio(self.matching[i], self.voting[i])
     }
 
     /// The mean over pairs of workers of the share of pixels, among those both voted on, where
     /// they voted alike; `None` with fewer than two workers.
-    pub fn mean_pairwise(&self) -> Option<f64> {
+    pub(crate) fn mean_pairwise(&self) -> Option<f64> {
         (!self.pair_both.is_empty()).then(|| {
             let sum: f64 = self
                 .pair_both
@@ -188,13 +188,13 @@ fn ratio(num: u64, den: u64) -> f64 {
 }
 
 /// The disagreement map's pixel: `round(255 × (1 − winning votes ÷ included workers))`.
-pub fn disagreement_pixel(winning: u8, workers: usize) -> u8 {
+pub(super) fn disagreement_pixel(winning: u8, workers: usize) -> u8 {
     let share = f64::from(winning) / workers.max(1) as f64;
     (255.0 * (1.0 - share)).round().clamp(0.0, 255.0) as u8
 }
 
 /// The disagreement pixel of each of the 256 possible winning-vote counts.
-pub fn disagreement_table(workers: usize) -> [u8; 256] {
+pub(crate) fn disagreement_table(workers: usize) -> [u8; 256] {
     std::array::from_fn(|v| disagreement_pixel(v as u8, workers))
 }
 

@@ -14,18 +14,20 @@ pub(crate) mod testing;
 mod weighted;
 mod window;
 
-pub use agreement::{AgreementCounts, AgreementTally, disagreement_table};
+pub(crate) use agreement::{AgreementCounts, AgreementTally, disagreement_table};
 pub use majority::Majority;
 pub use weighted::{Census, CrowdModel, ImageVotes, Weighted};
 pub(crate) use window::for_each_window;
-pub use window::{RowFuser, Rows, StreamError, stream_windows};
+pub(crate) use window::{RowFuser, Rows, StreamError, stream_windows};
 
 use crate::raster::ClassMask;
 
 /// The result of fusing the included workers' masks of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fused {
+    /// Pixels per row.
     pub width: u32,
+    /// Rows.
     pub height: u32,
     /// The winning class of every pixel (0 where nobody voted).
     pub classes: Vec<u8>,
@@ -36,7 +38,8 @@ pub struct Fused {
 }
 
 impl Fused {
-    /// See [`confidence`].
+    /// The mean over pixels of winning votes ÷ workers, rounded to 5 decimals; 0.0 with
+    /// fewer than two workers (Ground Truth does the same).
     pub fn confidence(&self) -> f64 {
         let sum: u64 = self.winning_votes.iter().map(|&v| u64::from(v)).sum();
         confidence(sum, self.classes.len() as u64, self.workers)
@@ -45,7 +48,7 @@ impl Fused {
 
 /// Mean over pixels of winning votes ÷ included workers, rounded to 5 decimals; 0.0 with
 /// fewer than two workers (Ground Truth does the same).
-pub fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
+pub(crate) fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
     if workers < 2 || pixels == 0 {
         return 0.0;
     }
@@ -53,7 +56,7 @@ pub fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
 }
 
 /// Rounds to 5 decimals, as Ground Truth reports confidences.
-pub fn round5(x: f64) -> f64 {
+pub(crate) fn round5(x: f64) -> f64 {
     (x * 100_000.0).round() / 100_000.0
 }
 

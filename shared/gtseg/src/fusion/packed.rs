@@ -20,21 +20,21 @@ const HIGH: u64 = ONES * 0x80;
 
 /// `b` in every byte.
 #[inline(always)]
-pub fn splat(b: u8) -> u64 {
+pub(super) fn splat(b: u8) -> u64 {
     ONES * u64::from(b)
 }
 
 /// 0x80 in every byte where `x` and `y` differ, 0 elsewhere. Exact: the low seven bits are
 /// added without carrying into the next byte, so no byte borrows from its neighbour.
 #[inline(always)]
-pub fn differing_bytes(x: u64, y: u64) -> u64 {
+pub(super) fn differing_bytes(x: u64, y: u64) -> u64 {
     let t = x ^ y;
     (((t & LOW7) + LOW7) | t) & HIGH
 }
 
 /// 0x80 in every byte where `x` and `y` are equal, 0 elsewhere.
 #[inline(always)]
-pub fn same_bytes(x: u64, y: u64) -> u64 {
+pub(super) fn same_bytes(x: u64, y: u64) -> u64 {
     differing_bytes(x, y) ^ HIGH
 }
 
@@ -48,13 +48,13 @@ fn equal_bytes(x: u64, y: u64) -> u64 {
 /// gathers the eight flags into the top byte (the baseline x86-64 target has no move-mask
 /// that the compiler would use, nor does the multiplication carry between them).
 #[inline(always)]
-pub fn byte_flags(mask: u64) -> u32 {
+pub(super) fn byte_flags(mask: u64) -> u32 {
     ((mask >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
 }
 
 /// The eight bytes at `at` as a word (byte i is lane i).
 #[inline(always)]
-pub fn word(bytes: &[u8], at: usize) -> u64 {
+pub(super) fn word(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0; 8];
     w.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(w)
@@ -63,25 +63,25 @@ pub fn word(bytes: &[u8], at: usize) -> u64 {
 /// How many lanes of a lane mask are set, without relying on a popcount instruction (the
 /// baseline x86-64 target has none): the bytes (each 0 or 1) summed by one multiplication.
 #[inline(always)]
-pub fn lanes(mask: u64) -> u32 {
+pub(super) fn lanes(mask: u64) -> u32 {
     (mask.wrapping_mul(ONES) >> 56) as u32
 }
 
 /// The votes of up to [`Votes::MAX_WORKERS`] workers at one pixel. Lane i (byte i) is worker
 /// i; a lane mask has 0x01 in the byte of every worker it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Votes {
+pub(super) struct Votes {
     classes: u64,
     voting: u64,
 }
 
 impl Votes {
     /// The most workers a `Votes` holds.
-    pub const MAX_WORKERS: usize = 8;
+    pub(super) const MAX_WORKERS: usize = 8;
 
     /// Packs `vote(i)` for workers `0..workers` (1 to [`Self::MAX_WORKERS`]).
     #[inline(always)]
-    pub fn gather(workers: usize, vote: impl Fn(usize) -> u8) -> Self {
+    pub(super) fn gather(workers: usize, vote: impl Fn(usize) -> u8) -> Self {
         debug_assert!((1..=Self::MAX_WORKERS).contains(&workers));
         let mut bytes = [0u8; 8];
         for (i, b) in bytes.iter_mut().enumerate().take(workers) {
@@ -95,20 +95,20 @@ impl Votes {
 
     /// The lanes of the workers that voted `class` (none for [`ABSTAIN`]).
     #[inline(always)]
-    pub fn for_class(&self, class: u8) -> u64 {
+    pub(super) fn for_class(&self, class: u8) -> u64 {
         equal_bytes(self.classes, splat(class)) & self.voting
     }
 
     /// Worker i's vote.
     #[inline(always)]
-    pub fn class(&self, worker: usize) -> u8 {
+    pub(super) fn class(&self, worker: usize) -> u8 {
         self.classes.to_le_bytes()[worker]
     }
 
     /// The plurality: the most votes any class got, and how many classes got that many.
     /// `first` is the first of them by worker order (meaningful when the most is above 0).
     #[inline(always)]
-    pub fn plurality(&self) -> Plurality {
+    pub(super) fn plurality(&self) -> Plurality {
         let mut p = Plurality {
             votes: 0,
             classes: 0,
@@ -135,7 +135,7 @@ impl Votes {
     }
 
     /// The classes with exactly `votes` votes, ascending, into `out` (cleared first).
-    pub fn classes_with(&self, votes: u32, out: &mut Vec<u8>) {
+    pub(super) fn classes_with(&self, votes: u32, out: &mut Vec<u8>) {
         out.clear();
         let mut rest = self.voting;
         while rest != 0 {
@@ -152,7 +152,7 @@ impl Votes {
 
 /// What [`Votes::plurality`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plurality {
+pub(super) struct Plurality {
     /// The most votes a class got (0 when everybody abstained).
     pub votes: u32,
     /// How many classes got that many.
@@ -169,13 +169,13 @@ pub struct Plurality {
 /// each pattern in this small open-addressing table and working out its effect once per
 /// pattern costs a lookup per pixel instead of the whole per-pixel computation.
 #[derive(Debug, Clone, Default)]
-pub struct Patterns {
+pub(super) struct Patterns {
     counts: rustc_hash::FxHashMap<u128, u64>,
 }
 
 impl Patterns {
     /// The most workers a pattern holds: a byte each, and the tag in the sixteenth.
-    pub const MAX_WORKERS: usize = 15;
+    pub(super) const MAX_WORKERS: usize = 15;
     /// Distinct patterns held before the table must be drained, so that noise (a pattern per
     /// pixel) cannot grow it.
     const MAX_USED: usize = 1024;
@@ -183,7 +183,7 @@ impl Patterns {
     /// The pattern of `vote(i)` for workers `0..workers` (at most [`Self::MAX_WORKERS`]),
     /// tagged `tag`.
     #[inline(always)]
-    pub fn key(workers: usize, vote: impl Fn(usize) -> u8, tag: u8) -> u128 {
+    pub(super) fn key(workers: usize, vote: impl Fn(usize) -> u8, tag: u8) -> u128 {
         debug_assert!(workers <= Self::MAX_WORKERS);
         // Two words: a variable shift of a u128 costs branches or selects.
         let (mut lo, mut hi) = (0u64, u64::from(tag) << 56);
@@ -199,30 +199,30 @@ impl Patterns {
     }
 
     /// Worker i's vote in a pattern.
-    pub fn vote(key: u128, worker: usize) -> u8 {
+    pub(super) fn vote(key: u128, worker: usize) -> u8 {
         key.to_le_bytes()[worker]
     }
 
     /// A pattern's tag.
-    pub fn tag(key: u128) -> u8 {
+    pub(super) fn tag(key: u128) -> u8 {
         key.to_le_bytes()[15]
     }
 
     /// Counts `times` more `key`. Call [`Self::full`] first: a full table must be drained.
     #[inline(always)]
-    pub fn add(&mut self, key: u128, times: u64) {
+    pub(super) fn add(&mut self, key: u128, times: u64) {
         *self.counts.entry(key).or_insert(0) += times;
     }
 
     /// Whether the table must be drained before the next [`Self::add`].
     #[inline(always)]
-    pub fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.counts.len() >= Self::MAX_USED
     }
 
     /// Calls `f(key, count)` for every pattern counted since the last drain, and empties the
     /// table.
-    pub fn drain(&mut self, mut f: impl FnMut(u128, u64)) {
+    pub(super) fn drain(&mut self, mut f: impl FnMut(u128, u64)) {
         for (key, count) in self.counts.drain() {
             f(key, count);
         }

@@ -7,7 +7,7 @@ use crate::raster::ABSTAIN;
 
 /// A piece of one row, as [`scan_row`] hands it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Span {
+pub(super) enum Span {
     /// Every worker voted the same class on these pixels (nobody abstained).
     Unanimous(std::ops::Range<usize>),
     /// The workers differ at this pixel, or someone abstained.
@@ -20,7 +20,7 @@ pub(crate) const BLOCK: usize = 32;
 
 /// A run of one row's pixels, as [`scan_blocks`] hands it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Block {
+pub(super) struct Block {
     pub start: usize,
     pub len: usize,
     /// Bit k is set where the workers differ at pixel `start + k`, or someone abstained
@@ -33,7 +33,7 @@ pub struct Block {
 /// 32 pixels get a bit mask of their disputed pixels from word compares, so per-pixel work
 /// is left for the pixels where workers differ.
 #[inline]
-pub fn scan_blocks(workers: &[Rows<'_>], mut f: impl FnMut(Block)) {
+pub(super) fn scan_blocks(workers: &[Rows<'_>], mut f: impl FnMut(Block)) {
     let first = workers[0].current;
     let w = first.len();
     let mut x = 0;
@@ -112,7 +112,7 @@ fn block_flags(words: [u64; BLOCK / 8]) -> u32 {
 /// [`scan_blocks`] with the blocks split: `f` gets every unanimous span and every disputed
 /// pixel.
 #[inline]
-pub fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
+pub(super) fn scan_row(workers: &[Rows<'_>], mut f: impl FnMut(Span)) {
     scan_blocks(workers, |b| {
         if b.disputed == 0 {
             f(Span::Unanimous(b.start..b.start + b.len));

@@ -33,14 +33,14 @@ const TOLERANCE: f64 = 1e-9;
 const SMOOTHING: f64 = 1.0;
 /// Two classes whose log posteriors differ by less than this (odds below 2:1) are a near-tie,
 /// decided by the neighbourhood.
-pub const NEAR_TIE: f64 = std::f64::consts::LN_2;
+pub(super) const NEAR_TIE: f64 = std::f64::consts::LN_2;
 /// Worker weights are clamped to ±this (a worker agreeing on every pixel would be infinite).
 const MAX_WEIGHT: f64 = 20.0;
 /// Distinct disputed combinations a census keeps per image. Real masks give a few hundred (772
 /// for the benchmark's 12 MP, 5-worker image); random masks could give one per pixel, so the
 /// census stops learning new ones here, which bounds its memory (about 1 MiB per image).
 /// Pixels with combinations beyond it still vote; they only do not inform the model.
-pub const MAX_COMBINATIONS: usize = 1 << 12;
+pub(super) const MAX_COMBINATIONS: usize = 1 << 12;
 
 /// How many pixels of one image got each combination of votes (in worker order; [`ABSTAIN`]
 /// where a worker painted nothing usable). Pixels nobody voted on are not counted.
@@ -113,7 +113,8 @@ impl Census {
         census
     }
 
-    /// Disputed pixels left out of the census (see [`MAX_COMBINATIONS`]).
+    /// Disputed pixels left out of the census: it keeps at most 4096 distinct combinations
+    /// per image, which bounds its memory.
     pub fn overflow(&self) -> u64 {
         self.overflow
     }
@@ -137,7 +138,9 @@ impl Census {
 /// order of the census) and its census.
 #[derive(Debug, Clone)]
 pub struct ImageVotes<'a> {
+    /// The included workers' ids, in the census's order.
     pub workers: Vec<&'a str>,
+    /// The image's census: each combination of votes with its pixel count.
     pub patterns: &'a [(Vec<u8>, u64)],
 }
 

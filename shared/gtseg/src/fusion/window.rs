@@ -45,7 +45,7 @@ pub(crate) fn for_each_window(masks: &[&ClassMask], mut visit: impl FnMut(usize,
 /// its own rows alone. Most rows of a mask repeat the row above: three in four in the benchmark, for
 /// all five workers at once. Rows without runs are always decided.
 #[derive(Debug)]
-pub struct RowFuser<'f> {
+pub(crate) struct RowFuser<'f> {
     fusion: &'f dyn Fusion,
     out: Vec<u8>,
     split: Vec<Split>,
@@ -57,7 +57,7 @@ pub struct RowFuser<'f> {
 
 impl<'f> RowFuser<'f> {
     /// For rows of `width` pixels from `workers` workers.
-    pub fn new(fusion: &'f dyn Fusion, width: usize, workers: usize) -> Self {
+    pub(crate) fn new(fusion: &'f dyn Fusion, width: usize, workers: usize) -> Self {
         Self {
             fusion,
             out: vec![0; width],
@@ -69,7 +69,7 @@ impl<'f> RowFuser<'f> {
 
     /// Decides the next row (see [`Fusion::fuse_row`]): its winning classes, its split
     /// pixels, and whether they are the row above's again.
-    pub fn fuse_row(&mut self, workers: &[Rows<'_>]) -> (&[u8], &[Split], bool) {
+    pub(crate) fn fuse_row(&mut self, workers: &[Rows<'_>]) -> (&[u8], &[Split], bool) {
         let repeated = self.local
             && workers
                 .iter()
@@ -97,7 +97,7 @@ pub(crate) const BATCH_ROWS: usize = 16;
 /// receives every row in order with the workers' rows around it (what [`Fusion::fuse_row`]
 /// takes). A read error stops the run and names the worker; a visitor's error stops it too.
 /// Rows are read [`BATCH_ROWS`] at a time per worker, a little ahead of the visit.
-pub fn stream_windows<R, V>(
+pub(crate) fn stream_windows<R, V>(
     (width, height): (u32, u32),
     workers: usize,
     mut read: impl FnMut(usize, &mut [u8], &mut Vec<Run>) -> Result<(), R>,
@@ -139,7 +139,7 @@ pub fn stream_windows<R, V>(
 
 /// Why [`stream_windows`] stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamError<R, V> {
+pub(crate) enum StreamError<R, V> {
     /// Reading worker `.0`'s next row failed.
     Read(usize, R),
     /// The visitor failed.

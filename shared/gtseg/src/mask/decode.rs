@@ -37,6 +37,7 @@ impl ColorLookup {
 /// The result of decoding one worker's PNG.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
+    /// The class of every pixel.
     pub mask: ClassMask,
     /// Pixels whose colour matched nothing: they abstain.
     pub unmapped: u64,
@@ -45,7 +46,7 @@ pub struct Decoded {
 /// Reads only the PNG header: `(width, height)`.
 ///
 /// Refuses empty images and images over `max_pixels`: what a header alone can show.
-pub fn png_dimensions(png_bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), MaskError> {
+pub(crate) fn png_dimensions(png_bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), MaskError> {
     let mut dec = png::Decoder::new_with_limits(
         Cursor::new(png_bytes),
         png::Limits {
@@ -87,7 +88,7 @@ pub fn decode_class_mask(
 
 /// A worker PNG decoded one row of class indices at a time (see [`decode_class_mask`] for the
 /// mapping). Holds only the decoder's line buffers, so many can run in lockstep.
-pub struct MaskReader<'a> {
+pub(crate) struct MaskReader<'a> {
     reader: png::Reader<Cursor<&'a [u8]>>,
     mapper: Mapper,
     width: u32,
@@ -124,7 +125,7 @@ enum Mapper {
 impl<'a> MaskReader<'a> {
     /// Reads the header and prepares the decoder. Refuses empty images and images over
     /// `max_pixels` before allocating anything for them.
-    pub fn new(
+    pub(crate) fn new(
         png_bytes: &'a [u8],
         lookup: &ColorLookup,
         max_pixels: u64,
@@ -206,12 +207,16 @@ impl<'a> MaskReader<'a> {
     }
 
     /// `(width, height)` from the header.
-    pub fn dimensions(&self) -> (u32, u32) {
+    pub(crate) fn dimensions(&self) -> (u32, u32) {
         (self.width, self.height)
     }
 
     /// Decodes the next row into `dst` (`width` class indices), and its runs into `runs`.
-    pub fn read_row(&mut self, dst: &mut [u8], runs: &mut Vec<Run>) -> Result<(), MaskError> {
+    pub(crate) fn read_row(
+        &mut self,
+        dst: &mut [u8],
+        runs: &mut Vec<Run>,
+    ) -> Result<(), MaskError> {
         runs.clear();
         let truncated = MaskError::Truncated {
             rows: self.rows_read,
@@ -237,7 +242,7 @@ impl<'a> MaskReader<'a> {
 
     /// Checks the end of the image data (a truncated or corrupt tail is an error) and returns
     /// how many pixels abstained.
-    pub fn finish(mut self) -> Result<u64, MaskError> {
+    pub(crate) fn finish(mut self) -> Result<u64, MaskError> {
         if self.frame.is_none() {
             self.reader.finish()?;
         }

@@ -13,7 +13,7 @@ use png::{BitDepth, ColorType};
 use crate::labels::Rgb;
 
 /// A PNG written one row at a time.
-pub struct RowEncoder {
+pub(crate) struct RowEncoder {
     writer: png::StreamWriter<'static, SharedBuf>,
     out: SharedBuf,
 }
@@ -43,7 +43,11 @@ impl std::fmt::Debug for RowEncoder {
 impl RowEncoder {
     /// An 8-bit palette PNG of `width`×`height` whose pixel value k has colour `palette[k]`,
     /// with no transparency chunk: the layout of Ground Truth's own masks.
-    pub fn palette(width: u32, height: u32, palette: &[Rgb]) -> Result<Self, png::EncodingError> {
+    pub(crate) fn palette(
+        width: u32,
+        height: u32,
+        palette: &[Rgb],
+    ) -> Result<Self, png::EncodingError> {
         let (mut enc, out) = Self::encoder(width, height, ColorType::Indexed);
         enc.set_palette(
             palette
@@ -55,7 +59,7 @@ impl RowEncoder {
     }
 
     /// An 8-bit greyscale PNG of `width`×`height`.
-    pub fn grey(width: u32, height: u32) -> Result<Self, png::EncodingError> {
+    pub(crate) fn grey(width: u32, height: u32) -> Result<Self, png::EncodingError> {
         let (mut enc, out) = Self::encoder(width, height, ColorType::Grayscale);
         // Long runs of equal bytes compress well unfiltered; trying every filter per row
         // would cost more than the rest of the map.
@@ -84,20 +88,21 @@ impl RowEncoder {
     }
 
     /// Appends one row (`width` bytes).
-    pub fn write_row(&mut self, row: &[u8]) -> Result<(), png::EncodingError> {
+    pub(crate) fn write_row(&mut self, row: &[u8]) -> Result<(), png::EncodingError> {
         use std::io::Write as _;
         self.writer.write_all(row).map_err(png::EncodingError::from)
     }
 
     /// Ends the image (after every row was written) and returns the PNG.
-    pub fn finish(self) -> Result<Vec<u8>, png::EncodingError> {
+    pub(crate) fn finish(self) -> Result<Vec<u8>, png::EncodingError> {
         self.writer.finish()?;
         Ok(self.out.0.take())
     }
 }
 
-/// Encodes a whole consolidated mask (`data`, row-major) as [`RowEncoder::palette`] does.
-/// Deterministic: the same input gives the same bytes.
+/// Encodes a whole consolidated mask (`data`, row-major) as an 8-bit palette PNG whose pixel
+/// value k has colour `palette[k]`, with no transparency chunk. Deterministic: the same input
+/// gives the same bytes.
 pub fn encode_palette_png(
     width: u32,
     height: u32,

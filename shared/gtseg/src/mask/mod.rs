@@ -7,8 +7,10 @@ use png::ColorType;
 mod decode;
 mod encode;
 
-pub use decode::{ColorLookup, Decoded, MaskReader, decode_class_mask, png_dimensions};
-pub use encode::{RowEncoder, encode_palette_png};
+pub use decode::{ColorLookup, Decoded, decode_class_mask};
+pub(crate) use decode::{MaskReader, png_dimensions};
+pub(crate) use encode::RowEncoder;
+pub use encode::encode_palette_png;
 
 /// Bytes the PNG decoder itself may allocate (line buffers, inflate state). Independent of
 /// the image size for non-interlaced PNGs; interlaced frames are bounded by the pixel limit.
@@ -18,16 +20,35 @@ const DECODER_BYTES: usize = 64 << 20;
 /// (or the worker UI's) fault, so the answer is excluded and the others decide.
 #[derive(Debug, thiserror::Error)]
 pub enum MaskError {
+    /// The PNG is malformed (bad signature, chunk, checksum or compressed data), or the
+    /// decoder's memory limit was reached.
     #[error("the PNG is corrupt: {0}")]
     Png(png::DecodingError),
+    /// The image data ends before the image's last row.
     #[error("the PNG's image data ends after {rows} of its {height} rows")]
-    Truncated { rows: u32, height: u32 },
+    Truncated {
+        /// Rows that were decoded.
+        rows: u32,
+        /// Rows the header announces.
+        height: u32,
+    },
+    /// The thread decoding this PNG stopped before its last row.
     #[error("decoding stopped before the PNG's last row")]
     Interrupted,
+    /// The header claims more pixels than `MAX_PIXELS`.
     #[error("the PNG claims {width}×{height} pixels, over the limit of {max} (MAX_PIXELS)")]
-    TooLarge { width: u32, height: u32, max: u64 },
+    TooLarge {
+        /// The width the header claims.
+        width: u32,
+        /// The height the header claims.
+        height: u32,
+        /// `MAX_PIXELS`.
+        max: u64,
+    },
+    /// The header claims zero width or height.
     #[error("the PNG has zero width or height")]
     Empty,
+    /// A colour type the decoder cannot expand (not seen in valid PNGs).
     #[error("the PNG uses colour type {0:?}, which is not supported")]
     Unsupported(ColorType),
 }

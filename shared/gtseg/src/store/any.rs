@@ -6,7 +6,9 @@ use crate::uri::S3Uri;
 /// The store chosen at start-up: `gtseg replay --store DIR` or real S3.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
+    /// A local directory (`gtseg replay --store DIR`).
     Local(LocalStore),
+    /// S3 or an S3-compatible server.
     #[cfg(feature = "s3")]
     S3(super::S3Store),
 }

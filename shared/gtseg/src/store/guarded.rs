@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{ObjectStore, PutOptions, StoreError};
+use super::{ObjectStore, PutOptions, StoreError, StoreErrorKind};
 use crate::uri::S3Uri;
 
 /// Any store, restricted to the buckets of `ALLOWED_BUCKETS` (all buckets when `None`).
@@ -27,10 +27,10 @@ impl<S> Guarded<S> {
         &self.inner
     }
 
-    fn check(&self, uri: &S3Uri) -> Result<(), StoreError> {
+    fn check(&self, uri: &S3Uri, op: &'static str) -> Result<(), StoreError> {
         match &self.allowed {
             Some(list) if !list.iter().any(|b| b == uri.bucket()) => {
-                Err(StoreError::NotAllowed { uri: uri.clone() })
+                Err(StoreError::new(uri, op, StoreErrorKind::NotAllowed))
             }
             _ => Ok(()),
         }
@@ -39,12 +39,12 @@ impl<S> Guarded<S> {
 
 impl<S: ObjectStore> ObjectStore for Guarded<S> {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-        self.check(uri)?;
+        self.check(uri, "GetObject")?;
         self.inner.get(uri, max_bytes).await
     }
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {
-        self.check(uri)?;
+        self.check(uri, "PutObject")?;
         self.inner.put(uri, body, opts).await
     }
 
@@ -67,8 +67,9 @@ mod tests {
 
     #[tokio::test]
     async fn allow_list_refuses_other_buckets_for_reads_and_writes() {
-        let dir = std::env::temp_dir().join(format!("gtseg-guard-{}", std::process::id()));
-        let store = Guarded::new(LocalStore::new(&dir), Some(vec!["good".into()]));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let store = Guarded::new(LocalStore::new(dir), Some(vec!["good".into()]));
         let ok = uri("s3://good/k");
         store
             .put(&ok, b"x".to_vec(), &PutOptions::default())
@@ -81,18 +82,24 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(e, StoreError::NotAllowed { .. }) && e.to_string().contains("ALLOWED_BUCKETS")
+            matches!(e.kind, StoreErrorKind::NotAllowed)
+                && e.to_string().contains("ALLOWED_BUCKETS")
         );
         assert!(matches!(
             store.get(&bad, 10).await,
-            Err(StoreError::NotAllowed { .. })
+            Err(StoreError {
+                kind: StoreErrorKind::NotAllowed,
+                ..
+            })
         ));
         assert!(!dir.join("evil").exists());
-        let open = Guarded::new(LocalStore::new(&dir), None);
+        let open = Guarded::new(LocalStore::new(dir), None);
         assert!(matches!(
             open.get(&bad, 10).await,
-            Err(StoreError::NotFound { .. })
+            Err(StoreError {
+                kind: StoreErrorKind::NotFound,
+                ..
+            })
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

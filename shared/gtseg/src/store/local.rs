@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ObjectStore, PutOptions, StoreError};
+use super::{ObjectStore, PutOptions, StoreError, StoreErrorKind};
 use crate::uri::S3Uri;
 
 /// `s3://bucket/key` ⇄ `ROOT/bucket/key`. Keys that could leave the root are refused.
@@ -25,11 +25,11 @@ impl LocalStore {
 
     /// The file behind `uri`. Bucket names are already validated by [`S3Uri`]; key segments
     /// that are empty, `.` or `..` are refused so the path stays under the root.
-    pub fn path_of(&self, uri: &S3Uri) -> Result<PathBuf, StoreError> {
+    pub fn path_of(&self, uri: &S3Uri) -> Result<PathBuf, StoreErrorKind> {
         let mut p = self.root.join(uri.bucket());
         for seg in uri.key().split('/') {
             if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\\') {
-                return Err(StoreError::UnsafeKey { uri: uri.clone() });
+                return Err(StoreErrorKind::UnsafeKey);
             }
             p.push(seg);
         }
@@ -37,42 +37,45 @@ impl LocalStore {
     }
 }
 
+/// An I/O error as a store error: a missing file is a missing object.
+fn io_kind(e: &std::io::Error) -> StoreErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => StoreErrorKind::NotFound,
+        _ => StoreErrorKind::Other(e.to_string()),
+    }
+}
+
 impl ObjectStore for LocalStore {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-        let path = self.path_of(uri)?;
-        let io = |source: std::io::Error| match source.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound { uri: uri.clone() },
-            _ => StoreError::Io {
-                uri: uri.clone(),
-                op: "read",
-                cause: source,
-            },
-        };
+        let fail = |kind| StoreError::new(uri, "GetObject", kind);
+        let path = self.path_of(uri).map_err(fail)?;
+        let io = |e: std::io::Error| fail(io_kind(&e));
         let size = tokio::fs::metadata(&path).await.map_err(io)?.len();
         if size > max_bytes {
-            return Err(StoreError::TooLarge {
-                uri: uri.clone(),
+            return Err(fail(StoreErrorKind::TooLarge {
                 size,
                 max: max_bytes,
-            });
+            }));
         }
         tokio::fs::read(&path).await.map_err(io)
     }
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, _opts: &PutOptions) -> Result<(), StoreError> {
-        let path = self.path_of(uri)?;
-        let io = |cause| StoreError::Io {
-            uri: uri.clone(),
-            op: "write",
-            cause,
-        };
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(io)?;
-        }
-        // Write then rename, so a reader never sees half a mask.
-        let tmp = path.with_extension("part");
-        tokio::fs::write(&tmp, body).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io)
+        let fail = |kind| StoreError::new(uri, "PutObject", kind);
+        let path = self.path_of(uri).map_err(fail)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // A uniquely named temporary file in the same folder, then a rename: a reader never
+        // sees half a mask, and concurrent writers of one key never share a temporary file.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, &body)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|e| fail(io_kind(&e)))
     }
 }
 
@@ -86,8 +89,9 @@ mod tests {
 
     #[tokio::test]
     async fn local_store_round_trips_and_reports_missing_objects() {
-        let dir = std::env::temp_dir().join(format!("gtseg-store-{}", std::process::id()));
-        let store = LocalStore::new(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let store = LocalStore::new(dir);
         let u = uri("s3://bucket/a/b/c.png");
         store
             .put(&u, b"hello".to_vec(), &PutOptions::default())
@@ -96,16 +100,44 @@ mod tests {
         assert_eq!(store.get(&u, 100).await.unwrap(), b"hello");
         assert!(dir.join("bucket/a/b/c.png").is_file());
         assert!(matches!(
-            store.get(&u, 2).await,
-            Err(StoreError::TooLarge { size: 5, .. })
+            store.get(&u, 2).await.map_err(|e| e.kind),
+            Err(StoreErrorKind::TooLarge { size: 5, .. })
         ));
         let missing = store.get(&uri("s3://bucket/nope"), 100).await.unwrap_err();
-        assert!(matches!(missing, StoreError::NotFound { .. }));
+        assert!(missing.is_not_found());
         assert!(
             missing.to_string().contains("s3://bucket/nope"),
             "{missing}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_of_one_key_never_fail_and_leave_one_whole_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let u = uri("s3://bucket/out/0.png");
+        let mut writers = tokio::task::JoinSet::new();
+        for i in 0..32u8 {
+            let (store, u) = (store.clone(), u.clone());
+            writers.spawn(async move {
+                store
+                    .put(&u, vec![i; 64 << 10], &PutOptions::default())
+                    .await
+            });
+        }
+        while let Some(r) = writers.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let body = store.get(&u, u64::MAX).await.unwrap();
+        assert_eq!(body.len(), 64 << 10);
+        assert!(
+            body.iter().all(|&b| b == body[0]),
+            "one writer's bytes, whole"
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("bucket/out"))
+            .unwrap()
+            .collect();
+        assert_eq!(files.len(), 1, "no temporary file is left behind");
     }
 
     #[test]
@@ -119,7 +151,7 @@ mod tests {
             "s3://bucket/a\\..\\b",
         ] {
             assert!(
-                matches!(store.path_of(&uri(bad)), Err(StoreError::UnsafeKey { .. })),
+                matches!(store.path_of(&uri(bad)), Err(StoreErrorKind::UnsafeKey)),
                 "{bad}"
             );
         }

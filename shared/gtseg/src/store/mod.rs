@@ -30,37 +30,85 @@ pub struct PutOptions {
     pub kms_key_id: Option<String>,
 }
 
-/// A read or write that failed. Each message names the URI and what to check.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{uri} does not exist (no such key)")]
-    NotFound { uri: S3Uri },
-    #[error("the bucket of {uri} does not exist")]
-    NoSuchBucket { uri: S3Uri },
-    #[error("access to {uri} was denied ({op}); check the function role's S3 permissions")]
-    AccessDenied { uri: S3Uri, op: &'static str },
-    #[error("{uri} is {size} bytes, over the limit of {max} bytes")]
-    TooLarge { uri: S3Uri, size: u64, max: u64 },
-    #[error(
-        "{uri} is in a bucket that ALLOWED_BUCKETS does not list; add the bucket or fix the event"
-    )]
-    NotAllowed { uri: S3Uri },
-    #[error("{uri} cannot live in a local store: its key has an empty, `.` or `..` segment")]
-    UnsafeKey { uri: S3Uri },
-    #[error("{op} of {uri} in the local store failed: {cause}")]
-    Io {
-        uri: S3Uri,
-        op: &'static str,
-        cause: std::io::Error,
-    },
-    #[error("S3 {op} of {uri} failed: {message}")]
-    S3 {
-        uri: S3Uri,
-        op: &'static str,
-        /// The SDK's error with all its causes, on one line.
-        message: String,
-    },
+/// A read or write that failed: which object, which operation, and what went wrong. The
+/// message names the URI and what to check.
+#[derive(Debug)]
+pub struct StoreError {
+    /// The object.
+    pub uri: S3Uri,
+    /// The operation, by S3's name (`GetObject`, `PutObject`), for the local store too.
+    pub op: &'static str,
+    /// What went wrong.
+    pub kind: StoreErrorKind,
 }
+
+/// What went wrong with a read or write, and so what the caller should do about it.
+#[derive(Debug)]
+pub enum StoreErrorKind {
+    /// The object does not exist.
+    NotFound,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The credentials may not do this.
+    AccessDenied,
+    /// The object is larger than the caller's limit.
+    TooLarge {
+        /// The object's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// The bucket is not in `ALLOWED_BUCKETS`.
+    NotAllowed,
+    /// The key cannot be a file under a local store's root (an empty, `.` or `..` segment).
+    UnsafeKey,
+    /// Anything else the store said, in one line.
+    Other(String),
+}
+
+impl StoreError {
+    /// A failed `op` on `uri`.
+    pub fn new(uri: &S3Uri, op: &'static str, kind: StoreErrorKind) -> Self {
+        Self {
+            uri: uri.clone(),
+            op,
+            kind,
+        }
+    }
+
+    /// Whether the object does not exist (rather than could not be read).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, StoreErrorKind::NotFound)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (uri, op) = (&self.uri, self.op);
+        match &self.kind {
+            StoreErrorKind::NotFound => write!(f, "{uri} does not exist (no such key)"),
+            StoreErrorKind::NoSuchBucket => write!(f, "the bucket of {uri} does not exist"),
+            StoreErrorKind::AccessDenied => write!(
+                f,
+                "access to {uri} was denied ({op}); check the function role's S3 permissions"
+            ),
+            StoreErrorKind::TooLarge { size, max } => {
+                write!(f, "{uri} is {size} bytes, over the limit of {max} bytes")
+            }
+            StoreErrorKind::NotAllowed => write!(
+                f,
+                "{uri} is in a bucket that ALLOWED_BUCKETS does not list; add the bucket or fix the event"
+            ),
+            StoreErrorKind::UnsafeKey => write!(
+                f,
+                "{uri} cannot live in a local store: its key has an empty, `.` or `..` segment"
+            ),
+            StoreErrorKind::Other(message) => write!(f, "{op} of {uri} failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 /// Where objects live. Implementations must be safe to share across tasks.
 pub trait ObjectStore: Clone + Send + Sync + 'static {

@@ -13,7 +13,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::{ObjectStore, PutOptions, StoreError};
+use super::{ObjectStore, PutOptions, StoreError, StoreErrorKind};
 use crate::uri::S3Uri;
 
 /// Amazon S3 or any S3-compatible server, through aws-sdk-s3 (its standard retries included).
@@ -90,10 +90,9 @@ where
 {
     let code = err.code().map(str::to_owned);
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let uri = uri.clone();
-    match (code.as_deref(), status) {
-        (Some("NoSuchKey"), _) => StoreError::NotFound { uri },
-        (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket { uri },
+    let kind = match (code.as_deref(), status) {
+        (Some("NoSuchKey"), _) => StoreErrorKind::NotFound,
+        (Some("NoSuchBucket"), _) => StoreErrorKind::NoSuchBucket,
         (
             Some(
                 "AccessDenied"
@@ -103,14 +102,11 @@ where
             ),
             _,
         )
-        | (_, Some(403)) => StoreError::AccessDenied { uri, op },
-        (_, Some(404)) => StoreError::NotFound { uri },
-        _ => StoreError::S3 {
-            uri,
-            op,
-            message: DisplayErrorContext(&err).to_string(),
-        },
-    }
+        | (_, Some(403)) => StoreErrorKind::AccessDenied,
+        (_, Some(404)) => StoreErrorKind::NotFound,
+        _ => StoreErrorKind::Other(DisplayErrorContext(&err).to_string()),
+    };
+    StoreError::new(uri, op, kind)
 }
 
 impl ObjectStore for S3Store {
@@ -129,16 +125,18 @@ impl ObjectStore for S3Store {
             .map_err(|e| s3_error(uri, "GetObject", e))?;
         let size = resp.content_length().unwrap_or(0).max(0) as u64;
         if size > max_bytes {
-            return Err(StoreError::TooLarge {
-                uri: uri.clone(),
-                size,
-                max: max_bytes,
-            });
+            return Err(StoreError::new(
+                uri,
+                "GetObject",
+                StoreErrorKind::TooLarge {
+                    size,
+                    max: max_bytes,
+                },
+            ));
         }
-        let body = resp.body.collect().await.map_err(|e| StoreError::S3 {
-            uri: uri.clone(),
-            op: "GetObject",
-            message: format!("the body could not be read: {}", DisplayErrorContext(&e)),
+        let body = resp.body.collect().await.map_err(|e| {
+            let message = format!("the body could not be read: {}", DisplayErrorContext(&e));
+            StoreError::new(uri, "GetObject", StoreErrorKind::Other(message))
         })?;
         Ok(body.into_bytes().to_vec())
     }
