@@ -1,41 +1,44 @@
-//! `events/` is the contract: every JSON file parses into our wire types, serialises, and
-//! parses back to the same value; and the files are exactly what the fixture code builds.
+//! `events/` is the contract: every JSON file parses into our wire types, and serialising
+//! what was parsed gives back the file's JSON, member for member, so no field that a wire
+//! type drops goes unnoticed. `events/aws/` holds samples AWS published, verbatim; the rest
+//! is exactly what the fixture code builds.
 
 use std::path::{Path, PathBuf};
 
 use gtseg::event::{
-    ConsolidationEvent, LabelCategoryConfig, PayloadItem, PreAnnotationEvent, WorkerAnswer,
-    find_answer_object,
+    ConsolidationEvent, LabelCategoryConfig, PayloadItem, PreAnnotationEvent, SEGMENTATION_TYPE,
+    SegmentationMetadata, WorkerAnswer, find_answer_object,
 };
 use gtseg_tests::{events, files_under, workspace_root};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Parse → serialise → parse gives the same typed value, and the serialised JSON keeps every
-/// field the original had (nothing we own is dropped).
-fn round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(
-    v: &Value,
-    what: &Path,
-) -> T {
-    let a: T =
+/// Parses `v` as `T`, serialises it, and checks that the JSON is `v` again: every member
+/// kept, none added, every value the same (member order aside, which JSON does not define).
+fn round_trip<T: DeserializeOwned + Serialize>(v: &Value, what: &Path) -> T {
+    let typed: T =
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{}: {e}", what.display()));
-    let text = serde_json::to_string(&a).unwrap();
-    let b: T = serde_json::from_str(&text).unwrap();
-    assert_eq!(a, b, "{} does not round-trip", what.display());
-    a
+    let again = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        &again,
+        v,
+        "{}: serialising the wire type does not give the file's JSON back",
+        what.display()
+    );
+    typed
+}
+
+fn json_files() -> Vec<PathBuf> {
+    files_under(&workspace_root().join("events"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect()
 }
 
 #[test]
 fn every_event_file_round_trips_through_the_wire_types() {
-    let files: Vec<PathBuf> = files_under(&workspace_root().join("events"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    assert!(
-        files.len() >= 7,
-        "expected the sample events, found {files:?}"
-    );
+    let files = json_files();
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
     for f in &files {
         let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
@@ -79,6 +82,63 @@ fn every_event_file_round_trips_through_the_wire_types() {
     ] {
         assert!(kinds.contains_key(k), "no {k} among {files:?}");
     }
+}
+
+#[test]
+fn aws_published_samples_are_among_the_events() {
+    let aws = workspace_root().join("events/aws");
+    for (file, what) in [
+        ("post-annotation-request.json", "labelCategories"),
+        ("test-page-consolidation-event.json", "labelAttributeName"),
+        ("recipe-consolidation-event.json", "outputConfig"),
+        ("consolidation-request.json", "annotationData"),
+        ("recipe-pre-annotation-event.json", "dataObject"),
+    ] {
+        let text = std::fs::read_to_string(aws.join(file)).unwrap();
+        assert!(text.contains(what), "{file} lacks {what}");
+        assert!(
+            json_files().contains(&aws.join(file)),
+            "{file} is checked by the round trip"
+        );
+    }
+    // The AWS-documented event carries labelCategories as plain strings; they are read in
+    // order.
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(aws.join("post-annotation-request.json")).unwrap())
+            .unwrap();
+    let ev: ConsolidationEvent = serde_json::from_value(v).unwrap();
+    let names: Vec<&str> = ev
+        .label_categories
+        .iter()
+        .flatten()
+        .map(|c| c.name())
+        .collect();
+    assert_eq!(names, ["Ex Category1", "Ex Category2", "Ex Category3"]);
+}
+
+/// AWS's published output-manifest line of a semantic-segmentation job parses, and its
+/// semantic-segmentation metadata round-trips through ours.
+#[test]
+fn aws_output_manifest_line_parses_into_our_metadata() {
+    let text =
+        std::fs::read_to_string(workspace_root().join("events/aws/output-manifest-line.txt"))
+            .unwrap();
+    // As published it has one comma too many, after the last member of an object; that
+    // comma, and nothing else, is removed.
+    let repaired = text.replacen(
+        "\"job-name\": \"label-city-streets\",\n     }",
+        "\"job-name\": \"label-city-streets\"\n     }",
+        1,
+    );
+    assert_ne!(repaired, text, "the published typo is still where it was");
+    let line: Value = serde_json::from_str(&repaired).unwrap();
+    let what = Path::new("events/aws/output-manifest-line.txt");
+    let meta: SegmentationMetadata = round_trip(&line["city-streets-ref-metadata"], what);
+    assert_eq!(meta.kind, SEGMENTATION_TYPE);
+    let keys: Vec<&String> = meta.internal_color_map.keys().collect();
+    assert_eq!(keys, ["0", "1", "2"]);
+    assert_eq!(meta.internal_color_map["0"].class_name, "BACKGROUND");
+    assert_eq!(meta.internal_color_map["2"].hex_color, "#f28333");
 }
 
 #[test]
