@@ -1,4 +1,5 @@
-//! SPEC §3 and §6 through the service over a local store: exclusions, failures, keys, labels.
+//! Consolidation through the service over a local store, as `docs/contract.md` describes it:
+//! exclusions, failures, keys, labels.
 
 use std::path::Path;
 use std::time::SystemTime;

@@ -3,7 +3,7 @@
 //! - `contract`: every file of `events/` round-trips through the wire types, and `events/` is
 //!   exactly what the fixture code builds.
 //! - `replay`: the `gtseg` binary on every sample event, with a local store.
-//! - `consolidation`: SPEC §3 and §6 behaviours through the service, over a local store.
+//! - `consolidation`: the contract's rules and bad input, through the service, over a local store.
 //! - `s3`: `gtseg replay` against moto's S3 server (SSE-KMS, assumed roles, S3 failures).
 //! - `crowd`: weighted fusion against majority on synthetic crowds with a known truth.
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.

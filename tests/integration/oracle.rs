@@ -1,5 +1,5 @@
 //! The Rust vote against an independent implementation: `tests/bench/numpy_pillow.py`
-//! (numpy + Pillow, written from SPEC §3 alone). Noisy synthetic crowds with many ties,
+//! (numpy + Pillow, written from the contract's rules alone). Noisy synthetic crowds with many ties,
 //! abstentions and several colour schemes must give the same class at every pixel and the
 //! same confidence.
 

@@ -1,4 +1,4 @@
-//! `acs-semantic-segmentation`: the AnnotationConsolidationLambdaArn function (SPEC §3).
+//! `acs-semantic-segmentation`: the AnnotationConsolidationLambdaArn function.
 //!
 //! Thin: set up logging, read the configuration once, build the S3 client, and translate
 //! between the Lambda event and [`gtseg::Service::consolidation`]. The clock is read here.

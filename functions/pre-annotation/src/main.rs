@@ -1,4 +1,4 @@
-//! `pre-semantic-segmentation`: the PreHumanTaskLambdaArn function (SPEC §2).
+//! `pre-semantic-segmentation`: the PreHumanTaskLambdaArn function.
 //!
 //! Thin: set up logging, read the configuration once, build the S3 client, and translate
 //! between the Lambda event and [`gtseg::Service::pre_annotation`].

@@ -1,4 +1,4 @@
-//! Ground Truth wire types (serde), exactly as SPEC §2 and §3 describe them.
+//! Ground Truth wire types (serde), as `docs/contract.md` describes them.
 //!
 //! These types are lenient where Ground Truth and its samples are lenient, and every such
 //! leniency is commented with the quirk it absorbs. Unknown fields are ignored everywhere
@@ -44,7 +44,7 @@ impl ShapeError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pre-annotation (SPEC §2)
+// Pre-annotation
 // ---------------------------------------------------------------------------------------------
 
 /// The event Ground Truth sends to the pre-annotation Lambda, once per manifest line.
@@ -136,7 +136,7 @@ pub struct LabelCategoryConfig {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Consolidation (SPEC §3)
+// Consolidation
 // ---------------------------------------------------------------------------------------------
 
 /// The event Ground Truth sends to the consolidation Lambda, once per batch.
@@ -327,7 +327,7 @@ pub fn find_answer_object(root: &Value) -> Option<&Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Consolidation response (SPEC §3)
+// Consolidation response
 // ---------------------------------------------------------------------------------------------
 
 /// One consolidated image, as returned to Ground Truth.

@@ -1,4 +1,5 @@
-//! Pre-annotation: one input-manifest line in, the worker UI's task input out (SPEC §2). Pure.
+//! Pre-annotation: one input-manifest line in, the worker UI's task input out (see
+//! `docs/contract.md`, "Pre-annotation"). Pure.
 
 use std::collections::BTreeMap;
 

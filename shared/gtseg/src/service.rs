@@ -201,7 +201,7 @@ impl<S: ObjectStore> Service<S> {
             .await
     }
 
-    /// The pre-annotation function (SPEC §2).
+    /// The pre-annotation function: one manifest line in, the worker UI's task input out.
     pub async fn pre_annotation(
         &self,
         event: &Value,
@@ -223,7 +223,8 @@ impl<S: ObjectStore> Service<S> {
         Ok(response)
     }
 
-    /// The consolidation function (SPEC §3), stamping `creation-date` from `now`.
+    /// The consolidation function: one batch in, its response items out, stamping
+    /// `creation-date` from `now`.
     pub async fn consolidation(
         &self,
         event: &Value,

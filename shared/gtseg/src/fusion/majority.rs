@@ -7,7 +7,7 @@ use super::window::break_tie;
 use super::{Fusion, Rows, Split};
 use crate::raster::{ABSTAIN, Run};
 
-/// Per-pixel plurality vote with a neighbourhood tie-break (SPEC §3, the default).
+/// Per-pixel plurality vote with a neighbourhood tie-break: the default rule.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Majority;
 
@@ -62,8 +62,8 @@ fn fuse_blocks(workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>, tie
 const PIXELS_PER_RUN: usize = 8;
 
 /// The majority decided run by run where every worker's row comes with its runs: the row
-/// falls into segments where no worker's vote changes (45 a row in the benchmark, against 4000
-/// pixels), and each is decided once, or pixel by pixel where the neighbourhood breaks a tie.
+/// falls into segments where no worker's vote changes (a few dozen a row in real masks, against
+/// thousands of pixels), and each is decided once, or pixel by pixel where the neighbourhood breaks a tie.
 /// Returns whether no tie was broken, or `None`, having done nothing, without runs, with too
 /// many of them, or with runs that do not cover the row in order.
 fn fuse_segments(

@@ -36,9 +36,9 @@ const SMOOTHING: f64 = 1.0;
 pub(super) const NEAR_TIE: f64 = std::f64::consts::LN_2;
 /// Worker weights are clamped to ±this (a worker agreeing on every pixel would be infinite).
 const MAX_WEIGHT: f64 = 20.0;
-/// Distinct disputed combinations a census keeps per image. Real masks give a few hundred (772
-/// for the benchmark's 12 MP, 5-worker image); random masks could give one per pixel, so the
-/// census stops learning new ones here, which bounds its memory (about 1 MiB per image).
+/// Distinct disputed combinations a census keeps per image. Real masks give a few hundred;
+/// random masks could give one per pixel, so the census stops learning new ones here, which
+/// bounds its memory (about 1 MiB per image).
 /// Pixels with combinations beyond it still vote; they only do not inform the model.
 pub(super) const MAX_COMBINATIONS: usize = 1 << 12;
 
