@@ -1,15 +1,25 @@
 # Mirrors .ci/run. `make test` is the README's test command.
 LABELS ?= s3://gt-example-bucket/config/labels.json
 EVENT ?= events/pre-annotation/image-line.json
-PIP ?= python3 -m pip
+
+# The Python tools the tests drive (moto's S3 server, cargo-lambda, cfn-lint, botocore, numpy,
+# Pillow) live in a project virtual environment: nothing is installed globally, and Debian's
+# externally managed system Python is fine. Every recipe finds them first on the PATH.
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
 
 FUZZ_TARGETS = consolidation_event worker_answer mask_png
 FUZZ_SECONDS ?= 60
 
-.PHONY: test tools build replay lint ci fuzz-seed fuzz
+.PHONY: test tools build replay lint doc ci fuzz-seed fuzz
 
-tools:
-	$(PIP) install --quiet --disable-pip-version-check -r tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+tools: $(VENV)/.installed
 
 build:
 	cargo build --workspace --all-targets
@@ -19,12 +29,14 @@ test: tools build
 	cargo test --workspace
 
 replay:
-	LABEL_CATEGORY_CONFIG=$(LABELS) cargo run -q -p gtseg-cli -- replay $(EVENT) --store events/store
+	LABEL_CATEGORY_CONFIG=$(LABELS) cargo run -p gtseg-cli -- replay $(EVENT) --store events/store
 
-lint:
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
+
+lint: tools doc
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 	cfn-lint template.yaml
 
 ci: test lint fuzz
