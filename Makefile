@@ -1,6 +1,6 @@
 # Mirrors .ci/run. `make test` is the README's test command.
-LABELS ?= s3://gt-example-bucket/config/labels.json
 EVENT ?= events/pre-annotation/image-line.json
+JOB ?= events/labeling-job/street-scenes.json
 
 # The Python tools the tests drive (moto's S3 server, cargo-lambda, cfn-lint, botocore, numpy,
 # Pillow) live in a project virtual environment: nothing is installed globally, and Debian's
@@ -29,7 +29,7 @@ test: tools build
 	cargo test --workspace
 
 replay:
-	LABEL_CATEGORY_CONFIG=$(LABELS) cargo run -p gtseg-cli -- replay $(EVENT) --store events/store
+	cargo run -p gtseg-cli -- replay $(EVENT) --store events/store --labeling-job $(JOB)
 
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace

@@ -457,8 +457,72 @@ async fn class_list_comes_from_event_then_config_then_workers_with_a_warning() {
         meta(&items[0])["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("labelCategories")
+            .contains("sorted union")
     );
+}
+
+#[tokio::test]
+async fn internal_color_map_keys_come_in_numeric_order() {
+    let dir = temp_dir("twelve");
+    let scene = Scene::street(8, 8, 0);
+    let payload =
+        json!([{"datasetObjectId": "0", "annotations": [inline("w", &good(&scene, &TAB10))]}]);
+    let twelve: Vec<String> = LABELS
+        .iter()
+        .map(|l| (*l).to_owned())
+        .chain((5..=12).map(|i| format!("extra-{i}")))
+        .collect();
+    let items = run_with(
+        &dir,
+        Config::default(),
+        &payload,
+        event(json!({"labelCategories": twelve})),
+    )
+    .await
+    .unwrap();
+    // The raw JSON text, as the Lambda returns it: consumers walk the map in this order.
+    let text = serde_json::to_string(&meta(&items[0])["internal-color-map"]).unwrap();
+    let keys: Vec<usize> = (0..=12)
+        .map(|k| text.find(&format!("\"{k}\":")).expect("every class"))
+        .collect();
+    assert!(keys.windows(2).all(|p| p[0] < p[1]), "{text}");
+    assert!(text.contains(r#""12":{"class-name":"extra-12""#), "{text}");
+}
+
+#[tokio::test]
+async fn adjustment_status_says_whether_a_worker_changed_the_earlier_mask() {
+    let scene = Scene::street(16, 12, 0);
+    let answer = |modified: Option<bool>| {
+        let mut a = good(&scene, &TAB10);
+        if let Some(m) = modified {
+            a["crowd-semantic-segmentation"]["initialValueModified"] = m.into();
+        }
+        a
+    };
+    for (flags, want) in [
+        (vec![Some(true), Some(false)], Some("adjusted")),
+        (vec![Some(false), Some(false)], Some("unadjusted")),
+        (vec![None, None], None),
+    ] {
+        let dir = temp_dir("adjust");
+        let answers: Vec<Value> = flags
+            .iter()
+            .enumerate()
+            .map(|(i, f)| inline(&format!("w{i}"), &answer(*f)))
+            .collect();
+        let items = run(
+            &dir,
+            &json!([{"datasetObjectId": "0", "annotations": answers}]),
+        )
+        .await;
+        assert_eq!(
+            meta(&items[0])
+                .get("adjustment-status")
+                .and_then(Value::as_str),
+            want,
+            "{flags:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -88,9 +88,11 @@ fn job_request_is_valid_for_the_sagemaker_service_model() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.stderr.is_empty(),
-            "no warning for SageMaker-named functions"
+            !err.contains("warning")
+                && err.contains("note: label attribute `street-scenes-ref` ends in -ref"),
+            "no warning for SageMaker-named functions, and a note on the attribute name: {err}"
         );
         let v = botocore_validates(&out.stdout);
         assert!(
@@ -129,6 +131,7 @@ fn job_request_is_valid_for_the_sagemaker_service_model() {
 
 #[test]
 fn job_request_refuses_what_would_fail_and_warns_about_invoke_permissions() {
+    // A label attribute name without -ref is accepted, with a note on what it implies.
     let out = job_request(&[
         "--pre-lambda-arn",
         PRE,
@@ -137,8 +140,13 @@ fn job_request_refuses_what_would_fail_and_warns_about_invoke_permissions() {
         "--label-attribute-name",
         "street",
     ]);
-    assert!(!out.status.success() && out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("-ref"));
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["LabelAttributeName"], "street");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("note: label attribute `street` does not end in -ref")
+    );
     let out = job_request(&[
         "--pre-lambda-arn",
         PRE,

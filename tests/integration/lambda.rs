@@ -1,10 +1,10 @@
 //! Both Lambda binaries under cargo-lambda's runtime emulator, over moto's S3 server: the
 //! Lambda Runtime API for real, invoked with `cargo lambda invoke --data-file`.
 
-use gtseg_tests::events::{LABEL_CONFIG_URI, OUTPUT};
+use gtseg_tests::events::{LABEL_CONFIG_URI, OUTPUT, describe_output};
 use gtseg_tests::fixtures::decode_indexed;
-use gtseg_tests::harness::{Emulator, Moto, aws_env};
-use gtseg_tests::{ScratchFile, temp_dir, workspace_root};
+use gtseg_tests::harness::{Emulator, Moto, SageMakerStub, aws_env};
+use gtseg_tests::{ScratchFile, copy_tree, temp_dir, workspace_root};
 use serde_json::Value;
 
 const PRE: &str = "pre-semantic-segmentation";
@@ -132,5 +132,146 @@ async fn both_functions_run_under_the_lambda_emulator() {
     assert!(
         text.contains("StorageError") && text.contains("consolidated-annotation/missing.json"),
         "{text}"
+    );
+}
+
+/// One running consolidation function and one pre-annotation function serve two jobs with
+/// different label lists: each job's labels come from its own configuration, through
+/// DescribeLabelingJob (the SageMaker stub), and each job is described once.
+#[tokio::test]
+async fn one_deployment_serves_two_jobs_with_their_own_labels() {
+    let test = "one_deployment_serves_two_jobs_with_their_own_labels";
+    let other_config = "s3://gt-example-bucket/config/labels-other.json";
+    let other_labels = ["road", "car", "building", "person", "tree"];
+    let jobs = serde_json::json!({
+        "street-scenes": {"describe": describe_output("street-scenes", LABEL_CONFIG_URI)},
+        "street-scenes-b": {"describe": describe_output("street-scenes-b", other_config)},
+    });
+    let Some(stub) = SageMakerStub::start(test, &jobs) else {
+        return;
+    };
+    let Some(moto) = Moto::start(test, &[]) else {
+        return;
+    };
+    let Some(mut emu) = Emulator::start(test) else {
+        return;
+    };
+    let store = temp_dir("two-jobs-store");
+    copy_tree(&workspace_root().join("events/store"), &store).unwrap();
+    let config = serde_json::json!({"document-version": "2018-11-28",
+        "labels": other_labels.iter().map(|l| serde_json::json!({"label": l})).collect::<Vec<_>>()});
+    std::fs::write(
+        store.join(other_config.strip_prefix("s3://").unwrap()),
+        config.to_string(),
+    )
+    .unwrap();
+    moto.upload_store(&store).await;
+    let logs = temp_dir("two-jobs-logs");
+    let mut env = aws_env(&moto.endpoint);
+    env.push(("AWS_ENDPOINT_URL_SAGEMAKER", stub.endpoint.clone()));
+    emu.serve(PRE, &env, &logs.join(format!("{PRE}.log")));
+    emu.serve(ACS, &env, &logs.join(format!("{ACS}.log")));
+
+    let events = workspace_root().join("events");
+    let read = |file: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(events.join(file)).unwrap()).unwrap()
+    };
+    let job_b = |mut ev: Value, attr: Option<&str>| {
+        ev["labelingJobArn"] =
+            "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/street-scenes-b".into();
+        if let Some(a) = attr {
+            ev["labelAttributeName"] = a.into();
+            // Its own output folder, so the two jobs' masks sit side by side.
+            ev["outputConfig"] = OUTPUT
+                .replace("/street-scenes/", "/street-scenes-b/")
+                .into();
+        }
+        ScratchFile::new("two-jobs-event", "event.json", ev.to_string())
+    };
+    let invoke = |name: &str, file: &std::path::Path| -> Value {
+        let out = emu.invoke(name, file);
+        assert!(
+            out.status.success(),
+            "{name}: {}{}\nlogs: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default()
+        );
+        serde_json::from_slice(&out.stdout).expect("the handler's JSON")
+    };
+    let class_names = |v: &Value, attr: &str| -> Vec<String> {
+        v[0]["consolidatedAnnotation"]["content"][format!("{attr}-metadata")]["internal-color-map"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|e| e["class-name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let a = events.join("consolidation/street-scenes-from-job.json");
+    let b = job_b(
+        read("consolidation/street-scenes-from-job.json"),
+        Some("street-scenes-b-ref"),
+    );
+    let va = invoke(ACS, &a);
+    let vb = invoke(ACS, &b);
+    invoke(ACS, &a);
+    assert_eq!(
+        class_names(&va, "street-scenes-ref"),
+        ["BACKGROUND", "car", "road", "person", "building"]
+    );
+    assert_eq!(
+        class_names(&vb, "street-scenes-b-ref"),
+        ["BACKGROUND", "road", "car", "building", "person", "tree"]
+    );
+    // The same painted pixels carry each job's own class index.
+    let uri = |v: &Value, attr: &str| {
+        v[0]["consolidatedAnnotation"]["content"][attr]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let ma = decode_indexed(
+        &moto
+            .get(&uri(&va, "street-scenes-ref"))
+            .await
+            .expect("mask"),
+    )
+    .2;
+    let mb = decode_indexed(
+        &moto
+            .get(&uri(&vb, "street-scenes-b-ref"))
+            .await
+            .expect("mask"),
+    )
+    .2;
+    // (Only a tie that even the neighbourhood cannot break may differ: it goes to the lowest
+    // index, which is another class in each job.)
+    let remap = [0u8, 2, 1, 4, 3];
+    let differ = ma
+        .iter()
+        .zip(&mb)
+        .filter(|&(&x, &y)| remap[usize::from(x)] != y)
+        .count();
+    assert!(differ * 1000 <= ma.len(), "{differ} of {} pixels", ma.len());
+
+    let pa = invoke(PRE, &events.join("pre-annotation/image-line.json"));
+    let pb = invoke(PRE, &job_b(read("pre-annotation/image-line.json"), None));
+    assert_eq!(
+        pa["taskInput"]["labels"],
+        serde_json::json!(["car", "road", "person", "building"])
+    );
+    assert_eq!(pb["taskInput"]["labels"], serde_json::json!(other_labels));
+    let mut calls = stub.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            ("street-scenes".to_owned(), 200),
+            ("street-scenes".to_owned(), 200),
+            ("street-scenes-b".to_owned(), 200),
+            ("street-scenes-b".to_owned(), 200),
+        ],
+        "each function describes each job once"
     );
 }

@@ -8,6 +8,8 @@
 //! - `crowd`: weighted fusion against majority on synthetic crowds with a known truth.
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.
 //! - `job_request`: `gtseg job-request` validated by botocore's CreateLabelingJob model.
+//! - `jobs`: a job's labels from the event, the pin, the job (DescribeLabelingJob) or the
+//!   workers, never from another job.
 //! - `templates`: the worker task templates rendered by Liquid and parsed as HTML.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
@@ -17,6 +19,7 @@ mod consolidation;
 mod contract;
 mod crowd;
 mod job_request;
+mod jobs;
 mod lambda;
 mod oracle;
 mod replay;

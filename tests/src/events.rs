@@ -179,18 +179,59 @@ pub fn sample_files() -> Vec<File> {
             {"workerId": "private.us-east-1.H8I9J0K1L2M3N4", "annotationData": content(&b1)}]}
     ]);
     files.push(json_file(&store_path(&payload_uri), &payload));
+    let mut event = json!({"version": "2018-10-06",
+            "labelingJobArn": JOB_ARN,
+            "labelCategories": LABELS,
+            "labelAttributeName": "street-scenes-ref",
+            "roleArn": "arn:aws:iam::111122223333:role/GroundTruthJobRole",
+            "outputConfig": OUTPUT,
+            "maxHumanWorkersPerDataObject": 3,
+            "payload": {"s3Uri": payload_uri}});
+    files.push(json_file("consolidation/street-scenes.json", &event));
+    // As real jobs send it: without labelCategories, so the labels come from the job.
+    event.as_object_mut().map(|e| e.remove("labelCategories"));
     files.push(json_file(
-        "consolidation/street-scenes.json",
-        &json!({"version": "2018-10-06",
-                "labelingJobArn": JOB_ARN,
-                "labelCategories": LABELS,
-                "labelAttributeName": "street-scenes-ref",
-                "roleArn": "arn:aws:iam::111122223333:role/GroundTruthJobRole",
-                "outputConfig": OUTPUT,
-                "maxHumanWorkersPerDataObject": 3,
-                "payload": {"s3Uri": payload_uri}}),
+        "consolidation/street-scenes-from-job.json",
+        &event,
+    ));
+    files.push(json_file(
+        "labeling-job/street-scenes.json",
+        &describe_output("street-scenes", LABEL_CONFIG_URI),
     ));
     files
+}
+
+/// What `aws sagemaker describe-labeling-job` prints for a semantic-segmentation job named
+/// `name` whose label category configuration is `config_uri` (every member botocore's model
+/// requires, and the ones the functions read).
+pub fn describe_output(name: &str, config_uri: &str) -> Value {
+    let account = "111122223333";
+    json!({
+        "LabelingJobStatus": "InProgress",
+        "LabelCounters": {"TotalLabeled": 0, "HumanLabeled": 0, "MachineLabeled": 0,
+                          "FailedNonRetryableError": 0, "Unlabeled": 2},
+        "CreationTime": 1_795_680_000.123,
+        "LastModifiedTime": 1_795_687_200.456,
+        "JobReferenceCode": "111122223333a1b2c3d4",
+        "LabelingJobName": name,
+        "LabelingJobArn": format!("arn:aws:sagemaker:us-east-1:{account}:labeling-job/{name}"),
+        "LabelAttributeName": format!("{name}-ref"),
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": format!("s3://{BUCKET}/manifests/{name}.manifest")}}},
+        "OutputConfig": {"S3OutputPath": format!("s3://{BUCKET}/output/")},
+        "RoleArn": format!("arn:aws:iam::{account}:role/GroundTruthJobRole"),
+        "LabelCategoryConfigS3Uri": config_uri,
+        "HumanTaskConfig": {
+            "WorkteamArn": format!("arn:aws:sagemaker:us-east-1:{account}:workteam/private-crowd/street-team"),
+            "UiConfig": {"UiTemplateS3Uri": format!("s3://{BUCKET}/templates/labeling.liquid.html")},
+            "PreHumanTaskLambdaArn": format!("arn:aws:lambda:us-east-1:{account}:function:gt-SageMaker-Pre"),
+            "TaskTitle": "Semantic segmentation: paint every pixel with its label",
+            "TaskDescription": "Paint each object of the image with its label; leave the rest unpainted.",
+            "NumberOfHumanWorkersPerDataObject": 3,
+            "TaskTimeLimitInSeconds": 3600,
+            "TaskAvailabilityLifetimeInSeconds": 864_000,
+            "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": format!("arn:aws:lambda:us-east-1:{account}:function:gt-SageMaker-Acs")}
+        }
+    })
 }
 
 fn indexed_png(scene: &Scene, plte: &[u8]) -> Vec<u8> {

@@ -5,7 +5,7 @@
 //! machine and fails it in CI (`CI` set), so CI can never pass without really running them.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -169,6 +169,82 @@ impl Moto {
 }
 
 impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tests/sagemaker_stub.py`: SageMaker's `DescribeLabelingJob` on a loopback port, checking
+/// each request's SigV4 signature and each answer against botocore's model.
+#[derive(Debug)]
+pub struct SageMakerStub {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL_SAGEMAKER`.
+    pub endpoint: String,
+    calls: PathBuf,
+    _dir: crate::Scratch,
+}
+
+impl SageMakerStub {
+    /// Serves `jobs` (see the script for the format); `None` when Python's botocore is
+    /// missing (outside CI).
+    pub fn start(test: &str, jobs: &serde_json::Value) -> Option<Self> {
+        if !require("python3", &["-c", "import botocore"], test) {
+            return None;
+        }
+        let dir = crate::temp_dir("sagemaker-stub");
+        let jobs_file = dir.join("jobs.json");
+        std::fs::write(&jobs_file, jobs.to_string()).expect("jobs file");
+        let calls = dir.join("calls.jsonl");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(workspace_root().join("tests/sagemaker_stub.py"))
+            .args(["--port", &port.to_string()])
+            .arg("--jobs")
+            .arg(&jobs_file)
+            .arg("--calls")
+            .arg(&calls)
+            .envs(
+                aws_env("unused")
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("AWS_") && *k != "AWS_ENDPOINT_URL"),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SageMaker stub");
+        // It prints "ready" once its answers passed botocore's validation and it listens.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stub stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("stub output");
+        assert_eq!(line.trim(), "ready", "the SageMaker stub did not start");
+        Some(Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            calls,
+            _dir: dir,
+        })
+    }
+
+    /// Every call so far: the job name asked for and the HTTP status answered.
+    pub fn calls(&self) -> Vec<(String, u16)> {
+        std::fs::read_to_string(&self.calls)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("call line");
+                (
+                    v["job"].as_str().unwrap_or("").to_owned(),
+                    v["status"].as_u64().unwrap_or(0) as u16,
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for SageMakerStub {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

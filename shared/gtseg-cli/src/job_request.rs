@@ -93,13 +93,17 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
             "1-127 letters, digits and inner hyphens",
         ));
     }
-    if !attr.ends_with("-ref") {
-        return Err(invalid(
-            "label attribute name",
-            attr,
-            "a name ending in -ref: semantic-segmentation labels are S3 references to masks",
-        ));
-    }
+    // Ground Truth requires `-ref` for its built-in semantic-segmentation task types; with
+    // custom Lambda ARNs both forms have been seen to work. Say what each implies.
+    warnings.push(if attr.ends_with("-ref") {
+        format!(
+            "note: label attribute `{attr}` ends in -ref, as Ground Truth's built-in semantic-segmentation jobs require: its value in the output manifest is the mask's S3 URI"
+        )
+    } else {
+        format!(
+            "note: label attribute `{attr}` does not end in -ref: accepted with these functions, and its value is still the mask's S3 URI, but tools that expect Ground Truth's built-in naming look for -ref"
+        )
+    });
     for (field, uri) in [
         ("input manifest", &input.manifest_uri),
         ("label category configuration", &input.label_config_uri),
@@ -271,7 +275,8 @@ mod tests {
     #[test]
     fn a_complete_request_with_our_arns() {
         let (r, warnings) = build_job_request(&input()).unwrap();
-        assert!(warnings.is_empty());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("note:") && warnings[0].contains("ends in -ref"));
         assert_eq!(r["LabelAttributeName"], "street-scenes-ref");
         assert_eq!(
             r["HumanTaskConfig"]["PreHumanTaskLambdaArn"],
@@ -289,10 +294,6 @@ mod tests {
     #[test]
     fn checks_refuse_what_ground_truth_would() {
         let cases: Vec<(Edit, &str)> = vec![
-            (
-                Box::new(|i| i.label_attribute_name = Some("street".into())),
-                "-ref",
-            ),
             (Box::new(|i| i.workers_per_image = 10), "1 to 9"),
             (Box::new(|i| i.workers_per_image = 0), "1 to 9"),
             (Box::new(|i| i.job_name = "bad_name".into()), "job name"),
@@ -317,11 +318,20 @@ mod tests {
         i.consolidation_lambda_arn =
             "arn:aws:lambda:us-east-1:111122223333:function:my-consolidation".into();
         let (_, warnings) = build_job_request(&i).unwrap();
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings.len(), 2);
         assert!(
-            warnings[0].contains("lambda:InvokeFunction")
-                && warnings[0].contains("my-consolidation")
+            warnings[1].contains("lambda:InvokeFunction")
+                && warnings[1].contains("my-consolidation")
         );
+    }
+
+    #[test]
+    fn a_label_attribute_without_ref_is_accepted_with_a_note() {
+        let mut i = input();
+        i.label_attribute_name = Some("street".into());
+        let (r, warnings) = build_job_request(&i).unwrap();
+        assert_eq!(r["LabelAttributeName"], "street");
+        assert!(warnings[0].starts_with("note:") && warnings[0].contains("does not end in -ref"));
     }
 
     #[test]

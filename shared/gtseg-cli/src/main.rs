@@ -12,7 +12,9 @@ mod bench;
 mod job_request;
 
 use clap::{Parser, Subcommand};
-use gtseg::{AnyStore, Config, LocalStore, S3Store, Service};
+use gtseg::{
+    AnyCatalog, AnyStore, Config, LocalStore, S3Store, SageMakerCatalog, SavedJobs, Service,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "gtseg", version, about = "Ground Truth semantic-segmentation Lambdas, run locally", after_help = gtseg::ENV_HELP)]
@@ -30,9 +32,16 @@ enum Command {
         /// The saved event (JSON file), as Ground Truth sends it to the Lambda.
         event: PathBuf,
         /// Use DIR as the object store: s3://bucket/key is the file DIR/bucket/key. Without it,
-        /// real S3 is used through the standard AWS environment.
+        /// real S3 and SageMaker are used through the standard AWS environment (a region and
+        /// credentials are needed).
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
+        /// The job's saved `aws sagemaker describe-labeling-job` output: its label list is the
+        /// job's LabelCategoryConfigS3Uri, read from the store. Without it (and without
+        /// LABEL_CATEGORY_CONFIG), replay asks SageMaker when no --store is given, and otherwise
+        /// uses the event's labelCategories or, for consolidation, the labels the workers used.
+        #[arg(long, value_name = "FILE")]
+        labeling_job: Option<PathBuf>,
         /// Print the response on one line instead of indented.
         #[arg(long)]
         compact: bool,
@@ -152,7 +161,10 @@ fn job_request(a: JobRequestArgs) -> Result<(), String> {
     };
     let (request, warnings) = job_request::build_job_request(&input).map_err(|e| e.to_string())?;
     for w in warnings {
-        eprintln!("gtseg: warning: {w}");
+        match w.strip_prefix("note: ") {
+            Some(note) => eprintln!("gtseg: note: {note}"),
+            None => eprintln!("gtseg: warning: {w}"),
+        }
     }
     println!(
         "{}",
@@ -181,12 +193,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let (event, store, compact) = match cli.command {
+    let (event, store, labeling_job, compact) = match cli.command {
         Command::Replay {
             event,
             store,
+            labeling_job,
             compact,
-        } => (event, store, compact),
+        } => (event, store, labeling_job, compact),
         Command::Bench(args) => return bench::bench(args).await,
         Command::JobRequest(args) => return job_request(*args),
     };
@@ -195,11 +208,35 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot read event file {}: {e}", event.display()))?;
     let event_json: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| format!("event file {} is not JSON: {e}", event.display()))?;
-    let store = match store {
-        Some(dir) => AnyStore::Local(LocalStore::new(dir)),
-        None => AnyStore::S3(S3Store::from_env(config.endpoint_override).await),
+    let saved = match &labeling_job {
+        Some(f) => {
+            let text = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            let jobs = SavedJobs::parse(&[&text]).map_err(|e| format!("{}: {e}", f.display()))?;
+            Some(AnyCatalog::Saved(jobs))
+        }
+        None => None,
     };
-    let service = Service::new(store, config);
+    let service = match store {
+        Some(dir) => Service::with_catalog(
+            AnyStore::Local(LocalStore::new(dir)),
+            config,
+            saved.unwrap_or_default(),
+        ),
+        None => {
+            let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            if conf.region().is_none() {
+                return Err("replay without --store reads S3 and asks SageMaker, so it needs a region and credentials (AWS_REGION, AWS_PROFILE, ...); or give --store DIR".into());
+            }
+            let store = S3Store::from_sdk_config(&conf, config.endpoint_override);
+            let jobs = saved.unwrap_or_else(|| {
+                AnyCatalog::SageMaker(SageMakerCatalog::new(
+                    &conf,
+                    config.sagemaker_endpoint.clone(),
+                ))
+            });
+            Service::with_catalog(AnyStore::S3(store), config, jobs)
+        }
+    };
     let response = service
         .replay(&event_json, SystemTime::now())
         .await

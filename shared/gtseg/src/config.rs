@@ -4,9 +4,10 @@
 /// The help text for every environment variable (shown by `gtseg --help`).
 pub const ENV_HELP: &str = "\
 ENVIRONMENT:
-  LABEL_CATEGORY_CONFIG   s3:// URI or local path of the label category configuration file.
-                          Required by pre-annotation; consolidation uses it when the event has
-                          no labelCategories. Read once per process.
+  LABEL_CATEGORY_CONFIG   s3:// URI or local path of a label category configuration file: pins
+                          the label list for every job (default: each job's own
+                          LabelCategoryConfigS3Uri, from DescribeLabelingJob). Read once.
+                          A consolidation event's labelCategories still come first.
   MAX_PIXELS              Largest worker mask accepted, in pixels (default 100000000).
   MAX_PAYLOAD_BYTES       Largest payload or annotation object read, in bytes (default 268435456).
   MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
@@ -16,12 +17,14 @@ ENVIRONMENT:
   CONSOLIDATION_ALGORITHM majority (default): per-pixel plurality, as Ground Truth does.
                           weighted: votes weighed by each worker's reliability, estimated
                           over the whole batch (Dawid-Skene EM); decodes every mask twice.
-  ASSUME_JOB_ROLE         true: consolidation reads the payload and answers and writes the masks
-                          with credentials from assuming the event's roleArn (default false).
+  ASSUME_JOB_ROLE         true: read the payload, the answers and the job's label configuration,
+                          and write the masks, as the job's role (default false).
   ALLOWED_BUCKETS         Comma-separated buckets; when set, every S3 read and write outside them
                           is refused (default: no restriction).
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3
                           S3-compatible endpoint; path-style addressing is used when set.
+  AWS_ENDPOINT_URL_SAGEMAKER
+                          SageMaker endpoint for DescribeLabelingJob (else AWS_ENDPOINT_URL).
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...
                           The standard AWS environment, used when no --store is given.
   AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT, RUST_LOG
@@ -69,6 +72,8 @@ pub struct Config {
     pub limits: Limits,
     /// True when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set: use path-style requests.
     pub endpoint_override: bool,
+    /// `AWS_ENDPOINT_URL_SAGEMAKER`: where `DescribeLabelingJob` goes instead of SageMaker.
+    pub sagemaker_endpoint: Option<String>,
     /// `ASSUME_JOB_ROLE`: read the payload and answers, and write the masks, as the event's
     /// `roleArn` instead of the function's own role.
     pub assume_job_role: bool,
@@ -110,6 +115,7 @@ impl Default for Config {
             label_category_config: None,
             limits: Limits::default(),
             endpoint_override: false,
+            sagemaker_endpoint: None,
             assume_job_role: false,
             allowed_buckets: None,
             threads: cores(),
@@ -152,6 +158,7 @@ impl Config {
                     254,
                 )? as usize,
             },
+            sagemaker_endpoint: get("AWS_ENDPOINT_URL_SAGEMAKER").filter(|v| !v.trim().is_empty()),
             endpoint_override: get("AWS_ENDPOINT_URL").is_some()
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
             allowed_buckets: allowed_buckets(get("ALLOWED_BUCKETS"))?,

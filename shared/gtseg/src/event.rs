@@ -99,6 +99,30 @@ pub struct TaskInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub initial_value: Option<InitialValue>,
+    /// The `overlay` of `crowd-image-classifier`, for verification jobs: the same earlier
+    /// label as `initialValue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<Overlay>,
+}
+
+/// The object that `crowd-image-classifier`'s `overlay` attribute takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// The earlier mask to draw over the image.
+    #[serde(rename = "semanticSegmentation")]
+    pub semantic_segmentation: SegmentationOverlay,
+}
+
+/// An earlier semantic-segmentation label, as an overlay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationOverlay {
+    /// The earlier label's classes in class order, BACKGROUND left out.
+    pub labels: Vec<String>,
+    /// Class name to colour, BACKGROUND left out.
+    #[serde(rename = "labelMappings")]
+    pub label_mappings: BTreeMap<String, LabelColor>,
+    /// The earlier mask's S3 URI (the worker template signs it).
+    pub src: String,
 }
 
 /// The object that `crowd-semantic-segmentation`'s `initial-value` attribute takes.
@@ -133,6 +157,13 @@ pub struct LabelCategoryConfig {
     /// Worker instructions; not used here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<Value>,
+    /// The earlier label that an adjustment or verification job works on.
+    #[serde(
+        rename = "auditLabelAttributeName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub audit_label_attribute_name: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,9 +382,10 @@ pub struct ConsolidatedAnnotation {
 /// `<labelAttributeName>-metadata` of a semantic-segmentation label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentationMetadata {
-    /// Every class of the job, keyed `"0"`, `"1"`, … in class order.
+    /// Every class of the job, keyed `"0"`, `"1"`, … in numeric class order (`"2"` before
+    /// `"10"`): consumers walk the map in order to build a palette.
     #[serde(rename = "internal-color-map")]
-    pub internal_color_map: BTreeMap<String, ColorMapEntry>,
+    pub internal_color_map: BTreeMap<u32, ColorMapEntry>,
     /// `groundtruth/semantic-segmentation`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -366,6 +398,14 @@ pub struct SegmentationMetadata {
     /// `labeling-job/<name>`.
     #[serde(rename = "job-name")]
     pub job_name: String,
+    /// Adjustment jobs: `adjusted` when a worker changed the earlier mask, `unadjusted` when
+    /// none did; absent when no answer says (an ordinary labeling job).
+    #[serde(
+        rename = "adjustment-status",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub adjustment_status: Option<String>,
     /// Our extras: how many worker answers were included in the vote.
     #[serde(
         rename = "worker-count",

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::event::{LabelCategory, LabelCategoryConfig, ShapeError, from_slice};
+use crate::event::LabelCategory;
 
 /// The name Ground Truth gives class 0.
 pub const BACKGROUND: &str = "BACKGROUND";
@@ -140,24 +140,6 @@ impl ClassList {
     }
 }
 
-/// Parses a label category configuration file into the class list.
-pub fn parse_label_config(bytes: &[u8]) -> Result<ClassList, LabelConfigError> {
-    let cfg: LabelCategoryConfig =
-        from_slice("the label category configuration", bytes).map_err(LabelConfigError::Shape)?;
-    ClassList::from_categories(&cfg.labels).map_err(LabelConfigError::Labels)
-}
-
-/// A label category configuration file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LabelConfigError {
-    /// The file is not JSON of the expected shape.
-    #[error("{0}")]
-    Shape(ShapeError),
-    /// The labels cannot be a class list.
-    #[error("the label category configuration is not usable: {0}")]
-    Labels(LabelError),
-}
-
 /// Assigns every class a distinct colour.
 ///
 /// `preferred[k]` is the colour the first worker who used class k gave it. It is kept unless
@@ -235,20 +217,6 @@ mod tests {
             ClassList::new((0..255).map(|i| i.to_string())),
             Err(LabelError::TooMany(255))
         );
-    }
-
-    #[test]
-    fn label_config_parses_and_rejects_wrong_shapes() {
-        let c = parse_label_config(
-            br#"{"document-version":"2018-11-28","labels":[{"label":"car"},{"label":"road","x":1}],
-                "instructions":{"shortInstruction":"s"}}"#,
-        )
-        .unwrap();
-        assert_eq!(c.labels(), ["car", "road"]);
-        let e = parse_label_config(br#"{"labels": {"label": "car"}}"#).unwrap_err();
-        assert!(e.to_string().contains("labels"), "{e}");
-        assert!(parse_label_config(b"not json").is_err());
-        assert!(parse_label_config(br#"{"labels": []}"#).is_err());
     }
 
     #[test]

@@ -15,10 +15,12 @@ mod config;
 mod consolidate;
 pub mod event;
 mod fusion;
+mod job;
 mod labels;
 mod mask;
 mod pre;
 mod raster;
+mod resolve;
 mod service;
 mod store;
 mod uri;
@@ -29,13 +31,18 @@ pub use consolidate::{
     format_creation_date, job_name, object_file_name, parse_answer,
 };
 pub use fusion::{Census, CrowdModel, Fused, Fusion, ImageVotes, Majority, Weighted};
+#[cfg(feature = "s3")]
+pub use job::SageMakerCatalog;
+pub use job::{
+    AnyCatalog, JobCatalog, JobDescription, JobError, JobErrorKind, SavedJobs, parse_job_arn,
+};
 pub use labels::{
-    BACKGROUND, ClassList, FALLBACK_COLORS, LabelConfigError, LabelError, MAX_LABELS, Rgb,
-    assign_palette, parse_label_config,
+    BACKGROUND, ClassList, FALLBACK_COLORS, LabelError, MAX_LABELS, Rgb, assign_palette,
 };
 pub use mask::{ColorLookup, Decoded, MaskError, decode_class_mask, encode_palette_png};
 pub use pre::{SkipReason, build_task};
 pub use raster::{ABSTAIN, ClassMask};
+pub use resolve::{JobLabels, LabelsError, LabelsErrorKind, MAX_LABEL_CONFIG_BYTES};
 pub use service::{EventKind, Service, ServiceError};
 #[cfg(feature = "s3")]
 pub use store::S3Store;

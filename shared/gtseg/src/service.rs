@@ -1,13 +1,12 @@
 //! The two functions as plain async methods on JSON events: what each Lambda handler calls,
 //! and what `gtseg replay` calls. No Lambda runtime types appear here.
 //!
-//! A [`Service`] lives as long as the process (a warm Lambda container), so the label
-//! category configuration is read at most once and then cached.
+//! A [`Service`] lives as long as the process (a warm Lambda container), so the pinned label
+//! configuration, and each job's, is read at most once and then cached.
 
 use std::time::SystemTime;
 
 use serde_json::Value;
-use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -16,51 +15,17 @@ use crate::event::{
     ConsolidationEvent, ConsolidationResponseItem, PreAnnotationEvent, PreAnnotationResponse,
     ShapeError, from_value,
 };
-use crate::labels::{ClassList, LabelConfigError, parse_label_config};
+use crate::job::AnyCatalog;
 use crate::pre::build_task;
-use crate::store::{Guarded, ObjectStore, StoreError};
-use crate::uri::S3Uri;
+use crate::resolve::{Configured, LabelResolver, LabelsError, LabelsErrorKind};
+use crate::store::{Guarded, ObjectStore};
 
 /// Why an invocation failed as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// No label list is configured.
-    #[error(
-        "LABEL_CATEGORY_CONFIG is not set; set it to the s3:// URI or local path of the label category configuration file"
-    )]
-    NoLabelConfig,
-    /// `LABEL_CATEGORY_CONFIG` is neither a path nor an `s3://` URI.
-    #[error("LABEL_CATEGORY_CONFIG={location}: {cause}")]
-    LabelConfigUri {
-        /// `LABEL_CATEGORY_CONFIG`.
-        location: String,
-        /// Why it is not a URI.
-        cause: crate::uri::UriError,
-    },
-    /// The label configuration could not be read from the store.
-    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read it: {cause}")]
-    LabelConfigRead {
-        /// `LABEL_CATEGORY_CONFIG`.
-        location: String,
-        /// What the store said.
-        cause: StoreError,
-    },
-    /// The label configuration file could not be read.
-    #[error("LABEL_CATEGORY_CONFIG={location}: cannot read the file: {cause}")]
-    LabelConfigFile {
-        /// `LABEL_CATEGORY_CONFIG`.
-        location: String,
-        /// What the file system said.
-        cause: std::io::Error,
-    },
-    /// The label configuration is not usable.
-    #[error("LABEL_CATEGORY_CONFIG={location}: {cause}")]
-    LabelConfigParse {
-        /// `LABEL_CATEGORY_CONFIG`.
-        location: String,
-        /// What is wrong with it.
-        cause: LabelConfigError,
-    },
+    /// The job's label list could not be had.
+    #[error("{0}")]
+    Labels(LabelsError),
     /// The event has a wrong-typed or missing field.
     #[error("{0}")]
     Event(ShapeError),
@@ -81,11 +46,7 @@ impl ServiceError {
     /// A short, stable error type for the Lambda error response.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::NoLabelConfig
-            | Self::LabelConfigUri { .. }
-            | Self::LabelConfigRead { .. }
-            | Self::LabelConfigFile { .. }
-            | Self::LabelConfigParse { .. } => "LabelConfigError",
+            Self::Labels(_) | Self::Batch(BatchError::JobLabels(_)) => "LabelConfigError",
             Self::Event(_) | Self::UnknownEvent | Self::NoRoleArn => "InvalidEvent",
             Self::Batch(BatchError::PayloadRead(_) | BatchError::Write { .. }) => "StorageError",
             Self::Batch(_) => "InvalidBatch",
@@ -116,12 +77,12 @@ impl EventKind {
     }
 }
 
-/// Both functions over one store and one configuration.
+/// Both functions over one store, one job catalog and one configuration.
 #[derive(Debug)]
 pub struct Service<S> {
     store: Guarded<S>,
     config: Config,
-    labels: OnceCell<ClassList>,
+    labels: LabelResolver,
 }
 
 #[cfg(feature = "s3")]
@@ -130,8 +91,14 @@ impl Service<crate::store::AnyStore> {
     /// standard AWS environment, path-style when an endpoint override is set).
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
-        let store = crate::store::S3Store::from_env(config.endpoint_override).await;
-        Ok(Self::new(crate::store::AnyStore::S3(store), config))
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = crate::store::S3Store::from_sdk_config(&conf, config.endpoint_override);
+        let jobs = crate::job::SageMakerCatalog::new(&conf, config.sagemaker_endpoint.clone());
+        Ok(Self::with_catalog(
+            crate::store::AnyStore::S3(store),
+            config,
+            AnyCatalog::SageMaker(jobs),
+        ))
     }
 }
 
@@ -146,59 +113,19 @@ impl ServiceError {
 }
 
 impl<S: ObjectStore> Service<S> {
-    /// A service over `store`, configured by `config`.
+    /// A service over `store`, configured by `config`, with no job catalog: a job's labels
+    /// come from the event or `LABEL_CATEGORY_CONFIG` only.
     pub fn new(store: S, config: Config) -> Self {
-        Self {
-            store: Guarded::new(store, config.allowed_buckets.clone()),
-            config,
-            labels: OnceCell::new(),
-        }
+        Self::with_catalog(store, config, AnyCatalog::None)
     }
 
-    /// The label list from `LABEL_CATEGORY_CONFIG`, read once and cached (a failed read is not
-    /// cached, so a fixed file is picked up by the next invocation).
-    pub async fn configured_labels(&self) -> Result<&ClassList, ServiceError> {
-        let location = self
-            .config
-            .label_category_config
-            .as_deref()
-            .ok_or(ServiceError::NoLabelConfig)?;
-        self.labels
-            .get_or_try_init(|| async {
-                let bytes = if location.starts_with("s3://") {
-                    let uri =
-                        S3Uri::parse(location).map_err(|cause| ServiceError::LabelConfigUri {
-                            location: location.to_owned(),
-                            cause,
-                        })?;
-                    self.store
-                        .get(&uri, self.config.limits.max_payload_bytes)
-                        .await
-                        .map_err(|cause| ServiceError::LabelConfigRead {
-                            location: location.to_owned(),
-                            cause,
-                        })?
-                } else {
-                    tokio::fs::read(location).await.map_err(|cause| {
-                        ServiceError::LabelConfigFile {
-                            location: location.to_owned(),
-                            cause,
-                        }
-                    })?
-                };
-                let classes =
-                    parse_label_config(&bytes).map_err(|cause| ServiceError::LabelConfigParse {
-                        location: location.to_owned(),
-                        cause,
-                    })?;
-                info!(
-                    location,
-                    labels = classes.labels().len(),
-                    "label category configuration loaded"
-                );
-                Ok(classes)
-            })
-            .await
+    /// A service over `store` that looks jobs up in `catalog`.
+    pub fn with_catalog(store: S, config: Config, catalog: AnyCatalog) -> Self {
+        Self {
+            store: Guarded::new(store, config.allowed_buckets.clone()),
+            labels: LabelResolver::new(config.label_category_config.clone(), catalog),
+            config,
+        }
     }
 
     /// The pre-annotation function: one manifest line in, the worker UI's task input out.
@@ -208,8 +135,24 @@ impl<S: ObjectStore> Service<S> {
     ) -> Result<PreAnnotationResponse, ServiceError> {
         let event: PreAnnotationEvent =
             from_value("the pre-annotation event", event).map_err(ServiceError::Event)?;
-        let classes = self.configured_labels().await?;
-        let (response, skip) = build_task(&event, classes);
+        let job = event.labeling_job_arn.as_deref();
+        let labels = match self
+            .labels
+            .configured(&self.store, job, None, self.config.assume_job_role)
+            .await
+            .map_err(ServiceError::Labels)?
+        {
+            Configured::Labels(l) => l,
+            Configured::Unknown(why) => {
+                let origin = job.map_or("the manifest line".into(), |j| format!("job {j}"));
+                return Err(ServiceError::Labels(LabelsError {
+                    origin,
+                    kind: LabelsErrorKind::NotConfigured(why),
+                }));
+            }
+        };
+        let (response, skip) =
+            build_task(&event, &labels.classes, labels.audit_attribute.as_deref());
         match skip {
             Some(reason) => {
                 warn!(%reason, "manifest line skipped: isHumanAnnotationRequired=false")
@@ -232,32 +175,24 @@ impl<S: ObjectStore> Service<S> {
     ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
         let event: ConsolidationEvent =
             from_value("the consolidation event", event).map_err(ServiceError::Event)?;
-        // The configured labels are only needed when the event has none; a broken config then
-        // is an error, while an unset one falls through to the workers' labels.
-        let configured = if event
-            .label_categories
-            .as_ref()
-            .is_some_and(|c| !c.is_empty())
-            || self.config.label_category_config.is_none()
-        {
-            None
-        } else {
-            Some(self.configured_labels().await?)
-        };
-        let ctx = BatchContext {
-            limits: self.config.limits,
-            algorithm: self.config.algorithm,
-            configured_labels: configured.cloned(),
-            creation_date: format_creation_date(now),
-            parallelism: self.config.threads,
-            low_agreement_threshold: self.config.low_agreement_threshold,
-        };
         let store = match (self.config.assume_job_role, event.role_arn.as_deref()) {
             (false, _) => self.store.clone(),
             (true, Some(role)) => self.store.assuming_role(role).await,
             (true, None) => return Err(ServiceError::NoRoleArn),
         };
-        let items = consolidate_batch(&store, &ctx, &event)
+        let ctx = BatchContext {
+            limits: self.config.limits,
+            algorithm: self.config.algorithm,
+            creation_date: format_creation_date(now),
+            parallelism: self.config.threads,
+            low_agreement_threshold: self.config.low_agreement_threshold,
+        };
+        // The pinned or the job's labels, asked for only when the event has none. The store
+        // already acts as the job's role when it should.
+        let job_labels = self
+            .labels
+            .configured(&store, Some(&event.labeling_job_arn), None, false);
+        let items = consolidate_batch(&store, &ctx, &event, job_labels)
             .await
             .map_err(ServiceError::Batch)?;
         info!(images = items.len(), "batch consolidated");

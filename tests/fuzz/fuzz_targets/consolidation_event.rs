@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(ev) = from_slice::<PreAnnotationEvent>("event", data) {
         if let Ok(classes) = ClassList::new(["car", "road"]) {
-            let (resp, skip) = gtseg::build_task(&ev, &classes);
+            let (resp, skip) = gtseg::build_task(&ev, &classes, None);
             assert_eq!(resp.is_human_annotation_required, skip.is_none());
         }
     }

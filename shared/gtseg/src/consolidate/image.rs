@@ -38,6 +38,8 @@ pub(crate) struct ImageOutcome {
     pub(crate) excluded: Vec<ExcludedWorker>,
     pub(crate) pixels: u64,
     pub(crate) unmapped: u64,
+    /// `adjusted`, `unadjusted`, or `None` when no included answer says.
+    pub(crate) adjustment_status: Option<&'static str>,
 }
 
 /// How an image is decided: the batch's classes, the vote, and the report's settings.
@@ -107,6 +109,15 @@ pub(crate) fn decide_image(mut sel: Selection<'_>, with: DecideWith<'_>) -> Deci
             .collect()
     });
     let report = agreement_report(image, &cands, &fused, &excluded, weights.as_deref(), with);
+    let modified: Vec<bool> = cands
+        .iter()
+        .filter_map(|c| c.answer.initial_value_modified)
+        .collect();
+    let adjustment_status = match (modified.is_empty(), modified.contains(&true)) {
+        (true, _) => None,
+        (false, true) => Some("adjusted"),
+        (false, false) => Some("unadjusted"),
+    };
     Decision::Consolidated(Box::new(ImageOutcome {
         confidence: confidence(fused.winning_sum, pixels, cands.len()),
         unmapped: fused.unmapped.iter().sum(),
@@ -117,6 +128,7 @@ pub(crate) fn decide_image(mut sel: Selection<'_>, with: DecideWith<'_>) -> Deci
         included: cands.iter().map(|c| c.worker.worker_id.clone()).collect(),
         excluded,
         pixels,
+        adjustment_status,
     }))
 }
 

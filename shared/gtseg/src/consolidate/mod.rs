@@ -32,6 +32,7 @@ use crate::event::{
 };
 use crate::fusion::{CrowdModel, ImageVotes};
 use crate::labels::{ClassList, LabelError};
+use crate::resolve::{Configured, LabelsError};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
 use image::{DecideWith, Decision, census, decide_image};
@@ -69,9 +70,12 @@ pub enum BatchError {
     /// The event's `labelCategories` cannot be a class list.
     #[error("labelCategories of the event is unusable: {0}")]
     Labels(LabelError),
+    /// The pinned or the job's label list could not be had.
+    #[error("{0}")]
+    JobLabels(LabelsError),
     /// No class list is configured and no answer names a label.
     #[error(
-        "no image of the batch has a usable answer, so the class list cannot be derived from them; set labelCategories or LABEL_CATEGORY_CONFIG"
+        "no image of the batch has a usable answer, so the class list cannot be derived from them; give the job a LabelCategoryConfigS3Uri or set LABEL_CATEGORY_CONFIG"
     )]
     NoLabels,
     /// A mask or map could not be written: the batch fails rather than claim it.
@@ -101,8 +105,6 @@ pub(crate) struct BatchContext {
     pub limits: Limits,
     /// `CONSOLIDATION_ALGORITHM`.
     pub algorithm: Algorithm,
-    /// The labels from `LABEL_CATEGORY_CONFIG`, when configured.
-    pub configured_labels: Option<ClassList>,
     /// The `creation-date` to stamp (the clock is read at the edge).
     pub creation_date: String,
     /// Mean pairwise agreement below which an image is flagged `low-agreement`.
@@ -121,10 +123,14 @@ const IO_CONCURRENCY: usize = 16;
 /// Three phases: the answers are fetched concurrently; the images are decided in parallel on
 /// blocking threads; the masks are written concurrently. The response is built only when
 /// every mask is written, so it never claims a mask that is not there.
+///
+/// `job_labels` finds the pinned or the job's label list; it is awaited only when the event
+/// has no `labelCategories`, once the payload is read.
 pub(crate) async fn consolidate_batch<S: ObjectStore>(
     store: &S,
     ctx: &BatchContext,
     event: &ConsolidationEvent,
+    job_labels: impl Future<Output = Result<Configured, LabelsError>>,
 ) -> Result<Vec<ConsolidationResponseItem>, BatchError> {
     let payload_uri = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
     let output = output_prefix(event, &payload_uri)?;
@@ -134,10 +140,19 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
         .map_err(|e| BatchError::PayloadRead(Box::new(e)))?;
     let items: Vec<Value> = from_slice("the payload", &bytes).map_err(BatchError::PayloadShape)?;
     drop(bytes);
+    let has_categories = event
+        .label_categories
+        .as_ref()
+        .is_some_and(|c| !c.is_empty());
+    let configured = if has_categories {
+        None
+    } else {
+        Some(job_labels.await.map_err(BatchError::JobLabels)?)
+    };
     let images = read_images(store, ctx.limits, unique_items(&items)).await;
     drop(items);
 
-    let (classes, warnings) = class_list(event, ctx.configured_labels.as_ref(), &images)?;
+    let (classes, warnings) = class_list(event, configured, &images)?;
     let decided = {
         let (classes, ctx) = (classes.clone(), ctx.clone());
         tokio::task::spawn_blocking(move || decide_all(images, &classes, &ctx))
@@ -339,7 +354,7 @@ fn output_prefix(event: &ConsolidationEvent, payload: &S3Uri) -> Result<S3Uri, B
 /// The batch's class list and any warning about where it came from.
 fn class_list(
     event: &ConsolidationEvent,
-    configured: Option<&ClassList>,
+    configured: Option<Configured>,
     images: &[ImageInput],
 ) -> Result<(ClassList, Vec<String>), BatchError> {
     if let Some(cats) = event.label_categories.as_deref().filter(|c| !c.is_empty()) {
@@ -348,9 +363,11 @@ fn class_list(
             Vec::new(),
         ));
     }
-    if let Some(c) = configured {
-        return Ok((c.clone(), Vec::new()));
-    }
+    let why = match configured {
+        Some(Configured::Labels(l)) => return Ok((l.classes.clone(), Vec::new())),
+        Some(Configured::Unknown(why)) => why,
+        None => "the event has no labelCategories".to_owned(),
+    };
     let used: BTreeSet<&str> = images
         .iter()
         .flat_map(|i| &i.workers)
@@ -361,7 +378,9 @@ fn class_list(
         LabelError::Empty => BatchError::NoLabels,
         other => BatchError::Labels(other),
     })?;
-    let w = "the event has no labelCategories and LABEL_CATEGORY_CONFIG is not set: classes are the sorted union of the labels the workers used, so class indices may differ between batches".to_owned();
+    let w = format!(
+        "no label list ({why}): classes are the sorted union of the labels the workers used, so class indices may differ between batches"
+    );
     warn!("{w}");
     Ok((classes, vec![w]))
 }

@@ -39,14 +39,14 @@ pub(crate) fn response_item(
     image: &WrittenImage,
 ) -> ConsolidationResponseItem {
     let outcome = &image.outcome;
-    let internal_color_map: BTreeMap<String, ColorMapEntry> = (0..batch.classes.num_classes())
+    let internal_color_map: BTreeMap<u32, ColorMapEntry> = (0..batch.classes.num_classes())
         .map(|k| {
             let entry = ColorMapEntry {
                 class_name: batch.classes.name(k).to_owned(),
                 hex_color: outcome.palette[k].to_string(),
                 confidence: Some(outcome.confidence),
             };
-            (k.to_string(), entry)
+            (k as u32, entry)
         })
         .collect();
     let meta = SegmentationMetadata {
@@ -55,6 +55,7 @@ pub(crate) fn response_item(
         human_annotated: "yes".to_owned(),
         creation_date: batch.creation_date.to_owned(),
         job_name: batch.job_name.to_owned(),
+        adjustment_status: outcome.adjustment_status.map(str::to_owned),
         worker_count: Some(outcome.included.len() as u32),
         excluded_workers: outcome.excluded.clone(),
         warnings: batch.warnings.to_vec(),
