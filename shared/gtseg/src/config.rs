@@ -11,7 +11,9 @@ ENVIRONMENT:
   MAX_PIXELS              Largest worker mask accepted, in pixels (default 100000000).
   MAX_PAYLOAD_BYTES       Largest payload or annotation object read, in bytes (default 268435456).
   MAX_ANSWERS_PER_IMAGE   Worker answers used per image; extras are excluded (default 16, max 254).
-  MAX_THREADS             Images of a batch decoded at once (default: every available core).
+  MAX_THREADS             CPU threads for decoding a batch (default: every available core).
+  MAX_MEMORY_MB           The memory a batch may use, in MB (default: the Lambda function's
+                          memory, AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 2048).
   LOW_AGREEMENT_THRESHOLD Mean pairwise agreement below which an image's report says
                           low-agreement (default 0.8).
   CONSOLIDATION_ALGORITHM majority (default): per-pixel plurality, as Ground Truth does.
@@ -79,8 +81,11 @@ pub struct Config {
     pub assume_job_role: bool,
     /// `ALLOWED_BUCKETS`: when set, every read and write must be in one of these buckets.
     pub allowed_buckets: Option<Vec<String>>,
-    /// `MAX_THREADS`: images of a batch decoded at once (default: every available core).
+    /// `MAX_THREADS`: CPU threads for decoding a batch (default: every available core).
     pub threads: usize,
+    /// `MAX_MEMORY_MB`, else `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`: the memory a batch may use,
+    /// in MiB; its concurrency and buffers are sized to fit.
+    pub memory_mb: u64,
     /// `LOW_AGREEMENT_THRESHOLD`: mean pairwise agreement below which an image is flagged.
     pub low_agreement_threshold: f64,
     /// `CONSOLIDATION_ALGORITHM`: how the workers' masks are fused.
@@ -119,6 +124,7 @@ impl Default for Config {
             assume_job_role: false,
             allowed_buckets: None,
             threads: cores(),
+            memory_mb: DEFAULT_MEMORY_MB,
             low_agreement_threshold: 0.8,
             algorithm: Algorithm::Majority,
         }
@@ -163,6 +169,14 @@ impl Config {
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
             allowed_buckets: allowed_buckets(get("ALLOWED_BUCKETS"))?,
             threads: num("MAX_THREADS", cores() as u64, 1024)? as usize,
+            memory_mb: match get("MAX_MEMORY_MB").filter(|v| !v.trim().is_empty()) {
+                Some(_) => num("MAX_MEMORY_MB", DEFAULT_MEMORY_MB, 1 << 20)?,
+                None => num(
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    DEFAULT_MEMORY_MB,
+                    1 << 20,
+                )?,
+            },
             low_agreement_threshold: match get("LOW_AGREEMENT_THRESHOLD")
                 .filter(|v| !v.trim().is_empty())
             {
@@ -210,30 +224,27 @@ impl Config {
     }
 }
 
+/// The memory assumed outside Lambda when `MAX_MEMORY_MB` is not set, in MiB.
+const DEFAULT_MEMORY_MB: u64 = 2048;
+
 /// The cores this process may use (Lambda: about one vCPU per 1769 MB of memory).
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// `a,b c` → `["a", "b", "c"]`; unset or blank → no restriction.
+/// `a,b, c` → `["a", "b", "c"]`; unset or blank → no restriction. An empty entry (`,`,
+/// `a,,b`) or one that is not a bucket name (`b/`) is refused rather than read as "no
+/// restriction" or as a name that matches nothing.
 fn allowed_buckets(value: Option<String>) -> Result<Option<Vec<String>>, ConfigError> {
-    let Some(v) = value else { return Ok(None) };
-    let list: Vec<String> = v
-        .split([',', ' '])
-        .filter(|b| !b.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if list.is_empty() {
+    let Some(v) = value.filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
-    }
-    if list
-        .iter()
-        .any(|b| crate::uri::S3Uri::parse(&format!("s3://{b}/k")).is_err())
-    {
+    };
+    let list: Vec<String> = v.split(',').map(|b| b.trim().to_owned()).collect();
+    if list.iter().any(|b| !crate::uri::valid_bucket(b)) {
         return Err(ConfigError {
             name: "ALLOWED_BUCKETS",
             value: v,
-            expected: "comma-separated bucket names",
+            expected: "comma-separated bucket names, none empty",
         });
     }
     Ok(Some(list))
@@ -284,6 +295,10 @@ mod tests {
         for (k, v) in [
             ("ASSUME_JOB_ROLE", "maybe"),
             ("ALLOWED_BUCKETS", "ok,../etc"),
+            ("ALLOWED_BUCKETS", ","),
+            ("ALLOWED_BUCKETS", "b/"),
+            ("ALLOWED_BUCKETS", "a,,b"),
+            ("MAX_MEMORY_MB", "0"),
             ("LOW_AGREEMENT_THRESHOLD", "1.5"),
             ("CONSOLIDATION_ALGORITHM", "best"),
             ("MAX_PIXELS", "lots"),

@@ -17,6 +17,7 @@ pub mod event;
 mod fusion;
 mod job;
 mod labels;
+mod logs;
 mod mask;
 mod pre;
 mod raster;
@@ -39,7 +40,10 @@ pub use job::{
 pub use labels::{
     BACKGROUND, ClassList, FALLBACK_COLORS, LabelError, MAX_LABELS, Rgb, assign_palette,
 };
-pub use mask::{ColorLookup, Decoded, MaskError, decode_class_mask, encode_palette_png};
+pub use logs::Escaped;
+pub use mask::{
+    ColorLookup, Decoded, MAX_INTERLACED_FRAME, MaskError, decode_class_mask, encode_palette_png,
+};
 pub use pre::{SkipReason, build_task};
 pub use raster::{ABSTAIN, ClassMask};
 pub use resolve::{JobLabels, LabelsError, LabelsErrorKind, MAX_LABEL_CONFIG_BYTES};
@@ -47,6 +51,7 @@ pub use service::{EventKind, Service, ServiceError};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
 pub use store::{
-    AnyStore, Guarded, LocalStore, ObjectStore, PutOptions, StoreError, StoreErrorKind,
+    AnyStore, Guarded, LocalStore, ObjectReader, ObjectStore, PutOptions, StoreError,
+    StoreErrorKind,
 };
 pub use uri::{S3Uri, UriError};

@@ -185,6 +185,7 @@ impl<S: ObjectStore> Service<S> {
             algorithm: self.config.algorithm,
             creation_date: format_creation_date(now),
             parallelism: self.config.threads,
+            memory_bytes: self.config.memory_mb << 20,
             low_agreement_threshold: self.config.low_agreement_threshold,
         };
         // The pinned or the job's labels, asked for only when the event has none. The store

@@ -110,7 +110,7 @@ impl fmt::Display for S3Uri {
 
 /// Bucket names as S3 has ever allowed them (legacy us-east-1 names may hold upper case and
 /// `_`), restricted to what can never act as a path: no `/`, and not `.` or `..`.
-fn valid_bucket(b: &str) -> bool {
+pub(crate) fn valid_bucket(b: &str) -> bool {
     (1..=255).contains(&b.len())
         && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))

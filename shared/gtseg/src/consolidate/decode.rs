@@ -50,8 +50,28 @@ fn pass_error<V>(e: StreamError<MaskError, V>) -> PassError<V> {
     }
 }
 
-/// Rows a decoding thread hands over at once.
+/// Rows a decoding thread hands over at once, at most.
 const CHUNK_ROWS: usize = 32;
+/// Bytes of rows a decoding thread hands over at once, at most (fewer rows for wide images).
+const CHUNK_BYTES: usize = 128 << 10;
+
+/// Rows per chunk for rows of `width` pixels.
+fn chunk_rows(width: usize) -> usize {
+    (CHUNK_BYTES / width.max(1)).clamp(1, CHUNK_ROWS)
+}
+
+/// The memory that decoding an image of `width`×`height` from `workers` workers needs at
+/// most, besides the answers: each worker's ring of rows and their runs (runs are capped at
+/// about a byte a pixel), its chunks in flight when decoded on its own thread, its PNG
+/// decoder's line buffers and inflate state; and the encoded mask and disagreement map,
+/// which for noise are about a byte a pixel each.
+pub(crate) fn memory(width: u32, height: u32, workers: usize) -> u64 {
+    let (w, h, n) = (u64::from(width), u64::from(height), workers as u64);
+    let ring = (crate::fusion::batch_rows(width as usize) as u64 + 2) * w * 2;
+    let chunks = 3 * chunk_rows(width as usize) as u64 * w * 2;
+    let decoder = 16 * w + (256 << 10);
+    n * (ring + chunks + decoder) + 2 * w * h
+}
 
 /// Rows of classes a decoding thread fills, with the runs of each; sent back to be reused.
 #[derive(Default)]
@@ -76,6 +96,7 @@ fn decode_in_parallel<V>(
 ) -> Result<Vec<u64>, PassError<V>> {
     let (width, height) = cands[0].size;
     let (w, h) = (width as usize, height as usize);
+    let chunk = chunk_rows(w);
     std::thread::scope(|scope| {
         let mut inbox = Vec::with_capacity(cands.len());
         let mut recycle = Vec::with_capacity(cands.len());
@@ -89,10 +110,10 @@ fn decode_in_parallel<V>(
                 };
                 let mut left = h;
                 while left > 0 {
-                    let n = left.min(CHUNK_ROWS);
+                    let n = left.min(chunk);
                     let mut buf = back_rx.try_recv().unwrap_or_default();
-                    buf.classes.resize(CHUNK_ROWS * w, 0);
-                    buf.runs.resize_with(CHUNK_ROWS, Vec::new);
+                    buf.classes.resize(chunk * w, 0);
+                    buf.runs.resize_with(chunk, Vec::new);
                     let rows = buf.classes.chunks_exact_mut(w).zip(&mut buf.runs);
                     for (row, runs) in rows.take(n) {
                         if let Err(e) = reader.read_row(row, runs) {

@@ -1,25 +1,30 @@
-//! One consolidation batch against a store: read the payload and the answers, decide the
-//! class list, decide every image, write its mask and disagreement map under
+//! One consolidation batch against a store: read the payload as it arrives, decide each image
+//! (its class list, its vote), write its mask and disagreement map under
 //! `<outputConfig>/consolidated-annotation/`, and build Ground Truth's response.
 //!
 //! A broken answer is excluded with its reason; a broken image is left out of the response;
-//! only an unreadable event or payload, or a failed write, fails the batch. The concerns live
-//! in the children: `read` (payload and answers), `validate` (the checks that need no
-//! pixels), `decode` (worker PNGs in lockstep), `image` (one image's vote, encoders and
-//! agreement), `pool` (threads), `response` (the response items) and `names` (keys, job
-//! names, dates).
+//! an event or payload that cannot be read, a failure to read an answer that is not the
+//! answer's own fault, and a failed write fail the batch, so that Ground Truth retries it.
+//!
+//! Memory does not grow with the batch: the payload is split into items as it is read, and a
+//! few images are in flight at once, within the budget of `budget`. The concerns live in the
+//! children: `payload` (the payload's items), `read` (an image's answers), `validate` (the
+//! checks that need no pixels), `decode` (worker PNGs in lockstep), `image` (one image's vote,
+//! encoders and agreement), `budget` (threads and memory), `response` (the response items)
+//! and `names` (keys, job names, dates).
 
+mod budget;
 mod decode;
 mod image;
 mod names;
-mod pool;
+mod payload;
 mod read;
 mod response;
 mod validate;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use serde_json::Value;
 use tracing::{error, info, warn};
 
 pub use names::{InvalidId, format_creation_date, job_name, object_file_name};
@@ -27,17 +32,17 @@ pub use read::parse_answer;
 pub use validate::{Exclusion, decode_answer_json};
 
 use crate::config::{Algorithm, Limits};
-use crate::event::{
-    ConsolidationEvent, ConsolidationResponseItem, PayloadItem, ShapeError, from_slice, from_value,
-};
+use crate::event::{ConsolidationEvent, ConsolidationResponseItem};
 use crate::fusion::{CrowdModel, ImageVotes};
-use crate::labels::{ClassList, LabelError};
+use crate::labels::{BACKGROUND, ClassList, LabelError, MAX_LABELS};
+use crate::logs::Escaped;
 use crate::resolve::{Configured, LabelsError};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
+use budget::Budget;
 use image::{DecideWith, Decision, census, decide_image};
-use pool::par_map;
-use read::{ImageInput, read_images};
+use payload::Items;
+use read::{ImageInput, read_image};
 use response::{BatchFacts, WrittenImage, response_item};
 use validate::{select, worker_ids};
 
@@ -47,7 +52,8 @@ pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
 /// The folder under `outputConfig` where disagreement maps go.
 pub const DISAGREEMENT_FOLDER: &str = "consolidated-annotation/disagreement";
 
-/// Why the whole batch failed: nothing could be done, or a mask could not be written.
+/// Why the whole batch failed: nothing could be done, something could not be read for a
+/// reason that is not an answer's fault, or a mask could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     /// `payload.s3Uri` is not an `s3://` URI.
@@ -65,9 +71,26 @@ pub enum BatchError {
     #[error("cannot read the payload: {0}")]
     PayloadRead(Box<StoreError>),
     /// The payload is not a JSON array.
-    #[error("{0}")]
-    PayloadShape(ShapeError),
-    /// The event's `labelCategories` cannot be a class list.
+    #[error("the payload {uri} cannot be read as a batch: {what}")]
+    PayloadNotArray {
+        /// The payload's URI.
+        uri: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A worker's answer could not be read, and not through the answer's fault.
+    #[error(
+        "image `{id}`, worker `{worker}`: its answer could not be read, so the batch fails rather than lose it: {cause}"
+    )]
+    AnswerRead {
+        /// The image's `datasetObjectId`.
+        id: String,
+        /// The worker.
+        worker: String,
+        /// What the store said.
+        cause: Box<StoreError>,
+    },
+    /// `labelCategories` of the event cannot be a class list.
     #[error("labelCategories of the event is unusable: {0}")]
     Labels(LabelError),
     /// The pinned or the job's label list could not be had.
@@ -102,117 +125,79 @@ pub enum BatchError {
 #[derive(Debug, Clone)]
 pub(crate) struct BatchContext {
     /// Bounds on hostile input.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// `CONSOLIDATION_ALGORITHM`.
-    pub algorithm: Algorithm,
+    pub(crate) algorithm: Algorithm,
     /// The `creation-date` to stamp (the clock is read at the edge).
-    pub creation_date: String,
+    pub(crate) creation_date: String,
     /// Mean pairwise agreement below which an image is flagged `low-agreement`.
-    pub low_agreement_threshold: f64,
-    /// How many images are decoded at once (CPU threads); Lambda gives more vCPUs with more
-    /// memory, and every one is used.
-    pub parallelism: usize,
+    pub(crate) low_agreement_threshold: f64,
+    /// CPU threads for decoding; Lambda gives more vCPUs with more memory, and every one is
+    /// used.
+    pub(crate) parallelism: usize,
+    /// The function's memory, in bytes.
+    pub(crate) memory_bytes: u64,
 }
 
-/// How many S3 reads or writes of one batch are in flight at once.
-const IO_CONCURRENCY: usize = 16;
-
 /// Consolidates one batch: the response items, in payload order, of the images that had at
-/// least one usable answer.
-///
-/// Three phases: the answers are fetched concurrently; the images are decided in parallel on
-/// blocking threads; the masks are written concurrently. The response is built only when
-/// every mask is written, so it never claims a mask that is not there.
+/// least one usable answer. Every mask is written before the response is returned, so it
+/// never claims a mask that is not there.
 ///
 /// `job_labels` finds the pinned or the job's label list; it is awaited only when the event
-/// has no `labelCategories`, once the payload is read.
+/// has no `labelCategories`, once the payload can be read.
 pub(crate) async fn consolidate_batch<S: ObjectStore>(
     store: &S,
     ctx: &BatchContext,
     event: &ConsolidationEvent,
     job_labels: impl Future<Output = Result<Configured, LabelsError>>,
 ) -> Result<Vec<ConsolidationResponseItem>, BatchError> {
-    let payload_uri = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
-    let output = output_prefix(event, &payload_uri)?;
-    let bytes = store
-        .get(&payload_uri, ctx.limits.max_payload_bytes)
-        .await
-        .map_err(|e| BatchError::PayloadRead(Box::new(e)))?;
-    let items: Vec<Value> = from_slice("the payload", &bytes).map_err(BatchError::PayloadShape)?;
-    drop(bytes);
-    let has_categories = event
-        .label_categories
-        .as_ref()
-        .is_some_and(|c| !c.is_empty());
-    let configured = if has_categories {
-        None
-    } else {
-        Some(job_labels.await.map_err(BatchError::JobLabels)?)
-    };
-    let images = read_images(store, ctx.limits, unique_items(&items)).await;
-    drop(items);
+    let payload = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
+    let output = output_prefix(event, &payload)?;
+    let batch = Arc::new(Batch {
+        store: store.clone(),
+        ctx: ctx.clone(),
+        payload,
+        budget: Arc::new(Budget::new(ctx.parallelism, ctx.memory_bytes)),
+        opened: std::sync::Mutex::new(None),
+    });
+    // Fail on a payload that cannot be opened before asking anyone for labels; the first
+    // pass over the batch reads on from there.
+    let first = batch.open().await?;
+    *batch
+        .opened
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(first);
 
-    let (classes, warnings) = class_list(event, configured, &images)?;
-    let decided = {
-        let (classes, ctx) = (classes.clone(), ctx.clone());
-        tokio::task::spawn_blocking(move || decide_all(images, &classes, &ctx))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    let categories = event.label_categories.as_deref().filter(|c| !c.is_empty());
+    let (classes, warnings) = match categories {
+        Some(cats) => (
+            ClassList::from_categories(cats).map_err(BatchError::Labels)?,
+            Vec::new(),
+        ),
+        None => match job_labels.await.map_err(BatchError::JobLabels)? {
+            Configured::Labels(l) => (l.classes.clone(), Vec::new()),
+            Configured::Unknown(why) => batch.workers_labels(&why).await?,
+        },
     };
-
-    // Write every mask (concurrently), then answer in payload order.
-    let opts = PutOptions {
-        content_type: Some("image/png"),
-        kms_key_id: event.kms_key_id.clone(),
+    let model = match ctx.algorithm {
+        Algorithm::Majority => None,
+        Algorithm::Weighted => Some(Arc::new(batch.fit(&classes).await?)),
     };
-    let mut writes = tokio::task::JoinSet::new();
-    let mut written = Vec::new();
-    for (image, decision) in decided {
-        let mut outcome = match decision {
-            Decision::Consolidated(o) => o,
-            Decision::EncodingFailed(cause) => {
-                return Err(BatchError::Encode {
-                    id: image.id,
-                    cause,
-                });
-            }
-            Decision::NoUsableAnswer(excluded) => {
-                error!(dataset_object_id = %image.id, workers = image.workers.len(),
-                       excluded = ?excluded.iter().map(|e| format!("{}: {}", e.worker_id, e.reason)).collect::<Vec<_>>(),
-                       "image left out of the response (Ground Truth marks it failed): no usable worker answer");
-                continue;
-            }
-        };
-        let mask_uri = output.join(&format!("{OUTPUT_FOLDER}/{}", image.file));
-        let map_uri = output.join(&format!("{DISAGREEMENT_FOLDER}/{}", image.file));
-        outcome.report.disagreement_ref = map_uri.to_string();
-        for (uri, png) in [
-            (mask_uri.clone(), std::mem::take(&mut outcome.png)),
-            (map_uri, std::mem::take(&mut outcome.disagreement_png)),
-        ] {
-            while writes.len() >= IO_CONCURRENCY {
-                join_next(&mut writes).await.unwrap_or(Ok(()))?;
-            }
-            let (store, opts, id) = (store.clone(), opts.clone(), image.id.clone());
-            writes.spawn(async move {
-                store
-                    .put(&uri, png, &opts)
-                    .await
-                    .map_err(|e| BatchError::Write {
-                        id,
-                        cause: Box::new(e),
-                    })
-            });
-        }
-        written.push(WrittenImage {
-            id: image.id,
-            mask_uri,
-            outcome,
-        });
-    }
-    while !writes.is_empty() {
-        join_next(&mut writes).await.unwrap_or(Ok(()))?;
-    }
+    let vote = Arc::new(Vote {
+        classes: classes.clone(),
+        model,
+        output,
+        opts: PutOptions {
+            content_type: Some("image/png"),
+            kms_key_id: event.kms_key_id.clone(),
+        },
+    });
+    let written = batch
+        .each_image(move |b, image| {
+            let vote = Arc::clone(&vote);
+            async move { vote.image(&b, image).await }
+        })
+        .await?;
 
     let job_name = job_name(&event.labeling_job_arn);
     let facts = BatchFacts {
@@ -222,119 +207,275 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
         job_name: &job_name,
         creation_date: &ctx.creation_date,
     };
-    let mut response = Vec::with_capacity(written.len());
-    for image in &written {
-        let (id, outcome) = (&image.id, &image.outcome);
-        for e in &outcome.excluded {
-            warn!(dataset_object_id = %id, worker_id = %e.worker_id, reason = %e.reason, "worker answer excluded from the vote");
-        }
-        info!(dataset_object_id = %id, workers = outcome.included.len(), excluded = outcome.excluded.len(),
-              confidence = outcome.confidence, pixels = outcome.pixels, unmapped = outcome.unmapped,
-              mask = %image.mask_uri, "image consolidated");
-        response.push(response_item(facts, image));
-    }
-    Ok(response)
+    Ok(written
+        .iter()
+        .flatten()
+        .map(|image| response_item(facts, image))
+        .collect())
 }
 
-/// The payload's items that can be answered, each with its mask's file name: unreadable
-/// items, repeated ids and ids no key can be made from are logged and left out.
-fn unique_items(items: &[Value]) -> Vec<(PayloadItem, String)> {
-    let mut unique = Vec::with_capacity(items.len());
-    let mut seen = HashSet::new();
-    for (i, item) in items.iter().enumerate() {
-        let item: PayloadItem = match from_value("a payload item", item) {
-            Ok(it) => it,
-            Err(e) => {
-                error!(payload_index = i, error = %e, "payload item skipped: it cannot be read, so it cannot be answered");
-                continue;
+/// One batch's store, settings, payload and budget: what every image's task shares.
+#[derive(Debug)]
+struct Batch<S> {
+    store: S,
+    ctx: BatchContext,
+    payload: S3Uri,
+    budget: Arc<Budget>,
+    /// The payload, opened before the first pass.
+    opened: std::sync::Mutex<Option<Items>>,
+}
+
+impl<S: ObjectStore> Batch<S> {
+    async fn open(&self) -> Result<Items, BatchError> {
+        Items::open(
+            &self.store,
+            &self.payload,
+            self.ctx.limits.max_payload_bytes,
+        )
+        .await
+    }
+
+    /// The payload's items from the start: the one opened already, else a new read.
+    async fn items(&self) -> Result<Items, BatchError> {
+        let opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match opened {
+            Some(items) => Ok(items),
+            None => self.open().await,
+        }
+    }
+
+    /// Runs `each` on every image of the payload, its answers read: a few images at once,
+    /// within the budget; the results in payload order. The first error stops the batch (the
+    /// images in flight are dropped).
+    async fn each_image<R, F, Fut>(self: &Arc<Self>, each: F) -> Result<Vec<R>, BatchError>
+    where
+        R: Send + 'static,
+        F: Fn(Arc<Self>, ImageInput) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, BatchError>> + Send + 'static,
+    {
+        let each = Arc::new(each);
+        let mut items = self.items().await?;
+        let mut running = tokio::task::JoinSet::new();
+        let mut done: BTreeMap<usize, R> = BTreeMap::new();
+        let mut more = true;
+        loop {
+            while more && running.len() < self.budget.window() {
+                self.budget.room_to_read().await;
+                let Some(item) = items.next().await? else {
+                    more = false;
+                    break;
+                };
+                let (batch, each, index) = (Arc::clone(self), Arc::clone(&each), item.index);
+                running.spawn(async move {
+                    let result = async {
+                        let image = read_image(&batch.store, &batch.ctx.limits, item).await?;
+                        // Its answers count against the budget until it is done.
+                        let held = batch.budget.hold(image.bytes());
+                        let out = each(Arc::clone(&batch), image).await;
+                        drop(held);
+                        out
+                    };
+                    (index, result.await)
+                });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (index, result) =
+                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            done.insert(index, result?);
+        }
+        Ok(done.into_values().collect())
+    }
+
+    /// The sorted union of the labels the workers used (when there is no label list at all),
+    /// with the warning that says so. A worker whose labels cannot be classes (more than 254,
+    /// an empty name, `BACKGROUND`), or would make the union more than 254, is left out of it,
+    /// so its answer is excluded when its image is decided; the others still decide.
+    async fn workers_labels(
+        self: &Arc<Self>,
+        why: &str,
+    ) -> Result<(ClassList, Vec<String>), BatchError> {
+        let per_image = self
+            .each_image(|_, image| async move {
+                Ok(image
+                    .workers
+                    .into_iter()
+                    .filter_map(|w| w.answer.ok())
+                    .map(|a| a.label_mappings.into_keys().collect::<Vec<_>>())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let mut union: BTreeSet<String> = BTreeSet::new();
+        for labels in per_image.into_iter().flatten() {
+            let usable = labels.len() <= MAX_LABELS
+                && labels.iter().all(|l| !l.is_empty() && l != BACKGROUND);
+            let grown = labels.iter().filter(|l| !union.contains(*l)).count();
+            if usable && union.len() + grown <= MAX_LABELS {
+                union.extend(labels);
+            }
+        }
+        let classes = ClassList::new(union).map_err(|e| match e {
+            LabelError::Empty => BatchError::NoLabels,
+            other => BatchError::Labels(other),
+        })?;
+        let w = format!(
+            "no label list ({why}): classes are the sorted union of the labels the workers used, so class indices may differ between batches"
+        );
+        warn!("{w}");
+        Ok((classes, vec![w]))
+    }
+
+    /// The weighted fusion's crowd model, fitted to every image's census (a first pass over
+    /// the batch).
+    async fn fit(self: &Arc<Self>, classes: &ClassList) -> Result<CrowdModel, BatchError> {
+        let classes_for_census = Arc::new(classes.clone());
+        let counted = self
+            .each_image(move |b, image| {
+                let classes = Arc::clone(&classes_for_census);
+                async move {
+                    let max_pixels = b.ctx.limits.max_pixels;
+                    let bytes = image.bytes();
+                    let need = bytes + estimate(&image);
+                    let run = b.budget.run(need, move |threads| {
+                        let mut sel = select(&image, &classes, max_pixels);
+                        let census = match sel.decode_until_ok(|cands| census(cands, threads)) {
+                            Ok(c) => c,
+                            Err(never) => match never {},
+                        };
+                        if let Some(c) = census.as_ref().filter(|c| c.overflow() > 0) {
+                            warn!(dataset_object_id = %Escaped(&image.id), pixels = c.overflow(),
+                                  "weighted fusion: this image's workers disagree in more combinations than the census keeps; those pixels still vote but do not inform the model");
+                        }
+                        let workers: Vec<String> =
+                            worker_ids(&sel.cands).into_iter().map(str::to_owned).collect();
+                        census.map(|c| (workers, c.patterns()))
+                    });
+                    Ok(run.await)
+                }
+            })
+            .await?;
+        let votes: Vec<ImageVotes<'_>> = counted
+            .iter()
+            .flatten()
+            .map(|(workers, patterns)| ImageVotes {
+                workers: workers.iter().map(String::as_str).collect(),
+                patterns,
+            })
+            .collect();
+        let model = CrowdModel::fit(classes.num_classes(), &votes);
+        info!(
+            workers = model.worker_count(),
+            combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
+            iterations = model.iterations,
+            "crowd model fitted to the batch"
+        );
+        Ok(model)
+    }
+}
+
+/// Memory that deciding `image` needs besides its answers: the decoders and row buffers of
+/// its workers, and its encoded outputs (see `decode::memory`).
+fn estimate(image: &ImageInput) -> u64 {
+    let sizes: Vec<(u32, u32)> = image
+        .workers
+        .iter()
+        .filter_map(|w| w.answer.as_ref().ok())
+        .filter_map(validate::png_size)
+        .collect();
+    let Some(&(w, h)) = sizes.first() else {
+        return 0;
+    };
+    decode::memory(w, h, sizes.len())
+}
+
+/// What every image's vote shares.
+#[derive(Debug)]
+struct Vote {
+    classes: ClassList,
+    model: Option<Arc<CrowdModel>>,
+    output: S3Uri,
+    opts: PutOptions,
+}
+
+impl Vote {
+    /// Decides one image and writes its mask and map; `None` when no answer is usable (the
+    /// image is left out, and logged).
+    async fn image<S: ObjectStore>(
+        self: &Arc<Self>,
+        batch: &Arc<Batch<S>>,
+        image: ImageInput,
+    ) -> Result<Option<WrittenImage>, BatchError> {
+        let ctx = &batch.ctx;
+        let need = image.bytes() + estimate(&image);
+        let (vote, algorithm, threshold, max_pixels) = (
+            Arc::clone(self),
+            ctx.algorithm,
+            ctx.low_agreement_threshold,
+            ctx.limits.max_pixels,
+        );
+        let (id, file, workers) = (image.id.clone(), image.file.clone(), image.workers.len());
+        let decision = batch
+            .budget
+            .run(need, move |threads| {
+                let with = DecideWith {
+                    classes: &vote.classes,
+                    model: vote.model.as_deref(),
+                    algorithm,
+                    low_agreement_threshold: threshold,
+                    threads,
+                };
+                decide_image(select(&image, &vote.classes, max_pixels), with)
+            })
+            .await;
+        let mut outcome = match decision {
+            Decision::Consolidated(o) => o,
+            Decision::EncodingFailed(cause) => return Err(BatchError::Encode { id, cause }),
+            Decision::NoUsableAnswer(excluded) => {
+                error!(dataset_object_id = %Escaped(&id), workers,
+                       excluded = ?excluded.iter().map(|e| format!("{}: {}", Escaped(&e.worker_id), Escaped(&e.reason))).collect::<Vec<_>>(),
+                       "image left out of the response (Ground Truth marks it failed): no usable worker answer");
+                return Ok(None);
             }
         };
-        if !seen.insert(item.dataset_object_id.clone()) {
-            // Both would write the same key; keeping the first keeps retries deterministic.
-            error!(dataset_object_id = %item.dataset_object_id, payload_index = i,
-                   "duplicate datasetObjectId in the payload: only its first occurrence is consolidated");
-            continue;
-        }
-        let Ok(file) = object_file_name(&item.dataset_object_id) else {
-            error!(dataset_object_id = %item.dataset_object_id, payload_index = i,
-                   "image skipped: its datasetObjectId is empty or longer than 512 bytes");
-            continue;
-        };
-        unique.push((item, file));
-    }
-    unique
-}
-
-/// The next finished task of `tasks` (`None` when there is none). A task that panicked
-/// panics here too, so no image or write can vanish silently.
-pub(crate) async fn join_next<T: 'static>(tasks: &mut tokio::task::JoinSet<T>) -> Option<T> {
-    match tasks.join_next().await? {
-        Ok(v) => Some(v),
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// Decides every image on `ctx.parallelism` threads; results in input order.
-///
-/// With the weighted algorithm, every image is first decoded once for its census, the crowd
-/// model is fitted to the whole batch, and the images are then decoded again into the vote.
-fn decide_all(
-    images: Vec<ImageInput>,
-    classes: &ClassList,
-    ctx: &BatchContext,
-) -> Vec<(ImageInput, Decision)> {
-    // Spare cores (fewer images than threads) decode an image's workers in parallel.
-    let threads = (ctx.parallelism / images.len().max(1)).max(1);
-    let with = DecideWith {
-        classes,
-        model: None,
-        algorithm: ctx.algorithm,
-        low_agreement_threshold: ctx.low_agreement_threshold,
-        threads,
-    };
-    let select = |image| select(image, classes, ctx.limits.max_pixels);
-    let decisions = match ctx.algorithm {
-        // One pass, each image checked and decided on the same thread.
-        Algorithm::Majority => par_map(images.iter().collect(), ctx.parallelism, |image| {
-            decide_image(select(image), with)
-        }),
-        Algorithm::Weighted => {
-            let counted = par_map(images.iter().collect(), ctx.parallelism, |image| {
-                let mut sel = select(image);
-                let census = match sel.decode_until_ok(|cands| census(cands, threads)) {
-                    Ok(c) => c,
-                    Err(never) => match never {},
-                };
-                if let Some(c) = census.as_ref().filter(|c| c.overflow() > 0) {
-                    warn!(dataset_object_id = %image.id, pixels = c.overflow(),
-                          "weighted fusion: this image's workers disagree in more combinations than the census keeps; those pixels still vote but do not inform the model");
-                }
-                (sel, census.map(|c| c.patterns()))
-            });
-            let votes: Vec<ImageVotes<'_>> = counted
-                .iter()
-                .filter_map(|(sel, patterns)| {
-                    Some(ImageVotes {
-                        workers: worker_ids(&sel.cands),
-                        patterns: patterns.as_deref()?,
+        let mask_uri = self.output.join(&format!("{OUTPUT_FOLDER}/{file}"));
+        let map_uri = self.output.join(&format!("{DISAGREEMENT_FOLDER}/{file}"));
+        outcome.report.disagreement_ref = map_uri.to_string();
+        let (mask, map) = (
+            std::mem::take(&mut outcome.png),
+            std::mem::take(&mut outcome.disagreement_png),
+        );
+        let write = |uri: S3Uri, png: Vec<u8>| {
+            let (store, opts, id) = (batch.store.clone(), self.opts.clone(), id.clone());
+            async move {
+                store
+                    .put(&uri, png, &opts)
+                    .await
+                    .map_err(|e| BatchError::Write {
+                        id,
+                        cause: Box::new(e),
                     })
-                })
-                .collect();
-            let model = CrowdModel::fit(classes.num_classes(), &votes);
-            info!(
-                workers = model.worker_count(),
-                combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
-                iterations = model.iterations,
-                "crowd model fitted to the batch"
-            );
-            let with = DecideWith {
-                model: Some(&model),
-                ..with
-            };
-            par_map(counted, ctx.parallelism, |(sel, _)| decide_image(sel, with))
+            }
+        };
+        let (a, b) = tokio::join!(write(mask_uri.clone(), mask), write(map_uri, map));
+        a?;
+        b?;
+        for e in &outcome.excluded {
+            warn!(dataset_object_id = %Escaped(&id), worker_id = %Escaped(&e.worker_id), reason = %Escaped(&e.reason), "worker answer excluded from the vote");
         }
-    };
-    images.into_iter().zip(decisions).collect()
+        info!(dataset_object_id = %Escaped(&id), workers = outcome.included.len(), excluded = outcome.excluded.len(),
+              confidence = outcome.confidence, pixels = outcome.pixels, unmapped = outcome.unmapped,
+              mask = %mask_uri, "image consolidated");
+        Ok(Some(WrittenImage {
+            id,
+            mask_uri,
+            outcome,
+        }))
+    }
 }
 
 /// `outputConfig`, or the payload URI cut at `/consolidated-annotation/`.
@@ -349,38 +490,4 @@ fn output_prefix(event: &ConsolidationEvent, payload: &S3Uri) -> Result<S3Uri, B
             S3Uri::parse(&s[..cut]).map_err(BatchError::OutputConfig)
         }
     }
-}
-
-/// The batch's class list and any warning about where it came from.
-fn class_list(
-    event: &ConsolidationEvent,
-    configured: Option<Configured>,
-    images: &[ImageInput],
-) -> Result<(ClassList, Vec<String>), BatchError> {
-    if let Some(cats) = event.label_categories.as_deref().filter(|c| !c.is_empty()) {
-        return Ok((
-            ClassList::from_categories(cats).map_err(BatchError::Labels)?,
-            Vec::new(),
-        ));
-    }
-    let why = match configured {
-        Some(Configured::Labels(l)) => return Ok((l.classes.clone(), Vec::new())),
-        Some(Configured::Unknown(why)) => why,
-        None => "the event has no labelCategories".to_owned(),
-    };
-    let used: BTreeSet<&str> = images
-        .iter()
-        .flat_map(|i| &i.workers)
-        .filter_map(|w| w.answer.as_ref().ok())
-        .flat_map(|a| a.label_mappings.keys().map(String::as_str))
-        .collect();
-    let classes = ClassList::new(used.iter().copied()).map_err(|e| match e {
-        LabelError::Empty => BatchError::NoLabels,
-        other => BatchError::Labels(other),
-    })?;
-    let w = format!(
-        "no label list ({why}): classes are the sorted union of the labels the workers used, so class indices may differ between batches"
-    );
-    warn!("{w}");
-    Ok((classes, vec![w]))
 }

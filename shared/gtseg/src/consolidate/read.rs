@@ -1,11 +1,17 @@
-//! Reading a batch: the payload's items and every worker's answer, inline or from the store.
+//! Reading one image's answers: inline, or from the store.
+//!
+//! Only a problem with an answer itself excludes it: a missing object, one too large, one the
+//! allow-list refuses, or content that is not an answer. Any other failure to read it (access
+//! denied, throttling, timeouts, a server error) fails the batch, so that Ground Truth retries
+//! it whole rather than losing the worker's answer.
 
 use serde_json::Value;
 
+use super::BatchError;
+use super::payload::Item;
 use super::validate::Exclusion;
-use super::{IO_CONCURRENCY, join_next};
 use crate::config::Limits;
-use crate::event::{AnnotationData, PayloadItem, WorkerAnswer, find_answer_object, from_value};
+use crate::event::{AnnotationData, WorkerAnswer, find_answer_object, from_value};
 use crate::store::ObjectStore;
 use crate::uri::S3Uri;
 
@@ -25,74 +31,73 @@ pub(crate) struct ImageInput {
     pub(crate) workers: Vec<WorkerInput>,
 }
 
-/// Reads every image's answers, several images at once, keeping payload order.
-pub(crate) async fn read_images<S: ObjectStore>(
-    store: &S,
-    limits: Limits,
-    items: Vec<(PayloadItem, String)>,
-) -> Vec<ImageInput> {
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut slots: Vec<Option<ImageInput>> = (0..items.len()).map(|_| None).collect();
-    for (i, (item, file)) in items.into_iter().enumerate() {
-        while tasks.len() >= IO_CONCURRENCY {
-            if let Some((k, img)) = join_next(&mut tasks).await {
-                slots[k] = Some(img);
-            }
-        }
-        let store = store.clone();
-        tasks.spawn(async move { (i, read_image(&store, &limits, item, file).await) });
+impl ImageInput {
+    /// Bytes its answers hold (the PNGs, still in base64).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.workers
+            .iter()
+            .filter_map(|w| w.answer.as_ref().ok())
+            .map(|a| a.labeled_image.png_image_data.len() as u64)
+            .sum()
     }
-    while let Some((k, img)) = join_next(&mut tasks).await {
-        slots[k] = Some(img);
-    }
-    slots.into_iter().flatten().collect()
 }
 
 /// Reads every answer of one image (inline or from the store) and parses it.
-async fn read_image<S: ObjectStore>(
+pub(crate) async fn read_image<S: ObjectStore>(
     store: &S,
     limits: &Limits,
-    item: PayloadItem,
-    file: String,
-) -> ImageInput {
-    let mut workers = Vec::with_capacity(item.annotations.len());
-    for (n, ann) in item.annotations.into_iter().enumerate() {
+    item: Item,
+) -> Result<ImageInput, BatchError> {
+    let id = item.item.dataset_object_id;
+    let mut workers = Vec::with_capacity(item.item.annotations.len());
+    for (n, ann) in item.item.annotations.into_iter().enumerate() {
         let answer = if n >= limits.max_answers_per_image {
             Err(Exclusion::TooManyAnswers(limits.max_answers_per_image))
         } else {
-            read_answer(store, limits, &ann.annotation_data).await
+            read_answer(store, limits, &ann.annotation_data)
+                .await
+                .map_err(|cause| BatchError::AnswerRead {
+                    id: id.clone(),
+                    worker: ann.worker_id.clone(),
+                    cause: Box::new(cause),
+                })?
         };
         workers.push(WorkerInput {
             worker_id: ann.worker_id,
             answer,
         });
     }
-    ImageInput {
-        id: item.dataset_object_id,
-        file,
+    Ok(ImageInput {
+        id,
+        file: item.file,
         workers,
-    }
+    })
 }
 
+/// The answer, or why it is excluded; `Err` for a failure to read that is not the answer's.
 async fn read_answer<S: ObjectStore>(
     store: &S,
     limits: &Limits,
     data: &AnnotationData,
-) -> Result<WorkerAnswer, Exclusion> {
+) -> Result<Result<WorkerAnswer, Exclusion>, crate::store::StoreError> {
     let fetched;
     let text: &[u8] = match (&data.content, &data.s3_uri) {
         (Some(c), _) => c.as_bytes(),
         (None, Some(u)) => {
-            let uri = S3Uri::parse(u).map_err(Exclusion::BadUri)?;
-            fetched = store
-                .get(&uri, limits.max_payload_bytes)
-                .await
-                .map_err(Exclusion::Unreadable)?;
+            let uri = match S3Uri::parse(u) {
+                Ok(uri) => uri,
+                Err(e) => return Ok(Err(Exclusion::BadUri(e))),
+            };
+            match store.get(&uri, limits.max_payload_bytes).await {
+                Ok(bytes) => fetched = bytes,
+                Err(e) if e.is_the_object_s_fault() => return Ok(Err(Exclusion::Unreadable(e))),
+                Err(e) => return Err(e),
+            }
             &fetched
         }
-        (None, None) => return Err(Exclusion::NoData),
+        (None, None) => return Ok(Err(Exclusion::NoData)),
     };
-    parse_answer(text)
+    Ok(parse_answer(text))
 }
 
 /// Parses a worker's answer JSON (the `content` string, or the object an `s3Uri` names) and

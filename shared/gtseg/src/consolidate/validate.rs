@@ -297,3 +297,18 @@ pub(crate) enum PassError<E> {
     /// Anything else (writing the result failed): the image cannot be decided.
     Other(E),
 }
+
+/// The size of an answer's PNG from its first bytes (the signature and the header chunk),
+/// without decoding the rest: what the budget needs to know before the work starts. `None`
+/// when those bytes are not a PNG's.
+pub(crate) fn png_size(answer: &WorkerAnswer) -> Option<(u32, u32)> {
+    // 32 base64 characters are 24 bytes: the signature, IHDR's length and type, width, height.
+    let head = answer.labeled_image.png_image_data.trim_start().get(..32)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(head)
+        .ok()?;
+    let be = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    (bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16)? == b"IHDR")
+        .then(|| Some((be(16)?, be(20)?)))
+        .flatten()
+}

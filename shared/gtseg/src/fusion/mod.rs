@@ -17,8 +17,8 @@ mod window;
 pub(crate) use agreement::{AgreementCounts, AgreementTally, disagreement_table};
 pub use majority::Majority;
 pub use weighted::{Census, CrowdModel, ImageVotes, Weighted};
-pub(crate) use window::for_each_window;
 pub(crate) use window::{RowFuser, Rows, StreamError, stream_windows};
+pub(crate) use window::{batch_rows, for_each_window};
 
 use crate::raster::ClassMask;
 

@@ -88,15 +88,25 @@ impl<'f> RowFuser<'f> {
     }
 }
 
-/// Rows read from one worker before moving to the next: each PNG decoder then works on a run
-/// of rows while its state is in cache, instead of the five decoders taking turns per row.
+/// Rows read from one worker before moving to the next, at most: each PNG decoder then works
+/// on a run of rows while its state is in cache, instead of the five decoders taking turns per
+/// row.
 pub(crate) const BATCH_ROWS: usize = 16;
+/// Bytes of rows read ahead per worker, at most: fewer rows for wide images, so that the
+/// ring's memory stays bounded whatever the width.
+const BATCH_BYTES: usize = 256 << 10;
+
+/// Rows read at once per worker for rows of `width` pixels: [`BATCH_ROWS`], or fewer for wide
+/// images (at least one).
+pub(crate) fn batch_rows(width: usize) -> usize {
+    (BATCH_BYTES / width.max(1)).clamp(1, BATCH_ROWS)
+}
 
 /// Streams `workers` masks of `width`×`height` with a 3-row window per worker: `read(i, row,
 /// runs)` fills worker i's next row (and its runs, or leaves them empty), and `visit(window)`
 /// receives every row in order with the workers' rows around it (what [`Fusion::fuse_row`]
 /// takes). A read error stops the run and names the worker; a visitor's error stops it too.
-/// Rows are read [`BATCH_ROWS`] at a time per worker, a little ahead of the visit.
+/// Rows are read [`batch_rows`] at a time per worker, a little ahead of the visit.
 pub(crate) fn stream_windows<R, V>(
     (width, height): (u32, u32),
     workers: usize,
@@ -104,16 +114,18 @@ pub(crate) fn stream_windows<R, V>(
     mut visit: impl FnMut(&[Rows<'_>]) -> Result<(), V>,
 ) -> Result<(), StreamError<R, V>> {
     let (w, h) = (width as usize, height as usize);
-    // Worker i's row y lives in ring[i][y % RING]: the rows above and at y, and a batch ahead.
-    const RING: usize = BATCH_ROWS + 2;
-    let mut ring = vec![0u8; workers * RING * w];
-    let mut ring_runs: Vec<Vec<Run>> = vec![Vec::new(); workers * RING];
-    let slot = |i: usize, y: usize| i * RING + y % RING;
+    // Worker i's row y lives in ring[i][y % ring_rows]: the rows above and at y, and a batch
+    // ahead.
+    let batch = batch_rows(w);
+    let ring_rows = batch + 2;
+    let mut ring = vec![0u8; workers * ring_rows * w];
+    let mut ring_runs: Vec<Vec<Run>> = vec![Vec::new(); workers * ring_rows];
+    let slot = |i: usize, y: usize| i * ring_rows + y % ring_rows;
     let mut loaded = 0;
     for y in 0..h {
         // The window needs the row below; load the next batch of every worker when it is due.
         while loaded < (y + 2).min(h) {
-            let end = (loaded + BATCH_ROWS).min(h);
+            let end = (loaded + batch).min(h);
             for i in 0..workers {
                 for yy in loaded..end {
                     let s = slot(i, yy);

@@ -6,9 +6,9 @@ use std::io::Cursor;
 
 use png::{BitDepth, ColorType, Transformations};
 
-use super::{DECODER_BYTES, MaskError, check_size};
+use super::{DECODER_BYTES, MAX_INTERLACED_FRAME, MaskError, check_size};
 use crate::labels::{Rgb, WHITE};
-use crate::raster::{ABSTAIN, ClassMask, Run, runs_of};
+use crate::raster::{ABSTAIN, ClassMask, Run, max_runs, runs_of};
 
 /// A worker's colour → class table. Small (one entry per label the worker used), so a sorted
 /// vector with a last-hit cache beats a hash on the long runs of equal colours in masks.
@@ -183,13 +183,16 @@ impl<'a> MaskReader<'a> {
             }
         };
         let frame = if interlaced {
-            // Adam7 rows arrive per pass; decode the (pixel-limited) frame whole, then map it.
-            let mut buf = vec![
-                0u8;
-                reader
-                    .output_buffer_size()
-                    .ok_or(png::DecodingError::LimitsExceeded)?
-            ];
+            // Adam7 rows arrive per pass; decode the frame whole, then map it. Its memory is
+            // bounded here rather than by the pixel limit alone: the labeling UI never
+            // writes interlaced PNGs, and a large one would cost a whole frame per worker.
+            let bytes = reader
+                .output_buffer_size()
+                .ok_or(png::DecodingError::LimitsExceeded)?;
+            if bytes > MAX_INTERLACED_FRAME {
+                return Err(MaskError::InterlacedTooLarge { bytes });
+            }
+            let mut buf = vec![0u8; bytes];
             let out = reader.next_frame(&mut buf)?;
             Some((buf, out.line_size, 0))
         } else {
@@ -316,6 +319,7 @@ fn map_rgb8(
     };
     let mut unmapped = 0u64;
     let n = dst.len();
+    let cap = max_runs(n);
     let mut i = 0;
     if alpha {
         let (px, _) = row.as_chunks::<4>();
@@ -353,7 +357,9 @@ fn map_rgb8(
             }
             let class = classify(p[0], p[1], p[2], p[3]);
             dst[i..j].fill(class);
-            Run::extend(runs, j, class);
+            if runs.len() <= cap {
+                Run::extend(runs, j, class);
+            }
             if class == ABSTAIN {
                 unmapped += (j - i) as u64;
             }
@@ -369,12 +375,18 @@ fn map_rgb8(
             }
             let class = classify(p[0], p[1], p[2], 255);
             dst[i..j].fill(class);
-            Run::extend(runs, j, class);
+            if runs.len() <= cap {
+                Run::extend(runs, j, class);
+            }
             if class == ABSTAIN {
                 unmapped += (j - i) as u64;
             }
             i = j;
         }
+    }
+    // A noisy row keeps no runs (see `max_runs`).
+    if runs.len() > cap {
+        runs.clear();
     }
     unmapped
 }

@@ -32,6 +32,15 @@ pub enum MaskError {
         /// Rows the header announces.
         height: u32,
     },
+    /// An interlaced PNG whose frame, decoded whole, would take more than
+    /// [`MAX_INTERLACED_FRAME`] bytes.
+    #[error(
+        "the PNG is interlaced, and decoding its {bytes}-byte frame whole would take more than the {MAX_INTERLACED_FRAME} bytes allowed; export it without interlacing"
+    )]
+    InterlacedTooLarge {
+        /// The frame's size in bytes.
+        bytes: usize,
+    },
     /// The thread decoding this PNG stopped before its last row.
     #[error("decoding stopped before the PNG's last row")]
     Interrupted,
@@ -52,6 +61,9 @@ pub enum MaskError {
     #[error("the PNG uses colour type {0:?}, which is not supported")]
     Unsupported(ColorType),
 }
+
+/// The largest frame of an interlaced PNG decoded (interlaced PNGs are decoded whole).
+pub const MAX_INTERLACED_FRAME: usize = 64 << 20;
 
 /// An image must have pixels, and no more than `max_pixels` of them.
 fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), MaskError> {

@@ -1,6 +1,6 @@
 //! The store chosen at start-up: a local directory or S3.
 
-use super::{LocalStore, ObjectStore, PutOptions, StoreError};
+use super::{LocalStore, ObjectReader, ObjectStore, PutOptions, StoreError};
 use crate::uri::S3Uri;
 
 /// The store chosen at start-up: `gtseg replay --store DIR` or real S3.
@@ -27,6 +27,14 @@ impl ObjectStore for AnyStore {
             Self::Local(s) => s.get(uri, max_bytes).await,
             #[cfg(feature = "s3")]
             Self::S3(s) => s.get(uri, max_bytes).await,
+        }
+    }
+
+    async fn get_stream(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectReader, StoreError> {
+        match self {
+            Self::Local(s) => s.get_stream(uri, max_bytes).await,
+            #[cfg(feature = "s3")]
+            Self::S3(s) => s.get_stream(uri, max_bytes).await,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{ObjectStore, PutOptions, StoreError, StoreErrorKind};
+use super::{ObjectReader, ObjectStore, PutOptions, StoreError, StoreErrorKind};
 use crate::uri::S3Uri;
 
 /// Any store, restricted to the buckets of `ALLOWED_BUCKETS` (all buckets when `None`).
@@ -41,6 +41,11 @@ impl<S: ObjectStore> ObjectStore for Guarded<S> {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         self.check(uri, "GetObject")?;
         self.inner.get(uri, max_bytes).await
+    }
+
+    async fn get_stream(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectReader, StoreError> {
+        self.check(uri, "GetObject")?;
+        self.inner.get_stream(uri, max_bytes).await
     }
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ObjectStore, PutOptions, StoreError, StoreErrorKind};
+use super::{ObjectReader, ObjectStore, PutOptions, StoreError, StoreErrorKind, limited};
 use crate::uri::S3Uri;
 
 /// `s3://bucket/key` ⇄ `ROOT/bucket/key`. Keys that could leave the root are refused.
@@ -58,6 +58,21 @@ impl ObjectStore for LocalStore {
             }));
         }
         tokio::fs::read(&path).await.map_err(io)
+    }
+
+    async fn get_stream(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectReader, StoreError> {
+        let fail = |kind| StoreError::new(uri, "GetObject", kind);
+        let path = self.path_of(uri).map_err(fail)?;
+        let io = |e: std::io::Error| fail(io_kind(&e));
+        let file = tokio::fs::File::open(&path).await.map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
+        if size > max_bytes {
+            return Err(fail(StoreErrorKind::TooLarge {
+                size,
+                max: max_bytes,
+            }));
+        }
+        Ok(limited(tokio::io::BufReader::new(file), max_bytes))
     }
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, _opts: &PutOptions) -> Result<(), StoreError> {

@@ -51,6 +51,9 @@ pub enum StoreErrorKind {
     NoSuchBucket,
     /// The credentials may not do this.
     AccessDenied,
+    /// A fault on the way, after the store's own retries: a timeout, throttling, a reset
+    /// connection, a stalled body, a server error. Retrying the whole call may succeed.
+    Unavailable(String),
     /// The object is larger than the caller's limit.
     TooLarge {
         /// The object's size in bytes.
@@ -80,6 +83,20 @@ impl StoreError {
     pub fn is_not_found(&self) -> bool {
         matches!(self.kind, StoreErrorKind::NotFound)
     }
+
+    /// Whether the failure lies with the object or its address (it does not exist, is too
+    /// large, or may not be read here), rather than with the store or the credentials. For
+    /// a worker's answer, only such a failure excludes the answer; any other fails the batch,
+    /// so that Ground Truth retries it.
+    pub fn is_the_object_s_fault(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::NotFound
+                | StoreErrorKind::TooLarge { .. }
+                | StoreErrorKind::NotAllowed
+                | StoreErrorKind::UnsafeKey
+        )
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -103,12 +120,63 @@ impl std::fmt::Display for StoreError {
                 f,
                 "{uri} cannot live in a local store: its key has an empty, `.` or `..` segment"
             ),
+            StoreErrorKind::Unavailable(message) => write!(
+                f,
+                "{op} of {uri} failed after retries, and may succeed later: {message}"
+            ),
             StoreErrorKind::Other(message) => write!(f, "{op} of {uri} failed: {message}"),
         }
     }
 }
 
 impl std::error::Error for StoreError {}
+
+/// An object being read: its bytes as they arrive, at most the limit it was opened with.
+pub type ObjectReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// Reads from `reader` at most `max` bytes, failing past them, so that a body longer than it
+/// claimed cannot run the reader past the limit.
+pub(crate) fn limited(
+    reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    max: u64,
+) -> ObjectReader {
+    use tokio::io::AsyncReadExt as _;
+    // One byte more than allowed, to tell "exactly the limit" from "over it".
+    let capped = reader.take(max.saturating_add(1));
+    Box::pin(OverLimit {
+        inner: capped,
+        max,
+        read: 0,
+    })
+}
+
+/// See [`limited`].
+struct OverLimit<R> {
+    inner: R,
+    max: u64,
+    read: u64,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for OverLimit<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &poll {
+            self.read += (buf.filled().len() - before) as u64;
+            if self.read > self.max {
+                let max = self.max;
+                return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                    "the object is longer than the limit of {max} bytes"
+                ))));
+            }
+        }
+        poll
+    }
+}
 
 /// Where objects live. Implementations must be safe to share across tasks.
 pub trait ObjectStore: Clone + Send + Sync + 'static {
@@ -118,6 +186,13 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         uri: &S3Uri,
         max_bytes: u64,
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+    /// Opens an object for reading as it arrives, refusing objects larger than `max_bytes`
+    /// (a body that turns out longer fails the read). A fault while reading fails it too.
+    fn get_stream(
+        &self,
+        uri: &S3Uri,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<ObjectReader, StoreError>> + Send;
     /// Writes a whole object, replacing any previous one.
     fn put(
         &self,

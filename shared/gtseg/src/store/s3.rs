@@ -1,19 +1,66 @@
 //! Amazon S3, or any S3-compatible server, as an [`ObjectStore`] (feature `s3`, on by default).
 //!
 //! Built from the standard AWS environment; path-style addressing whenever an endpoint override
-//! is set. Errors are classified by S3 error code so that users see "does not exist" or "access
-//! denied" with the URI, not an SDK dump.
+//! is set. Every call is bounded: a connect timeout, a timeout until the answer's headers, per
+//! attempt and per operation, and a body that stops arriving fails after a grace period; all of
+//! these, throttling and server errors are retried (the SDK's standard mode for the call, and
+//! here for a body read). Errors are classified by S3 error code and status so that users see
+//! "does not exist", "access denied" or "failed after retries" with the URI, not an SDK dump,
+//! and the caller can tell the object's fault from the store's.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::StalledStreamProtectionConfig;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::{ObjectStore, PutOptions, StoreError, StoreErrorKind};
+use super::{ObjectReader, ObjectStore, PutOptions, StoreError, StoreErrorKind, limited};
+
+/// Bounds on every S3 call (see the README's reliability section).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// From the request to the answer's headers.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// One attempt: for a PutObject, the whole upload; for a GetObject, until the headers.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Every attempt of one call, with the waits between them.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(150);
+/// Attempts per call, the first included.
+const ATTEMPTS: u32 = 4;
+/// A body that delivers nothing for this long fails (and is read again).
+const STALL_GRACE: Duration = Duration::from_secs(5);
+
+/// The S3 configuration with this project's bounds and retries on top of `conf`.
+fn s3_config(conf: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(conf)
+        .force_path_style(path_style)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+        .stalled_stream_protection(
+            StalledStreamProtectionConfig::enabled()
+                .grace_period(STALL_GRACE)
+                .build(),
+        )
+}
 use crate::uri::S3Uri;
 
 /// Amazon S3 or any S3-compatible server, through aws-sdk-s3 (its standard retries included).
@@ -31,9 +78,7 @@ impl S3Store {
     /// Builds a client from an already-loaded AWS configuration. `path_style` should be true
     /// whenever an endpoint override (`AWS_ENDPOINT_URL[_S3]`) is set.
     pub fn from_sdk_config(conf: &aws_config::SdkConfig, path_style: bool) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(conf)
-            .force_path_style(path_style)
-            .build();
+        let s3 = s3_config(conf, path_style).build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),
             conf: Arc::new(conf.clone()),
@@ -58,9 +103,8 @@ impl S3Store {
                     .configure(&self.conf)
                     .build()
                     .await;
-                let s3 = aws_sdk_s3::config::Builder::from(self.conf.as_ref())
+                let s3 = s3_config(&self.conf, self.path_style)
                     .credentials_provider(provider)
-                    .force_path_style(self.path_style)
                     .build();
                 let c = aws_sdk_s3::Client::from_conf(s3);
                 if let Ok(mut m) = self.roles.lock() {
@@ -90,7 +134,28 @@ where
 {
     let code = err.code().map(str::to_owned);
     let status = err.raw_response().map(|r| r.status().as_u16());
+    let said = || DisplayErrorContext(&err).to_string();
+    // No answer at all (a timeout, a refused or reset connection) or an unreadable one is a
+    // fault on the way, as are throttling and server errors the SDK gave up retrying.
+    let no_answer = matches!(
+        err,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    );
     let kind = match (code.as_deref(), status) {
+        _ if no_answer => StoreErrorKind::Unavailable(said()),
+        (
+            Some(
+                "SlowDown"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TooManyRequestsException"
+                | "RequestTimeout"
+                | "InternalError",
+            ),
+            _,
+        ) => StoreErrorKind::Unavailable(said()),
+        (_, Some(status)) if status == 429 || status >= 500 => StoreErrorKind::Unavailable(said()),
         (Some("NoSuchKey"), _) => StoreErrorKind::NotFound,
         (Some("NoSuchBucket"), _) => StoreErrorKind::NoSuchBucket,
         (
@@ -104,17 +169,14 @@ where
         )
         | (_, Some(403)) => StoreErrorKind::AccessDenied,
         (_, Some(404)) => StoreErrorKind::NotFound,
-        _ => StoreErrorKind::Other(DisplayErrorContext(&err).to_string()),
+        _ => StoreErrorKind::Other(said()),
     };
     StoreError::new(uri, op, kind)
 }
 
-impl ObjectStore for S3Store {
-    async fn assuming_role(&self, role_arn: &str) -> Self {
-        self.assuming(role_arn).await
-    }
-
-    async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+impl S3Store {
+    /// A GetObject up to its headers, refused when it announces more than `max_bytes`.
+    async fn open(&self, uri: &S3Uri, max_bytes: u64) -> Result<ByteStream, StoreError> {
         let resp = self
             .client
             .get_object()
@@ -134,11 +196,44 @@ impl ObjectStore for S3Store {
                 },
             ));
         }
-        let body = resp.body.collect().await.map_err(|e| {
-            let message = format!("the body could not be read: {}", DisplayErrorContext(&e));
-            StoreError::new(uri, "GetObject", StoreErrorKind::Other(message))
-        })?;
-        Ok(body.into_bytes().to_vec())
+        Ok(resp.body)
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn assuming_role(&self, role_arn: &str) -> Self {
+        self.assuming(role_arn).await
+    }
+
+    async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+        // The SDK retries the call, but not a body that fails once the headers arrived (a
+        // stall, a reset): the whole GET is repeated for that.
+        let mut attempt = 1;
+        loop {
+            let body = self.open(uri, max_bytes).await?.collect().await;
+            match body {
+                Ok(body) => return Ok(body.into_bytes().to_vec()),
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::warn!(uri = %uri, attempt, error = %DisplayErrorContext(&e), "reading an object's body failed; reading it again");
+                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let message =
+                        format!("the body could not be read: {}", DisplayErrorContext(&e));
+                    return Err(StoreError::new(
+                        uri,
+                        "GetObject",
+                        StoreErrorKind::Unavailable(message),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn get_stream(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectReader, StoreError> {
+        let body = self.open(uri, max_bytes).await?;
+        Ok(limited(body.into_async_read(), max_bytes))
     }
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, opts: &PutOptions) -> Result<(), StoreError> {
