@@ -2,7 +2,7 @@
 //! exclusions, failures, keys, labels.
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use gtseg::{Config, LocalStore, Service, ServiceError};
@@ -48,7 +48,7 @@ async fn run_with(
 ) -> Result<Vec<Value>, ServiceError> {
     put(dir, PAYLOAD, payload.to_string().as_bytes());
     let s = Service::new(LocalStore::new(dir), config);
-    let items = s.consolidation(&ev, SystemTime::now()).await?;
+    let items = s.consolidation(&ev, SystemTime::now(), None).await?;
     Ok(items
         .into_iter()
         .map(|i| serde_json::to_value(i).unwrap())
@@ -593,6 +593,7 @@ async fn unusable_events_and_payloads_fail_the_invocation_with_a_clear_error() {
         .consolidation(
             &event(json!({"payload": {"s3Uri": "https://x/p.json"}})),
             now,
+            None,
         )
         .await
         .unwrap_err());
@@ -601,16 +602,22 @@ async fn unusable_events_and_payloads_fail_the_invocation_with_a_clear_error() {
         "{e}"
     );
     // A missing payload names its URI.
-    let e = err(s.consolidation(&event(json!({})), now).await.unwrap_err());
+    let e = err(s
+        .consolidation(&event(json!({})), now, None)
+        .await
+        .unwrap_err());
     assert!(e.contains(PAYLOAD) && e.contains("does not exist"), "{e}");
     assert_eq!(e.matches(PAYLOAD).count(), 1, "{e}");
     // A payload that is not an array.
     put(&dir, PAYLOAD, br#"{"not": "an array"}"#);
-    let e = err(s.consolidation(&event(json!({})), now).await.unwrap_err());
+    let e = err(s
+        .consolidation(&event(json!({})), now, None)
+        .await
+        .unwrap_err());
     assert!(e.contains("payload"), "{e}");
     // Missing and wrong-typed event fields name the field.
     let e = err(s
-        .consolidation(&event(json!({"labelAttributeName": null})), now)
+        .consolidation(&event(json!({"labelAttributeName": null})), now, None)
         .await
         .unwrap_err());
     assert!(e.contains("labelAttributeName"), "{e}");
@@ -618,6 +625,7 @@ async fn unusable_events_and_payloads_fail_the_invocation_with_a_clear_error() {
         .consolidation(
             &event(json!({"maxHumanWorkersPerDataObject": "three"})),
             now,
+            None,
         )
         .await
         .unwrap_err());
@@ -625,21 +633,52 @@ async fn unusable_events_and_payloads_fail_the_invocation_with_a_clear_error() {
     // Duplicate labels in the event.
     put(&dir, PAYLOAD, b"[]");
     let e = err(s
-        .consolidation(&event(json!({"labelCategories": ["car", "car"]})), now)
+        .consolidation(
+            &event(json!({"labelCategories": ["car", "car"]})),
+            now,
+            None,
+        )
         .await
         .unwrap_err());
     assert!(e.contains("`car`"), "{e}");
     // No outputConfig and a payload URI it cannot be derived from.
     put(&dir, "s3://test-bucket/elsewhere/p.json", b"[]");
-    let e = err(s.consolidation(&event(json!({"outputConfig": null, "payload": {"s3Uri": "s3://test-bucket/elsewhere/p.json"}})), now).await.unwrap_err());
+    let e = err(s.consolidation(&event(json!({"outputConfig": null, "payload": {"s3Uri": "s3://test-bucket/elsewhere/p.json"}})), now, None).await.unwrap_err());
     assert!(e.contains("outputConfig"), "{e}");
     // An empty batch is fine.
     assert!(
-        s.consolidation(&event(json!({})), now)
+        s.consolidation(&event(json!({})), now, None)
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_batch_that_cannot_finish_in_time_fails_before_its_deadline_and_says_so() {
+    let dir = temp_dir("deadline");
+    let scene = Scene::street(64, 48, 0);
+    put(
+        &dir,
+        PAYLOAD,
+        json!([{"datasetObjectId": "0", "annotations": [inline("w", &good(&scene, &TAB10))]}])
+            .to_string()
+            .as_bytes(),
+    );
+    let s = Service::new(LocalStore::new(&dir), Config::default());
+    let now = SystemTime::now();
+    // Less time left than the margin kept before the deadline.
+    let e = s
+        .consolidation(&event(json!({})), now, Some(now + Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "OutOfTime");
+    assert!(e.to_string().contains("timeout"), "{e}");
+    let items = s
+        .consolidation(&event(json!({})), now, Some(now + Duration::from_secs(300)))
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
 }
 
 #[tokio::test]
@@ -923,4 +962,136 @@ async fn parallel_and_sequential_decoding_agree_even_when_a_png_breaks_mid_strea
         outputs.push((mask, m["internal-color-map"]["0"]["confidence"].clone()));
     }
     assert_eq!(outputs[0], outputs[1]);
+}
+
+#[tokio::test]
+async fn one_unreadable_item_costs_only_itself_even_nested_past_serde_s_limit() {
+    let dir = temp_dir("nested");
+    let scene = Scene::street(16, 12, 0);
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let payload = format!(
+        r#"[{{"datasetObjectId": "0", "annotations": [{}]}},
+            {{"datasetObjectId": "1", "ignored": {deep}, "annotations": []}},
+            "not an item",
+            {{"datasetObjectId": "2", "annotations": [{}]}}]"#,
+        inline("w", &good(&scene, &TAB10)),
+        inline("w", &good(&scene, &TAB10))
+    );
+    put(&dir, PAYLOAD, payload.as_bytes());
+    let s = Service::new(LocalStore::new(&dir), Config::default());
+    let items = s
+        .consolidation(&event(json!({})), SystemTime::now(), None)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = items.iter().map(|i| i.dataset_object_id.as_str()).collect();
+    assert_eq!(ids, ["0", "2"]);
+}
+
+#[tokio::test]
+async fn without_a_label_list_a_worker_with_too_many_labels_is_excluded_alone() {
+    let dir = temp_dir("many-labels");
+    let scene = Scene::street(16, 12, 0);
+    let mut greedy = good(&scene, &TAB10);
+    let mappings = greedy["crowd-semantic-segmentation"]["labelMappings"]
+        .as_object_mut()
+        .unwrap();
+    for i in 0..300 {
+        mappings.insert(
+            format!("extra-{i}"),
+            json!({"color": format!("#{:06x}", 0x10_0000 + i)}),
+        );
+    }
+    let payload = json!([{"datasetObjectId": "0", "annotations": [
+        inline("honest", &good(&scene, &TAB10)), inline("greedy", &greedy)]}]);
+    let items = run_with(
+        &dir,
+        Config::default(),
+        &payload,
+        event(json!({"labelCategories": null})),
+    )
+    .await
+    .unwrap();
+    let m = meta(&items[0]);
+    assert_eq!(m["worker-count"], 1);
+    assert_eq!(m["excluded-workers"][0]["worker-id"], "greedy");
+    let reason = m["excluded-workers"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("extra-"), "{reason}");
+}
+
+#[tokio::test]
+async fn long_ids_get_keys_within_s3_s_limits_and_stay_apart() {
+    let dir = temp_dir("long-ids");
+    let scene = Scene::street(16, 12, 0);
+    let ids = ["é".repeat(400), format!("{}x", "é".repeat(400))];
+    let payload = json!(
+        ids.iter()
+            .map(|id| json!({"datasetObjectId": id,
+        "annotations": [inline("w", &good(&scene, &TAB10))]}))
+            .collect::<Vec<_>>()
+    );
+    let items = run(&dir, &payload).await;
+    let uris: Vec<&str> = items
+        .iter()
+        .map(|i| {
+            i["consolidatedAnnotation"]["content"]["Job-ref"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(uris.len(), 2);
+    assert_ne!(uris[0], uris[1]);
+    for uri in uris {
+        let key = uri.split_once("test-bucket/").unwrap().1;
+        assert!(key.len() <= 1024, "{} bytes", key.len());
+        assert!(key.rsplit('/').next().unwrap().len() <= gtseg::MAX_FILE_NAME);
+        assert!(dir.join(uri.strip_prefix("s3://").unwrap()).is_file());
+    }
+    // An output prefix so long that a key could pass 1024 bytes is refused up front.
+    let long = format!("{OUT}/{}", "p".repeat(900));
+    let e = run_with(
+        &dir,
+        Config::default(),
+        &payload,
+        event(json!({"outputConfig": long})),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("1024"), "{e}");
+}
+
+#[tokio::test]
+async fn a_response_too_large_for_lambda_moves_its_extras_beside_the_masks() {
+    let dir = temp_dir("big-response");
+    let scene = Scene::street(4, 3, 0);
+    // Many images, each with long worker ids and excluded answers: the extras are large.
+    let n = 2500;
+    let payload = json!((0..n).map(|i| json!({"datasetObjectId": i.to_string(), "annotations": [
+        inline(&format!("{}-{i}", "w".repeat(900)), &good(&scene, &TAB10)),
+        json!({"workerId": format!("{}-{i}", "x".repeat(900)), "annotationData": {"content": "not json"}}),
+    ]})).collect::<Vec<_>>());
+    let items = run(&dir, &payload).await;
+    assert_eq!(items.len(), n);
+    let size = serde_json::to_vec(&items).unwrap().len();
+    assert!(size <= gtseg::MAX_RESPONSE_BYTES, "{size} bytes");
+    let m = meta(&items[7]);
+    assert!(m.get("consolidation").is_none() && m.get("excluded-workers").is_none());
+    let report = m["report-ref"].as_str().unwrap();
+    assert!(
+        report.ends_with("/consolidated-annotation/report/7.json"),
+        "{report}"
+    );
+    let extras: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(report.strip_prefix("s3://").unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        extras["excluded-workers"][0]["worker-id"],
+        format!("{}-7", "x".repeat(900))
+    );
+    assert_eq!(
+        extras["consolidation"]["workers"].as_array().unwrap().len(),
+        2
+    );
+    // The required fields are all still there.
+    assert_eq!(m["internal-color-map"].as_object().unwrap().len(), 5);
 }

@@ -63,7 +63,7 @@ async fn consolidate(dir: &Path, algorithm: Algorithm) -> (Vec<Vec<u8>>, Vec<Val
         "outputConfig": OUT,
         "payload": {"s3Uri": PAYLOAD}});
     let items = Service::new(LocalStore::new(dir), config)
-        .consolidation(&event, SystemTime::now())
+        .consolidation(&event, SystemTime::now(), None)
         .await
         .unwrap();
     let items: Vec<Value> = items

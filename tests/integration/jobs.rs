@@ -51,7 +51,10 @@ fn classes(items: &[Value], attr: &str) -> Vec<String> {
 
 async fn consolidate(dir: &Path, config: Config, jobs: AnyCatalog, event: &Value) -> Vec<Value> {
     let s = Service::with_catalog(LocalStore::new(dir), config, jobs);
-    let items = s.consolidation(event, SystemTime::now()).await.unwrap();
+    let items = s
+        .consolidation(event, SystemTime::now(), None)
+        .await
+        .unwrap();
     items
         .into_iter()
         .map(|i| serde_json::to_value(i).unwrap())
@@ -129,6 +132,7 @@ async fn another_job_s_labels_are_never_used() {
         .consolidation(
             &sample("consolidation/street-scenes-from-job.json"),
             SystemTime::now(),
+            None,
         )
         .await
         .unwrap_err();
@@ -164,6 +168,7 @@ async fn pre_annotation_needs_a_label_list_and_names_the_job_without_one() {
         .consolidation(
             &sample("consolidation/street-scenes-from-job.json"),
             SystemTime::now(),
+            None,
         )
         .await
         .unwrap();
@@ -248,7 +253,7 @@ async fn describe_labeling_job_is_signed_retried_cached_and_its_failures_name_th
     // same job asks SageMaker no more.
     for _ in 0..2 {
         let items: Vec<Value> = s
-            .consolidation(&event, SystemTime::now())
+            .consolidation(&event, SystemTime::now(), None)
             .await
             .unwrap()
             .into_iter()
@@ -281,7 +286,7 @@ async fn describe_labeling_job_is_signed_retried_cached_and_its_failures_name_th
     let mut unreadable = job("denied");
     unreadable["payload"]["s3Uri"] = "https://example.com/p.json".into();
     let e = s
-        .consolidation(&unreadable, SystemTime::now())
+        .consolidation(&unreadable, SystemTime::now(), None)
         .await
         .unwrap_err();
     assert_eq!(e.error_type(), "InvalidBatch", "{e}");
@@ -308,7 +313,7 @@ async fn describe_labeling_job_is_signed_retried_cached_and_its_failures_name_th
         ),
     ] {
         let e = s
-            .consolidation(&job(name), SystemTime::now())
+            .consolidation(&job(name), SystemTime::now(), None)
             .await
             .unwrap_err();
         let msg = e.to_string();

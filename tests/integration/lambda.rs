@@ -262,6 +262,14 @@ async fn one_deployment_serves_two_jobs_with_their_own_labels() {
         serde_json::json!(["car", "road", "person", "building"])
     );
     assert_eq!(pb["taskInput"]["labels"], serde_json::json!(other_labels));
+    // Text logs (the format is not set here) carry no terminal colour codes.
+    for name in [PRE, ACS] {
+        let log = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap();
+        assert!(
+            log.contains("INFO") && !log.contains('\u{1b}'),
+            "{name}: {log}"
+        );
+    }
     let mut calls = stub.calls();
     calls.sort();
     assert_eq!(

@@ -5,6 +5,7 @@
 //! - `replay`: the `gtseg` binary on every sample event, with a local store.
 //! - `consolidation`: the contract's rules and bad input, through the service, over a local store.
 //! - `s3`: `gtseg replay` against moto's S3 server (SSE-KMS, assumed roles, S3 failures).
+//! - `faults`: faults between the function and S3 injected by a proxy in front of moto.
 //! - `crowd`: weighted fusion against majority on synthetic crowds with a known truth.
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.
 //! - `job_request`: `gtseg job-request` validated by botocore's CreateLabelingJob model.
@@ -18,6 +19,7 @@
 mod consolidation;
 mod contract;
 mod crowd;
+mod faults;
 mod job_request;
 mod jobs;
 mod lambda;

@@ -72,7 +72,7 @@ async fn majority_vote_matches_the_numpy_pillow_oracle() {
     std::fs::write(dir.join("event.json"), event.to_string()).unwrap();
 
     let items = Service::new(LocalStore::new(&dir), Config::default())
-        .consolidation(&event, SystemTime::now())
+        .consolidation(&event, SystemTime::now(), None)
         .await
         .unwrap();
     let out = Command::new("python3")

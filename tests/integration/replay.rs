@@ -414,3 +414,39 @@ fn consolidation_algorithm_selects_the_weighted_fusion() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CONSOLIDATION_ALGORITHM"));
 }
+
+/// An id or a worker id cannot forge a log line or carry terminal escapes: their control
+/// characters are escaped in the logs.
+#[test]
+fn logged_ids_cannot_forge_log_lines() {
+    let store = store_copy("log-injection");
+    let payload_uri = format!(
+        "{OUTPUT}/consolidated-annotation/consolidation-request/iteration-1/2026-11-26_10:00:00.json"
+    );
+    let path = store.join(payload_uri.strip_prefix("s3://").unwrap());
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let evil = "0\nERROR forged line \u{1b}[31m";
+    payload[0]["datasetObjectId"] = evil.into();
+    payload[1]["annotations"][1]["workerId"] = "w\r\nWARN forged worker".into();
+    std::fs::write(&path, payload.to_string()).unwrap();
+    let out = replay_with_env(
+        "consolidation/street-scenes.json",
+        &store,
+        None,
+        &[("RUST_LOG", "info")],
+    );
+    ok_json(&out);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no terminal escape reaches the log"
+    );
+    for line in logs.lines() {
+        assert!(
+            !line.starts_with("ERROR forged") && !line.starts_with("WARN forged"),
+            "a forged line: {line}"
+        );
+    }
+    assert!(logs.contains("0\\nERROR forged line \\u{1b}[31m"), "{logs}");
+    assert!(logs.contains("w\\r\\nWARN forged worker"), "{logs}");
+}

@@ -175,6 +175,77 @@ impl Drop for Moto {
     }
 }
 
+/// `tests/fault_proxy.py`: an HTTP proxy in front of an S3 server that injects faults
+/// (throttling, server errors, access denied, reset or hung connections, stalled bodies).
+#[derive(Debug)]
+pub struct FaultProxy {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub endpoint: String,
+    calls: PathBuf,
+    _dir: crate::Scratch,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream` applying `rules` (see the script for their format); `None` when
+    /// Python is missing (outside CI).
+    pub fn start(test: &str, upstream: &str, rules: &serde_json::Value) -> Option<Self> {
+        if !require("python3", &["--version"], test) {
+            return None;
+        }
+        let dir = crate::temp_dir("fault-proxy");
+        let rules_file = dir.join("rules.json");
+        std::fs::write(&rules_file, rules.to_string()).expect("rules file");
+        let calls = dir.join("calls.jsonl");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(workspace_root().join("tests/fault_proxy.py"))
+            .args(["--port", &port.to_string(), "--upstream", upstream])
+            .arg("--rules")
+            .arg(&rules_file)
+            .arg("--calls")
+            .arg(&calls)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the fault proxy");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("proxy stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("proxy output");
+        assert_eq!(line.trim(), "ready", "the fault proxy did not start");
+        Some(Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            calls,
+            _dir: dir,
+        })
+    }
+
+    /// Every request so far: its method, path, and the fault injected (if any).
+    pub fn calls(&self) -> Vec<(String, String, Option<String>)> {
+        std::fs::read_to_string(&self.calls)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("call line");
+                (
+                    v["method"].as_str().unwrap_or("").to_owned(),
+                    v["path"].as_str().unwrap_or("").to_owned(),
+                    v["fault"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `tests/sagemaker_stub.py`: SageMaker's `DescribeLabelingJob` on a loopback port, checking
 /// each request's SigV4 signature and each answer against botocore's model.
 #[derive(Debug)]

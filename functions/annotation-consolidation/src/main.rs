@@ -1,12 +1,13 @@
 //! `acs-semantic-segmentation`: the AnnotationConsolidationLambdaArn function.
 //!
 //! Thin: set up logging, read the configuration once, build the S3 client, and translate
-//! between the Lambda event and [`gtseg::Service::consolidation`]. The clock is read here.
+//! between the Lambda event and [`gtseg::Service::consolidation`]. The clock and the
+//! invocation's deadline are read here.
 
 // The runtime, the SDK and the handler nest deeply in one future type.
 #![recursion_limit = "256"]
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use gtseg::event::ConsolidationResponseItem;
 use gtseg::{ObjectStore, Service};
@@ -18,21 +19,28 @@ async fn handler<S: ObjectStore>(
     service: &Service<S>,
     event: LambdaEvent<Value>,
 ) -> Result<Vec<ConsolidationResponseItem>, Diagnostic> {
+    let deadline = deadline(event.context.deadline);
     service
-        .consolidation(&event.payload, SystemTime::now())
+        .consolidation(&event.payload, SystemTime::now(), deadline)
         .await
-        .map_err(|e| {
-            let (error_type, error_message) = e.log_for_lambda("consolidation");
-            Diagnostic {
-                error_type,
-                error_message,
-            }
-        })
+        .map_err(|e| gtseg_lambda::diagnostic(&e, "consolidation"))
+}
+
+/// The invocation's deadline from Lambda's `deadline` (milliseconds since the epoch); `None`
+/// for a context without one (0). cargo-lambda's emulator sends the time left instead (a
+/// number of milliseconds far below any real date), which counts from now.
+fn deadline(ms: u64) -> Option<SystemTime> {
+    const YEAR_2000_MS: u64 = 946_684_800_000;
+    match ms {
+        0 => None,
+        left if left < YEAR_2000_MS => Some(SystemTime::now() + Duration::from_millis(left)),
+        at => Some(SystemTime::UNIX_EPOCH + Duration::from_millis(at)),
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    gtseg_lambda::init_tracing();
     let service = Service::from_env().await?;
     lambda_runtime::run(service_fn(|event| handler(&service, event))).await
 }

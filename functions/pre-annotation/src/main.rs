@@ -16,18 +16,15 @@ async fn handler<S: ObjectStore>(
     service: &Service<S>,
     event: LambdaEvent<Value>,
 ) -> Result<PreAnnotationResponse, Diagnostic> {
-    service.pre_annotation(&event.payload).await.map_err(|e| {
-        let (error_type, error_message) = e.log_for_lambda("pre-annotation");
-        Diagnostic {
-            error_type,
-            error_message,
-        }
-    })
+    service
+        .pre_annotation(&event.payload)
+        .await
+        .map_err(|e| gtseg_lambda::diagnostic(&e, "pre-annotation"))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    gtseg_lambda::init_tracing();
     let service = Service::from_env().await?;
     lambda_runtime::run(service_fn(|event| handler(&service, event))).await
 }

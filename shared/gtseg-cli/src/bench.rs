@@ -360,7 +360,7 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
     for _ in 0..repeat {
         let t = Instant::now();
         let items = service
-            .consolidation(&event, SystemTime::now())
+            .consolidation(&event, SystemTime::now(), None)
             .await
             .map_err(|e| e.to_string())?;
         e2e = e2e.min(t.elapsed());

@@ -227,7 +227,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             if conf.region().is_none() {
                 return Err("replay without --store reads S3 and asks SageMaker, so it needs a region and credentials (AWS_REGION, AWS_PROFILE, ...); or give --store DIR".into());
             }
-            let store = S3Store::from_sdk_config(&conf, config.endpoint_override);
+            let store =
+                S3Store::from_sdk_config(&conf, config.endpoint_override, config.s3_timeout);
             let jobs = saved.unwrap_or_else(|| {
                 AnyCatalog::SageMaker(SageMakerCatalog::new(
                     &conf,

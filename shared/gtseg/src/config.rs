@@ -25,6 +25,8 @@ ENVIRONMENT:
                           is refused (default: no restriction).
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3
                           S3-compatible endpoint; path-style addressing is used when set.
+  S3_TIMEOUT_SECONDS      How long an S3 call waits for an answer's headers (default 20); an
+                          attempt gets 3 times as long, a call with its retries 8 times.
   AWS_ENDPOINT_URL_SAGEMAKER
                           SageMaker endpoint for DescribeLabelingJob (else AWS_ENDPOINT_URL).
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...
@@ -74,6 +76,8 @@ pub struct Config {
     pub limits: Limits,
     /// True when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set: use path-style requests.
     pub endpoint_override: bool,
+    /// `S3_TIMEOUT_SECONDS`: how long an S3 call waits for an answer's headers.
+    pub s3_timeout: std::time::Duration,
     /// `AWS_ENDPOINT_URL_SAGEMAKER`: where `DescribeLabelingJob` goes instead of SageMaker.
     pub sagemaker_endpoint: Option<String>,
     /// `ASSUME_JOB_ROLE`: read the payload and answers, and write the masks, as the event's
@@ -121,6 +125,7 @@ impl Default for Config {
             limits: Limits::default(),
             endpoint_override: false,
             sagemaker_endpoint: None,
+            s3_timeout: std::time::Duration::from_secs(DEFAULT_S3_TIMEOUT_SECS),
             assume_job_role: false,
             allowed_buckets: None,
             threads: cores(),
@@ -165,6 +170,11 @@ impl Config {
                 )? as usize,
             },
             sagemaker_endpoint: get("AWS_ENDPOINT_URL_SAGEMAKER").filter(|v| !v.trim().is_empty()),
+            s3_timeout: std::time::Duration::from_secs(num(
+                "S3_TIMEOUT_SECONDS",
+                DEFAULT_S3_TIMEOUT_SECS,
+                3600,
+            )?),
             endpoint_override: get("AWS_ENDPOINT_URL").is_some()
                 || get("AWS_ENDPOINT_URL_S3").is_some(),
             allowed_buckets: allowed_buckets(get("ALLOWED_BUCKETS"))?,
@@ -223,6 +233,9 @@ impl Config {
         })
     }
 }
+
+/// `S3_TIMEOUT_SECONDS` when not set.
+const DEFAULT_S3_TIMEOUT_SECS: u64 = 20;
 
 /// The memory assumed outside Lambda when `MAX_MEMORY_MB` is not set, in MiB.
 const DEFAULT_MEMORY_MB: u64 = 2048;

@@ -28,8 +28,9 @@ mod uri;
 
 pub use config::{Algorithm, Config, ConfigError, ENV_HELP, Limits};
 pub use consolidate::{
-    BatchError, DISAGREEMENT_FOLDER, Exclusion, InvalidId, OUTPUT_FOLDER, decode_answer_json,
-    format_creation_date, job_name, object_file_name, parse_answer,
+    BatchError, DISAGREEMENT_FOLDER, Exclusion, InvalidId, MAX_FILE_NAME, MAX_RESPONSE_BYTES,
+    OUTPUT_FOLDER, REPORT_FOLDER, decode_answer_json, format_creation_date, job_name,
+    object_file_name, parse_answer,
 };
 pub use fusion::{Census, CrowdModel, Fused, Fusion, ImageVotes, Majority, Weighted};
 #[cfg(feature = "s3")]
@@ -48,10 +49,10 @@ pub use pre::{SkipReason, build_task};
 pub use raster::{ABSTAIN, ClassMask};
 pub use resolve::{JobLabels, LabelsError, LabelsErrorKind, MAX_LABEL_CONFIG_BYTES};
 pub use service::{EventKind, Service, ServiceError};
-#[cfg(feature = "s3")]
-pub use store::S3Store;
 pub use store::{
     AnyStore, Guarded, LocalStore, ObjectReader, ObjectStore, PutOptions, StoreError,
     StoreErrorKind,
 };
+#[cfg(feature = "s3")]
+pub use store::{DEFAULT_S3_TIMEOUT, S3Store};
 pub use uri::{S3Uri, UriError};

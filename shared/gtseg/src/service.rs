@@ -20,6 +20,10 @@ use crate::pre::build_task;
 use crate::resolve::{Configured, LabelResolver, LabelsError, LabelsErrorKind};
 use crate::store::{Guarded, ObjectStore};
 
+/// The time kept back before an invocation's deadline, to fail with a message rather than be
+/// stopped by Lambda without one.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why an invocation failed as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -37,6 +41,14 @@ pub enum ServiceError {
     /// `ASSUME_JOB_ROLE` is on, but the event names no role.
     #[error("ASSUME_JOB_ROLE is true but the event has no roleArn to assume")]
     NoRoleArn,
+    /// The batch could not be finished within the invocation's time.
+    #[error(
+        "the batch could not be finished within the invocation's {seconds} s, so it fails now, before Lambda stops it, and Ground Truth retries it; raise the function's timeout or make the job's batches smaller"
+    )]
+    OutOfTime {
+        /// The time the invocation had, in seconds.
+        seconds: u64,
+    },
     /// Consolidation could do nothing, or could not write.
     #[error("{0}")]
     Batch(BatchError),
@@ -48,7 +60,12 @@ impl ServiceError {
         match self {
             Self::Labels(_) | Self::Batch(BatchError::JobLabels(_)) => "LabelConfigError",
             Self::Event(_) | Self::UnknownEvent | Self::NoRoleArn => "InvalidEvent",
-            Self::Batch(BatchError::PayloadRead(_) | BatchError::Write { .. }) => "StorageError",
+            Self::OutOfTime { .. } => "OutOfTime",
+            Self::Batch(
+                BatchError::PayloadRead(_)
+                | BatchError::Write { .. }
+                | BatchError::AnswerRead { .. },
+            ) => "StorageError",
             Self::Batch(_) => "InvalidBatch",
         }
     }
@@ -92,7 +109,11 @@ impl Service<crate::store::AnyStore> {
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = crate::store::S3Store::from_sdk_config(&conf, config.endpoint_override);
+        let store = crate::store::S3Store::from_sdk_config(
+            &conf,
+            config.endpoint_override,
+            config.s3_timeout,
+        );
         let jobs = crate::job::SageMakerCatalog::new(&conf, config.sagemaker_endpoint.clone());
         Ok(Self::with_catalog(
             crate::store::AnyStore::S3(store),
@@ -167,8 +188,29 @@ impl<S: ObjectStore> Service<S> {
     }
 
     /// The consolidation function: one batch in, its response items out, stamping
-    /// `creation-date` from `now`.
+    /// `creation-date` from `now`. With a `deadline` (the Lambda invocation's), a batch that
+    /// cannot finish by then fails a little before it, with a message that says so, rather
+    /// than being stopped by Lambda without one.
     pub async fn consolidation(
+        &self,
+        event: &Value,
+        now: SystemTime,
+        deadline: Option<SystemTime>,
+    ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
+        let run = self.consolidate(event, now);
+        let Some(deadline) = deadline else {
+            return run.await;
+        };
+        let left = deadline.duration_since(now).unwrap_or_default();
+        let time = left.saturating_sub(DEADLINE_MARGIN);
+        tokio::time::timeout(time, run)
+            .await
+            .unwrap_or(Err(ServiceError::OutOfTime {
+                seconds: left.as_secs(),
+            }))
+    }
+
+    async fn consolidate(
         &self,
         event: &Value,
         now: SystemTime,
@@ -207,10 +249,10 @@ impl<S: ObjectStore> Service<S> {
             EventKind::PreAnnotation => {
                 Ok(serde_json::to_value(self.pre_annotation(event).await?).unwrap_or(Value::Null))
             }
-            EventKind::Consolidation => {
-                Ok(serde_json::to_value(self.consolidation(event, now).await?)
-                    .unwrap_or(Value::Null))
-            }
+            EventKind::Consolidation => Ok(serde_json::to_value(
+                self.consolidation(event, now, None).await?,
+            )
+            .unwrap_or(Value::Null)),
         }
     }
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-pub use names::{InvalidId, format_creation_date, job_name, object_file_name};
+pub use names::{InvalidId, MAX_FILE_NAME, format_creation_date, job_name, object_file_name};
 pub use read::parse_answer;
 pub use validate::{Exclusion, decode_answer_json};
 
@@ -51,6 +51,16 @@ pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
 
 /// The folder under `outputConfig` where disagreement maps go.
 pub const DISAGREEMENT_FOLDER: &str = "consolidated-annotation/disagreement";
+
+/// The folder under `outputConfig` where an image's extras go when the response would be too
+/// large to carry them.
+pub const REPORT_FOLDER: &str = "consolidated-annotation/report";
+
+/// The largest response returned: Lambda's 6 MB, less room for its own envelope.
+pub const MAX_RESPONSE_BYTES: usize = 6_000_000;
+
+/// S3's longest key.
+const MAX_KEY: usize = 1024;
 
 /// Why the whole batch failed: nothing could be done, something could not be read for a
 /// reason that is not an answer's fault, or a mask could not be written.
@@ -111,6 +121,26 @@ pub enum BatchError {
         /// What the store said.
         cause: Box<StoreError>,
     },
+    /// Even without their extras, the batch's response items are over Lambda's limit.
+    #[error(
+        "the response for {images} images is {bytes} bytes even without the optional extras, over the limit of {MAX_RESPONSE_BYTES}; make the job's batches smaller"
+    )]
+    ResponseTooLarge {
+        /// Images in the response.
+        images: usize,
+        /// The response's size.
+        bytes: usize,
+    },
+    /// `outputConfig` is so long that a mask's key could pass S3's 1024 bytes.
+    #[error(
+        "outputConfig {prefix} is too long: keys under it could be {longest} bytes, over S3's 1024"
+    )]
+    KeyTooLong {
+        /// The output prefix.
+        prefix: String,
+        /// The longest key it could give.
+        longest: usize,
+    },
     /// A mask or map could not be encoded.
     #[error("image `{id}`: encoding its mask failed: {cause}")]
     Encode {
@@ -153,6 +183,19 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
 ) -> Result<Vec<ConsolidationResponseItem>, BatchError> {
     let payload = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
     let output = output_prefix(event, &payload)?;
+    // Every key is the prefix, a folder and a name of at most MAX_FILE_NAME bytes: within
+    // S3's limit whatever the ids, or refused here.
+    let longest = output.key().len()
+        + 1
+        + REPORT_FOLDER.len().max(DISAGREEMENT_FOLDER.len())
+        + 1
+        + names::MAX_FILE_NAME;
+    if longest > MAX_KEY {
+        return Err(BatchError::KeyTooLong {
+            prefix: output.to_string(),
+            longest,
+        });
+    }
     let batch = Arc::new(Batch {
         store: store.clone(),
         ctx: ctx.clone(),
@@ -186,7 +229,7 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
     let vote = Arc::new(Vote {
         classes: classes.clone(),
         model,
-        output,
+        output: output.clone(),
         opts: PutOptions {
             content_type: Some("image/png"),
             kms_key_id: event.kms_key_id.clone(),
@@ -207,11 +250,66 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
         job_name: &job_name,
         creation_date: &ctx.creation_date,
     };
-    Ok(written
+    let mut items: Vec<ConsolidationResponseItem> = written
         .iter()
         .flatten()
         .map(|image| response_item(facts, image))
-        .collect())
+        .collect();
+    let naming = (
+        event.label_attribute_name.as_str(),
+        event.kms_key_id.as_deref(),
+    );
+    fit_response(store, &output, naming, &mut items).await?;
+    Ok(items)
+}
+
+/// Keeps the response within Lambda's limit: when it would be larger, every image's optional
+/// extras (the agreement report, the excluded workers, the warnings) move to a JSON object
+/// beside its mask, named in the metadata as `report-ref`; when even that is too large, the
+/// batch fails and says so.
+async fn fit_response<S: ObjectStore>(
+    store: &S,
+    output: &S3Uri,
+    (attr, kms_key_id): (&str, Option<&str>),
+    items: &mut [ConsolidationResponseItem],
+) -> Result<(), BatchError> {
+    let size = |items: &[ConsolidationResponseItem]| {
+        serde_json::to_vec(items).map_or(usize::MAX, |v| v.len())
+    };
+    if size(items) <= MAX_RESPONSE_BYTES {
+        return Ok(());
+    }
+    let opts = PutOptions {
+        content_type: Some("application/json"),
+        kms_key_id: kms_key_id.map(str::to_owned),
+    };
+    for item in items.iter_mut() {
+        let file = object_file_name(&item.dataset_object_id)
+            .map(|f| f.trim_end_matches(".png").to_owned() + ".json")
+            .unwrap_or_default();
+        let uri = output.join(&format!("{REPORT_FOLDER}/{file}"));
+        if let Some(extras) = response::take_extras(item, attr, &uri) {
+            store
+                .put(&uri, extras, &opts)
+                .await
+                .map_err(|e| BatchError::Write {
+                    id: item.dataset_object_id.clone(),
+                    cause: Box::new(e),
+                })?;
+        }
+    }
+    let bytes = size(items);
+    if bytes > MAX_RESPONSE_BYTES {
+        return Err(BatchError::ResponseTooLarge {
+            images: items.len(),
+            bytes,
+        });
+    }
+    info!(
+        images = items.len(),
+        bytes, "the response's extras moved to report objects to fit Lambda's limit"
+    );
+    Ok(())
 }
 
 /// One batch's store, settings, payload and budget: what every image's task shares.

@@ -3,32 +3,51 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A `datasetObjectId` that is empty or longer than 512 bytes: no key can be made from it.
+/// An empty `datasetObjectId`: no name can be made from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the datasetObjectId is empty or longer than 512 bytes")]
+#[error("the datasetObjectId is empty")]
 pub struct InvalidId;
+
+/// The longest file name made from an id, its `.png` included: within the 255 bytes of
+/// common file systems, and leaving room for the output prefix within S3's 1024-byte keys.
+pub const MAX_FILE_NAME: usize = 204;
 
 /// The file name of an image's mask: the id itself when it is a plain token of
 /// `[A-Za-z0-9._-]` (not starting with `.`), else its bytes percent-encoded so the name can
-/// neither leave the output folder nor collide with a plain id.
+/// neither leave the output folder nor collide with a plain id. A name that would be longer
+/// than [`MAX_FILE_NAME`] keeps its readable start and ends with `~` and a hash of the whole id
+/// (`~` is never in a plain or encoded name otherwise), so it is deterministic and distinct.
 pub fn object_file_name(id: &str) -> Result<String, InvalidId> {
-    if id.is_empty() || id.len() > 512 {
+    if id.is_empty() {
         return Err(InvalidId);
     }
     let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
-    if id.bytes().all(plain) && !id.starts_with('.') {
-        return Ok(format!("{id}.png"));
-    }
-    let mut out = String::with_capacity(id.len() * 3 + 4);
+    let mut stem = String::with_capacity(id.len().min(MAX_FILE_NAME));
     for (i, b) in id.bytes().enumerate() {
         if plain(b) && !(i == 0 && b == b'.') {
-            out.push(char::from(b));
+            stem.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            stem.push_str(&format!("%{b:02X}"));
         }
     }
-    out.push_str(".png");
-    Ok(out)
+    const EXT: &str = ".png";
+    if stem.len() + EXT.len() > MAX_FILE_NAME {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(id.as_bytes());
+        let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+        // The readable start, not cut inside a %XX escape.
+        let mut keep = MAX_FILE_NAME - EXT.len() - 1 - hex.len();
+        while stem.as_bytes()[..keep].ends_with(b"%")
+            || stem.as_bytes()[..keep].get(keep.wrapping_sub(2)) == Some(&b'%')
+        {
+            keep -= 1;
+        }
+        stem.truncate(keep);
+        stem.push('~');
+        stem.push_str(&hex);
+    }
+    stem.push_str(EXT);
+    Ok(stem)
 }
 
 /// `labeling-job/<name>` from a labeling-job ARN.
@@ -109,7 +128,6 @@ mod tests {
             "no collision with a/b"
         );
         assert!(object_file_name("").is_err());
-        assert!(object_file_name(&"x".repeat(513)).is_err());
         for id in ["../../x", "a/b", "..", "/", "é", "a\\b"] {
             let f = object_file_name(id).unwrap();
             assert!(
@@ -117,5 +135,30 @@ mod tests {
                 "{id} → {f}"
             );
         }
+    }
+
+    #[test]
+    fn long_ids_get_short_distinct_deterministic_names() {
+        let ids = [
+            "x".repeat(600),
+            format!("{}y", "x".repeat(599)),
+            "é".repeat(400),
+            format!("{}/{}", "a".repeat(300), "b".repeat(300)),
+        ];
+        let names: Vec<String> = ids.iter().map(|i| object_file_name(i).unwrap()).collect();
+        for (id, name) in ids.iter().zip(&names) {
+            assert!(name.len() <= MAX_FILE_NAME, "{} bytes", name.len());
+            assert!(name.ends_with(".png") && name.contains('~'), "{name}");
+            assert!(!name.contains('/') && !name.starts_with('.'));
+            assert_eq!(object_file_name(id).unwrap(), *name, "deterministic");
+            // The readable start is whole escapes only.
+            let stem = name.split('~').next().unwrap();
+            assert!(stem.bytes().rev().take(2).all(|b| b != b'%'), "{stem}");
+        }
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+        // Short ids keep their plain or encoded names.
+        let short = "x".repeat(200);
+        assert_eq!(object_file_name(&short).unwrap(), format!("{short}.png"));
     }
 }

@@ -74,3 +74,29 @@ pub(crate) fn response_item(
         consolidated_annotation: ConsolidatedAnnotation { content },
     }
 }
+
+/// Moves an item's optional extras (`excluded-workers`, `warnings`, `consolidation`) out of
+/// its metadata, names `report` there as `report-ref`, and returns the extras as JSON (`None`
+/// when it has none).
+pub(crate) fn take_extras(
+    item: &mut ConsolidationResponseItem,
+    attr: &str,
+    report: &S3Uri,
+) -> Option<Vec<u8>> {
+    let meta = item
+        .consolidated_annotation
+        .content
+        .get_mut(&format!("{attr}-metadata"))?
+        .as_object_mut()?;
+    let mut extras = Map::new();
+    for key in ["excluded-workers", "warnings", "consolidation"] {
+        if let Some(v) = meta.remove(key) {
+            extras.insert(key.to_owned(), v);
+        }
+    }
+    if extras.is_empty() {
+        return None;
+    }
+    meta.insert("report-ref".to_owned(), Value::String(report.to_string()));
+    serde_json::to_vec(&extras).ok()
+}

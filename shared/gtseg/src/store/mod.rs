@@ -19,7 +19,7 @@ pub use any::AnyStore;
 pub use guarded::Guarded;
 pub use local::LocalStore;
 #[cfg(feature = "s3")]
-pub use s3::S3Store;
+pub use s3::{DEFAULT_S3_TIMEOUT, S3Store};
 
 /// Options for writing an object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

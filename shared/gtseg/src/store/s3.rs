@@ -24,29 +24,30 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::{ObjectReader, ObjectStore, PutOptions, StoreError, StoreErrorKind, limited};
 
-/// Bounds on every S3 call (see the README's reliability section).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// From the request to the answer's headers.
-const READ_TIMEOUT: Duration = Duration::from_secs(20);
-/// One attempt: for a PutObject, the whole upload; for a GetObject, until the headers.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Every attempt of one call, with the waits between them.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(150);
 /// Attempts per call, the first included.
 const ATTEMPTS: u32 = 4;
 /// A body that delivers nothing for this long fails (and is read again).
 const STALL_GRACE: Duration = Duration::from_secs(5);
 
+/// The time every S3 call waits for an answer's headers when not told otherwise: an attempt
+/// gets three times as long (for a PutObject, its whole upload), and a call with its retries
+/// eight times (see the README's reliability section).
+pub const DEFAULT_S3_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The S3 configuration with this project's bounds and retries on top of `conf`.
-fn s3_config(conf: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::config::Builder {
+fn s3_config(
+    conf: &aws_config::SdkConfig,
+    path_style: bool,
+    timeout: Duration,
+) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::from(conf)
         .force_path_style(path_style)
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
+                .connect_timeout(timeout.min(Duration::from_secs(3)))
+                .read_timeout(timeout)
+                .operation_attempt_timeout(timeout * 3)
+                .operation_timeout(timeout * 8)
                 .build(),
         )
         .retry_config(
@@ -69,6 +70,7 @@ pub struct S3Store {
     client: aws_sdk_s3::Client,
     conf: Arc<aws_config::SdkConfig>,
     path_style: bool,
+    timeout: Duration,
     /// Clients acting as assumed roles, one per role ARN, kept for the life of the process so
     /// that a warm container reuses (and the SDK refreshes) each role's credentials.
     roles: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
@@ -76,13 +78,19 @@ pub struct S3Store {
 
 impl S3Store {
     /// Builds a client from an already-loaded AWS configuration. `path_style` should be true
-    /// whenever an endpoint override (`AWS_ENDPOINT_URL[_S3]`) is set.
-    pub fn from_sdk_config(conf: &aws_config::SdkConfig, path_style: bool) -> Self {
-        let s3 = s3_config(conf, path_style).build();
+    /// whenever an endpoint override (`AWS_ENDPOINT_URL[_S3]`) is set; `timeout` bounds the
+    /// wait for an answer's headers (see [`DEFAULT_S3_TIMEOUT`]).
+    pub fn from_sdk_config(
+        conf: &aws_config::SdkConfig,
+        path_style: bool,
+        timeout: Duration,
+    ) -> Self {
+        let s3 = s3_config(conf, path_style, timeout).build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),
             conf: Arc::new(conf.clone()),
             path_style,
+            timeout,
             roles: Arc::default(),
         }
     }
@@ -103,7 +111,7 @@ impl S3Store {
                     .configure(&self.conf)
                     .build()
                     .await;
-                let s3 = s3_config(&self.conf, self.path_style)
+                let s3 = s3_config(&self.conf, self.path_style, self.timeout)
                     .credentials_provider(provider)
                     .build();
                 let c = aws_sdk_s3::Client::from_conf(s3);
@@ -123,7 +131,7 @@ impl S3Store {
     /// `AWS_ENDPOINT_URL_S3`) and builds a client.
     pub async fn from_env(path_style: bool) -> Self {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_sdk_config(&conf, path_style)
+        Self::from_sdk_config(&conf, path_style, DEFAULT_S3_TIMEOUT)
     }
 }
 
