@@ -1015,7 +1015,7 @@ async fn without_a_label_list_a_worker_with_too_many_labels_is_excluded_alone() 
     assert_eq!(m["worker-count"], 1);
     assert_eq!(m["excluded-workers"][0]["worker-id"], "greedy");
     let reason = m["excluded-workers"][0]["reason"].as_str().unwrap();
-    assert!(reason.contains("extra-"), "{reason}");
+    assert!(reason.contains("labels, more than the 254"), "{reason}");
 }
 
 #[tokio::test]
@@ -1094,4 +1094,29 @@ async fn a_response_too_large_for_lambda_moves_its_extras_beside_the_masks() {
     );
     // The required fields are all still there.
     assert_eq!(m["internal-color-map"].as_object().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_response_that_cannot_fit_fails_naming_the_batch_size_and_the_limit() {
+    let dir = temp_dir("too-large-response");
+    let scene = Scene::street(4, 3, 0);
+    // Ids are required in the response: 1,800 ids of 3,500 bytes cannot fit in 6 MB.
+    let n = 1800;
+    let payload = json!(
+        (0..n)
+            .map(
+                |i| json!({"datasetObjectId": format!("{i}-{}", "a".repeat(3500)),
+        "annotations": [inline("w", &good(&scene, &TAB10))]})
+            )
+            .collect::<Vec<_>>()
+    );
+    let err = run_with(&dir, Config::default(), &payload, event(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "InvalidBatch");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1800 images") && msg.contains(&gtseg::MAX_RESPONSE_BYTES.to_string()),
+        "{msg}"
+    );
 }

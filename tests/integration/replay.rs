@@ -78,6 +78,50 @@ fn pre_annotation_label_config_may_be_a_local_path() {
 }
 
 #[test]
+fn label_configs_over_4_mib_are_refused_from_s3_and_from_a_path() {
+    let store = store_copy("pre-bigcfg");
+    // The sample's labels, with long worker instructions as padding.
+    let with_padding = |bytes: usize| {
+        let mut config: Value = serde_json::from_slice(
+            &std::fs::read(store.join("gt-example-bucket/config/labels.json")).unwrap(),
+        )
+        .unwrap();
+        config["instructions"] = serde_json::json!({"fullInstruction": "p".repeat(bytes)});
+        serde_json::to_vec(&config).unwrap()
+    };
+    let limit = gtseg::MAX_LABEL_CONFIG_BYTES as usize;
+    std::fs::write(
+        store.join("gt-example-bucket/config/big.json"),
+        with_padding(limit),
+    )
+    .unwrap();
+    std::fs::write(
+        store.join("gt-example-bucket/config/fits.json"),
+        with_padding(limit - 1000),
+    )
+    .unwrap();
+    let path = store.join("gt-example-bucket/config/big.json");
+    for config in [
+        "s3://gt-example-bucket/config/big.json",
+        path.to_str().unwrap(),
+    ] {
+        let out = replay("pre-annotation/image-line.json", &store, Some(config));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{config} is refused");
+        assert!(
+            stderr.contains(config) && stderr.contains(&format!("over the limit of {limit}")),
+            "{stderr}"
+        );
+    }
+    let v = ok_json(&replay(
+        "pre-annotation/image-line.json",
+        &store,
+        Some("s3://gt-example-bucket/config/fits.json"),
+    ));
+    assert_eq!(v["taskInput"]["labels"], serde_json::json!(LABELS));
+}
+
+#[test]
 fn pre_annotation_adjustment_line_gets_initial_value() {
     let store = store_copy("pre-adjust");
     let v = ok_json(&replay(

@@ -27,6 +27,15 @@ pub fn from_value<T: DeserializeOwned>(what: &'static str, value: &Value) -> Res
     serde_path_to_error::deserialize(value).map_err(|e| ShapeError::at(what, e))
 }
 
+/// [`from_value`] for a value that is no longer needed: its strings move instead of being
+/// copied (a worker's PNG is one).
+pub fn from_owned_value<T: DeserializeOwned>(
+    what: &'static str,
+    value: Value,
+) -> Result<T, ShapeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| ShapeError::at(what, e))
+}
+
 /// Parses JSON text as `T`, naming the JSON path of the first bad field in the error.
 pub fn from_slice<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ShapeError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -344,17 +353,37 @@ pub struct ImageProperties {
 /// The top-level key is the element's `name` attribute, which users may change, so the
 /// key is never trusted. The root itself and nested objects (a few levels deep) are searched.
 pub fn find_answer_object(root: &Value) -> Option<&Value> {
-    fn walk(v: &Value, depth: u8) -> Option<&Value> {
-        let obj = v.as_object()?;
+    root.pointer(&answer_pointer(root)?)
+}
+
+/// [`find_answer_object`], taking the object out of `root` (nothing is copied).
+pub fn take_answer_object(mut root: Value) -> Option<Value> {
+    let at = answer_pointer(&root)?;
+    root.pointer_mut(&at).map(Value::take)
+}
+
+/// The JSON pointer of the answer object (see [`find_answer_object`]).
+fn answer_pointer(root: &Value) -> Option<String> {
+    fn walk(v: &Value, depth: u8, at: &mut String) -> bool {
+        let Some(obj) = v.as_object() else {
+            return false;
+        };
         if obj.contains_key("labeledImage") {
-            return Some(v);
+            return true;
         }
-        if depth == 0 {
-            return None;
-        }
-        obj.values().find_map(|child| walk(child, depth - 1))
+        depth > 0
+            && obj.iter().any(|(key, child)| {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                walk(child, depth - 1, at) || {
+                    at.truncate(len);
+                    false
+                }
+            })
     }
-    walk(root, 3)
+    let mut at = String::new();
+    walk(root, 3, &mut at).then_some(at)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,6 +607,17 @@ mod tests {
         assert!(find_answer_object(&json!({"labeledImage": {}})).is_some());
         assert!(find_answer_object(&json!({"a": {"b": 1}})).is_none());
         assert!(find_answer_object(&json!("text")).is_none());
+        // Keys that JSON pointers escape, three levels down.
+        let deep = json!({"a/b": {"c~d": {"x": 1, "e": {"labeledImage": 7}}}});
+        assert_eq!(
+            take_answer_object(deep),
+            Some(json!({"labeledImage": 7})),
+            "the object is taken whole"
+        );
+        assert_eq!(
+            take_answer_object(json!({"a": {"b": {"c": {"d": {"labeledImage": 1}}}}})),
+            None
+        );
     }
 
     #[test]

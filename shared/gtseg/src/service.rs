@@ -128,7 +128,7 @@ impl ServiceError {
     /// `(errorType, errorMessage)`.
     pub fn log_for_lambda(&self, function: &str) -> (String, String) {
         let message = self.to_string();
-        tracing::error!(error = %message, "{function} failed");
+        tracing::error!(error = %crate::logs::Escaped(&message), "{function} failed");
         (self.error_type().to_owned(), message)
     }
 }
@@ -176,6 +176,8 @@ impl<S: ObjectStore> Service<S> {
             build_task(&event, &labels.classes, labels.audit_attribute.as_deref());
         match skip {
             Some(reason) => {
+                let reason = reason.to_string();
+                let reason = crate::logs::Escaped(&reason);
                 warn!(%reason, "manifest line skipped: isHumanAnnotationRequired=false")
             }
             None => info!(

@@ -21,7 +21,7 @@ pub(crate) fn stream_decoded<V>(
         let mut readers = Vec::with_capacity(cands.len());
         for (i, c) in cands.iter().enumerate() {
             // The pixel limit was checked on the header already.
-            readers.push(MaskReader::new(&c.png, &c.lookup, u64::MAX).map_err(|e| worker(i, e))?);
+            readers.push(MaskReader::new(c.png, &c.lookup, u64::MAX).map_err(|e| worker(i, e))?);
         }
         stream_windows(
             cands[0].size,
@@ -104,7 +104,7 @@ fn decode_in_parallel<V>(
             let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
             let (back_tx, back_rx) = std::sync::mpsc::channel::<RowBatch>();
             scope.spawn(move || {
-                let mut reader = match MaskReader::new(&c.png, &c.lookup, u64::MAX) {
+                let mut reader = match MaskReader::new(c.png, &c.lookup, u64::MAX) {
                     Ok(r) => r,
                     Err(e) => return drop(tx.send(Chunk::Failed(e))),
                 };

@@ -404,7 +404,7 @@ impl<S: ObjectStore> Batch<S> {
                     .workers
                     .into_iter()
                     .filter_map(|w| w.answer.ok())
-                    .map(|a| a.label_mappings.into_keys().collect::<Vec<_>>())
+                    .map(|a| a.answer.label_mappings.into_keys().collect::<Vec<_>>())
                     .collect::<Vec<_>>())
             })
             .await?;

@@ -11,7 +11,9 @@ use super::BatchError;
 use super::payload::Item;
 use super::validate::Exclusion;
 use crate::config::Limits;
-use crate::event::{AnnotationData, WorkerAnswer, find_answer_object, from_value};
+use base64::Engine as _;
+
+use crate::event::{AnnotationData, WorkerAnswer, from_owned_value, take_answer_object};
 use crate::store::ObjectStore;
 use crate::uri::S3Uri;
 
@@ -19,7 +21,26 @@ use crate::uri::S3Uri;
 #[derive(Debug)]
 pub(crate) struct WorkerInput {
     pub(crate) worker_id: String,
-    pub(crate) answer: Result<WorkerAnswer, Exclusion>,
+    pub(crate) answer: Result<ReadAnswer, Exclusion>,
+}
+
+/// A worker's answer as read: its fields, and its PNG out of base64. The base64 text is not
+/// kept: for a large mask it is most of the answer's memory, and every worker's PNG of an
+/// image is held while the image is decided.
+#[derive(Debug)]
+pub(crate) struct ReadAnswer {
+    /// The answer, without its `pngImageData` (emptied).
+    pub(crate) answer: WorkerAnswer,
+    /// The PNG, or why `pngImageData` is not base64 (reported after the label checks).
+    pub(crate) png: Result<Vec<u8>, base64::DecodeError>,
+}
+
+impl From<WorkerAnswer> for ReadAnswer {
+    fn from(mut answer: WorkerAnswer) -> Self {
+        let text = std::mem::take(&mut answer.labeled_image.png_image_data);
+        let png = base64::engine::general_purpose::STANDARD.decode(text.trim());
+        Self { answer, png }
+    }
 }
 
 /// One image of the payload after reading.
@@ -32,12 +53,13 @@ pub(crate) struct ImageInput {
 }
 
 impl ImageInput {
-    /// Bytes its answers hold (the PNGs, still in base64).
+    /// Bytes its answers hold (the PNGs).
     pub(crate) fn bytes(&self) -> u64 {
         self.workers
             .iter()
             .filter_map(|w| w.answer.as_ref().ok())
-            .map(|a| a.labeled_image.png_image_data.len() as u64)
+            .filter_map(|a| a.png.as_ref().ok())
+            .map(|png| png.len() as u64)
             .sum()
     }
 }
@@ -79,7 +101,7 @@ async fn read_answer<S: ObjectStore>(
     store: &S,
     limits: &Limits,
     data: &AnnotationData,
-) -> Result<Result<WorkerAnswer, Exclusion>, crate::store::StoreError> {
+) -> Result<Result<ReadAnswer, Exclusion>, crate::store::StoreError> {
     let fetched;
     let text: &[u8] = match (&data.content, &data.s3_uri) {
         (Some(c), _) => c.as_bytes(),
@@ -97,13 +119,13 @@ async fn read_answer<S: ObjectStore>(
         }
         (None, None) => return Ok(Err(Exclusion::NoData)),
     };
-    Ok(parse_answer(text))
+    Ok(parse_answer(text).map(ReadAnswer::from))
 }
 
 /// Parses a worker's answer JSON (the `content` string, or the object an `s3Uri` names) and
 /// finds the answer by its shape.
 pub fn parse_answer(json: &[u8]) -> Result<WorkerAnswer, Exclusion> {
     let root: Value = serde_json::from_slice(json).map_err(Exclusion::NotJson)?;
-    let obj = find_answer_object(&root).ok_or(Exclusion::NoAnswerObject)?;
-    from_value("the worker answer", obj).map_err(Exclusion::Shape)
+    let obj = take_answer_object(root).ok_or(Exclusion::NoAnswerObject)?;
+    from_owned_value("the worker answer", obj).map_err(Exclusion::Shape)
 }

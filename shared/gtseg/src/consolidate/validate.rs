@@ -4,11 +4,9 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-
-use super::read::{ImageInput, WorkerInput, parse_answer};
+use super::read::{ImageInput, ReadAnswer, WorkerInput, parse_answer};
 use crate::event::{ExcludedWorker, ShapeError, WorkerAnswer};
-use crate::labels::{ClassList, Rgb};
+use crate::labels::{ClassList, MAX_LABELS, Rgb};
 use crate::mask::{ColorLookup, MaskError, decode_class_mask, png_dimensions};
 use crate::raster::ClassMask;
 use crate::store::StoreError;
@@ -35,6 +33,9 @@ pub enum Exclusion {
     /// The answer object has a wrong-typed or missing field.
     #[error("{0}")]
     Shape(ShapeError),
+    /// `labelMappings` lists more labels than a class list can hold.
+    #[error("labelMappings lists {0} labels, more than the {MAX_LABELS} a class list can hold")]
+    TooManyLabels(usize),
     /// `labelMappings` names a label the job does not have.
     #[error("labelMappings names label `{0}`, which is not in the job's label list")]
     UnknownLabel(String),
@@ -94,8 +95,8 @@ pub enum Exclusion {
 }
 
 /// A worker PNG ready to decode: its bytes, its colour table and its size.
-struct Prepared {
-    png: Vec<u8>,
+struct Prepared<'a> {
+    png: &'a [u8],
     lookup: ColorLookup,
     size: (u32, u32),
 }
@@ -104,7 +105,7 @@ struct Prepared {
 pub(crate) struct Candidate<'a> {
     pub(crate) worker: &'a WorkerInput,
     pub(crate) answer: &'a WorkerAnswer,
-    pub(crate) png: Vec<u8>,
+    pub(crate) png: &'a [u8],
     pub(crate) lookup: ColorLookup,
     pub(crate) size: (u32, u32),
 }
@@ -136,7 +137,7 @@ pub(crate) fn select<'a>(
             prepare(a, classes, max_pixels)
                 .map(|Prepared { png, lookup, size }| Candidate {
                     worker: w,
-                    answer: a,
+                    answer: &a.answer,
                     png,
                     lookup,
                     size,
@@ -180,11 +181,15 @@ pub(crate) fn select<'a>(
 /// The checks on one answer that need no pixel data: its labels and colours, its base64, and
 /// its PNG header (size, pixel limit, `inputImageProperties`). Returns the PNG bytes, the
 /// worker's colour table and the size.
-fn prepare(
-    answer: &WorkerAnswer,
+fn prepare<'a>(
+    read: &'a ReadAnswer,
     classes: &ClassList,
     max_pixels: u64,
-) -> Result<Prepared, Exclusion> {
+) -> Result<Prepared<'a>, Exclusion> {
+    let answer = &read.answer;
+    if answer.label_mappings.len() > MAX_LABELS {
+        return Err(Exclusion::TooManyLabels(answer.label_mappings.len()));
+    }
     let mut pairs = Vec::with_capacity(answer.label_mappings.len());
     let mut by_colour: HashMap<Rgb, &str> = HashMap::new();
     for (label, c) in &answer.label_mappings {
@@ -204,10 +209,11 @@ fn prepare(
         }
         pairs.push((rgb, k));
     }
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(answer.labeled_image.png_image_data.trim())
-        .map_err(Exclusion::Base64)?;
-    let (width, height) = png_dimensions(&png, max_pixels).map_err(Exclusion::Mask)?;
+    let png = read
+        .png
+        .as_deref()
+        .map_err(|e| Exclusion::Base64(e.clone()))?;
+    let (width, height) = png_dimensions(png, max_pixels).map_err(Exclusion::Mask)?;
     if let Some(p) = answer.input_image_properties
         && (p.width, p.height) != (width, height)
     {
@@ -227,12 +233,12 @@ fn prepare(
 
 /// One worker's answer → class mask (and its count of unmapped pixels), or why not.
 fn decode_worker(
-    answer: &WorkerAnswer,
+    answer: &ReadAnswer,
     classes: &ClassList,
     max_pixels: u64,
 ) -> Result<(ClassMask, u64), Exclusion> {
     let Prepared { png, lookup, .. } = prepare(answer, classes, max_pixels)?;
-    let d = decode_class_mask(&png, &lookup, max_pixels).map_err(Exclusion::Mask)?;
+    let d = decode_class_mask(png, &lookup, max_pixels).map_err(Exclusion::Mask)?;
     Ok((d.mask, d.unmapped))
 }
 
@@ -243,7 +249,7 @@ pub fn decode_answer_json(
     classes: &ClassList,
     max_pixels: u64,
 ) -> Result<(ClassMask, u64), Exclusion> {
-    decode_worker(&parse_answer(json)?, classes, max_pixels)
+    decode_worker(&parse_answer(json)?.into(), classes, max_pixels)
 }
 
 impl Selection<'_> {
@@ -301,12 +307,8 @@ pub(crate) enum PassError<E> {
 /// The size of an answer's PNG from its first bytes (the signature and the header chunk),
 /// without decoding the rest: what the budget needs to know before the work starts. `None`
 /// when those bytes are not a PNG's.
-pub(crate) fn png_size(answer: &WorkerAnswer) -> Option<(u32, u32)> {
-    // 32 base64 characters are 24 bytes: the signature, IHDR's length and type, width, height.
-    let head = answer.labeled_image.png_image_data.trim_start().get(..32)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(head)
-        .ok()?;
+pub(crate) fn png_size(answer: &ReadAnswer) -> Option<(u32, u32)> {
+    let bytes = answer.png.as_deref().ok()?;
     let be = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
     (bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16)? == b"IHDR")
         .then(|| Some((be(16)?, be(20)?)))

@@ -169,17 +169,24 @@ pub(crate) fn break_tie<W: PartialOrd + Default + Copy + std::ops::AddAssign>(
 ) -> u8 {
     let w = workers[0].current.len();
     let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
-    let mut best = (W::default(), tied[0]);
-    for &c in tied {
-        let mut score = W::default();
-        for (i, r) in workers.iter().enumerate() {
-            let wt = weight(i);
-            for row in [r.above, Some(r.current), r.below].into_iter().flatten() {
-                for _ in row[x0..=x1].iter().filter(|&&v| v == c) {
-                    score += wt;
-                }
+    // One pass over the neighbourhood, each vote for a tied class added to that class's score
+    // (on noise, where most pixels tie, this is several times faster than a pass per class).
+    let mut slot = [0u8; 256];
+    for (i, &c) in tied.iter().enumerate() {
+        slot[usize::from(c)] = (i + 1) as u8;
+    }
+    // scores[0] collects the votes for other classes, without a branch.
+    let mut scores = [W::default(); 257];
+    for (i, r) in workers.iter().enumerate() {
+        let wt = weight(i);
+        for row in [r.above, Some(r.current), r.below].into_iter().flatten() {
+            for &v in &row[x0..=x1] {
+                scores[usize::from(slot[usize::from(v)])] += wt;
             }
         }
+    }
+    let mut best = (W::default(), tied[0]);
+    for (&score, &c) in scores[1..].iter().zip(tied) {
         // Strictly greater: on equal sums the earlier (lower) class stays.
         if score > best.0 {
             best = (score, c);

@@ -20,6 +20,8 @@ use base64::Engine as _;
 use gtseg::{Config, LocalStore, Service};
 use serde_json::{Value, json};
 
+mod memory;
+
 /// The labels of the benchmark job (8, as in the reference work).
 const LABELS: [&str; 8] = [
     "road", "sidewalk", "building", "car", "person", "tree", "pole", "sign",
@@ -68,9 +70,29 @@ pub struct BenchArgs {
     /// or for the numpy + Pillow comparison script.
     #[arg(long)]
     keep: bool,
-    /// Internal: run one measurement on an already generated DIR and print it as JSON.
-    #[arg(long, hide = true)]
+    /// Measure peak memory instead, on the cases that used to exhaust a function: long
+    /// batches, wide noisy masks with many workers, many distinct workers and classes for the
+    /// weighted fusion, a large label configuration.
+    #[arg(long)]
+    memory: bool,
+    /// With --memory: also run each case with this other gtseg binary (an older build), for
+    /// figures before and after a change.
+    #[arg(long, value_name = "BIN")]
+    against: Option<PathBuf>,
+    /// With --memory: only the cases whose name contains this text (e.g. `noise`).
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Run one measurement on an already generated DIR (what every case runs, in a fresh
+    /// process) and print it as JSON: end to end, the decode-only floor, and peak RSS.
+    #[arg(long, value_name = "DIR")]
     measure: Option<PathBuf>,
+    /// Run the command after `--` and print its peak RSS and time as JSON (what --memory runs
+    /// for every case, so that the children's peak is that command's alone).
+    #[arg(long, requires = "command")]
+    rss_of: bool,
+    /// The command of --rss-of.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
 }
 
 /// A deterministic generator (SplitMix64): the same scene on every machine.
@@ -290,7 +312,6 @@ fn dims(mp: u32) -> (u32, u32) {
 /// Writes `images` images of `mp` megapixels with `workers` answers each under `dir`.
 fn generate(dir: &Path, mp: u32, workers: usize, images: usize) -> std::io::Result<()> {
     let (w, h) = dims(mp);
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut payload = Vec::new();
     for img in 0..images {
         let shapes = scene(i64::from(w), i64::from(h), 42 + img as u64);
@@ -298,32 +319,53 @@ fn generate(dir: &Path, mp: u32, workers: usize, images: usize) -> std::io::Resu
             .map(|k| {
                 let colors = if k == 3 { &OTHER_COLORS } else { &COLORS };
                 let png = worker_png(&worker_view(&shapes, k as u64, i64::from(w)), w, h, colors);
-                let mappings: serde_json::Map<String, Value> = LABELS
-                    .iter()
-                    .zip(colors)
-                    .map(|(l, c)| ((*l).to_owned(), json!({"color": format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])})))
-                    .collect();
-                let content = json!({"crowd-semantic-segmentation": {
-                    "inputImageProperties": {"width": w, "height": h},
-                    "labelMappings": mappings,
-                    "labeledImage": {"pngImageData": b64.encode(&png)}}});
-                json!({"workerId": format!("private.us-east-1.worker{k}"), "annotationData": {"content": content.to_string()}})
+                let labels: Vec<(&str, [u8; 3])> =
+                    LABELS.iter().copied().zip(colors.iter().copied()).collect();
+                answer(
+                    &format!("private.us-east-1.worker{k}"),
+                    &png,
+                    (w, h),
+                    &labels,
+                )
             })
             .collect();
         payload.push(json!({"datasetObjectId": img.to_string(), "dataObject": {"s3Uri": format!("s3://{BUCKET}/images/{img}.jpg")},
                             "annotations": annotations}));
     }
+    write_batch(dir, &payload, &LABELS)
+}
+
+/// Writes `payload` and a consolidation event for it (a job with `labels`) under `dir`.
+fn write_batch(dir: &Path, payload: &[Value], labels: &[&str]) -> std::io::Result<()> {
     let payload_key =
         "out/bench/annotations/consolidated-annotation/consolidation-request/iteration-1/p.json";
     let p = dir.join(BUCKET).join(payload_key);
     std::fs::create_dir_all(p.parent().unwrap_or(dir))?;
-    std::fs::write(&p, serde_json::to_vec(&payload)?)?;
+    std::fs::write(&p, serde_json::to_vec(payload)?)?;
     let event = json!({"version": "2018-10-06",
         "labelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/bench",
-        "labelCategories": LABELS, "labelAttributeName": "bench-ref",
+        "labelCategories": labels, "labelAttributeName": "bench-ref",
         "outputConfig": format!("s3://{BUCKET}/out/bench/annotations"),
         "payload": {"s3Uri": format!("s3://{BUCKET}/{payload_key}")}});
     std::fs::write(dir.join("event.json"), serde_json::to_vec(&event)?)
+}
+
+/// A worker's answer: its RGBA `png`, the colours of its `labels`, and the image's size.
+fn answer(worker: &str, png: &[u8], (w, h): (u32, u32), labels: &[(&str, [u8; 3])]) -> Value {
+    let mappings: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(l, c)| {
+            (
+                (*l).to_owned(),
+                json!({"color": format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])}),
+            )
+        })
+        .collect();
+    let content = json!({"crowd-semantic-segmentation": {
+        "inputImageProperties": {"width": w, "height": h},
+        "labelMappings": mappings,
+        "labeledImage": {"pngImageData": base64::engine::general_purpose::STANDARD.encode(png)}}});
+    json!({"workerId": worker, "annotationData": {"content": content.to_string()}})
 }
 
 /// Peak resident memory of this process, in KiB (Linux `VmHWM`).
@@ -430,9 +472,25 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
         println!("{}", measure(dir, args.repeat).await?);
         return Ok(());
     }
+    if args.rss_of {
+        return memory::rss_of(&args.command);
+    }
     let root = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("gtseg-bench-{}", std::process::id()))
     });
+    if args.memory {
+        let table = memory::run(
+            &root,
+            args.against.as_deref(),
+            args.only.as_deref(),
+            args.keep,
+        )?;
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        print!("{table}");
+        return Ok(());
+    }
     let algorithm = Config::from_env().map_err(|e| e.to_string())?.algorithm;
     let mut table = format!(
         "CONSOLIDATION_ALGORITHM={}\n\n| image | workers | end to end, 1 thread | throughput | decode-only floor | ratio to floor | peak RSS | end to end, all cores | ratio |\n|---|---|---|---|---|---|---|---|---|\n",
