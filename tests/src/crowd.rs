@@ -127,27 +127,70 @@ impl Truth {
         }
     }
 
-    /// What a worker paints: every object it does not skip, each edge off by up to a pixel.
+    /// What a worker paints, by its behaviour; every edge it paints is off by up to a pixel.
     pub fn paint(&self, behaviour: Behaviour, rng: &mut Rng) -> Scene {
-        if let Behaviour::Spammer = behaviour {
-            // Blocks of 8×8 pixels of random classes: no relation to the image at all.
-            let mut s = self.render(std::iter::empty());
-            let w = self.width as usize;
-            let blocks: Vec<u8> = (0..w.div_ceil(8) * (self.height as usize).div_ceil(8))
-                .map(|_| rng.below(5) as u8)
-                .collect();
-            for (i, c) in s.classes.iter_mut().enumerate() {
-                *c = blocks[(i / w / 8) * w.div_ceil(8) + (i % w) / 8];
+        let classes = 5;
+        match behaviour {
+            Behaviour::Spammer => {
+                // Blocks of 8×8 pixels of random classes: no relation to the image at all.
+                let mut s = self.render(std::iter::empty());
+                let w = self.width as usize;
+                let blocks: Vec<u8> = (0..w.div_ceil(8) * (self.height as usize).div_ceil(8))
+                    .map(|_| rng.below(classes) as u8)
+                    .collect();
+                for (i, c) in s.classes.iter_mut().enumerate() {
+                    *c = blocks[(i / w / 8) * w.div_ceil(8) + (i % w) / 8];
+                }
+                s
             }
-            return s;
+            Behaviour::Blobs { cover } => {
+                // Random classes in random blobs over `cover` of the image, nothing elsewhere.
+                let mut s = self.render(std::iter::empty());
+                self.blobs(&mut s, cover, rng, |_, rng| rng.below(classes) as u8);
+                s
+            }
+            Behaviour::Sloppy { error } => {
+                // The truth, with blobs of another class over `error` of the image.
+                let mut s = self.traced(|o| Some(o.class), rng);
+                self.blobs(&mut s, error, rng, |truth, rng| {
+                    ((u64::from(truth) + 1 + rng.below(classes - 1)) % classes) as u8
+                });
+                s
+            }
+            Behaviour::Honest { omit } => {
+                let mut skip = Rng::new(rng.next_u64());
+                self.traced(
+                    |o| (!(o.small && skip.chance(omit))).then_some(o.class),
+                    rng,
+                )
+            }
+            Behaviour::SkipsSmall => self.traced(|o| (!o.small).then_some(o.class), rng),
+            Behaviour::OnlyLargest => {
+                let mut count = [0usize; 256];
+                for &c in &self.scene().classes {
+                    count[usize::from(c)] += 1;
+                }
+                let largest = (1..256u16)
+                    .max_by_key(|&c| (count[usize::from(c)], std::cmp::Reverse(c)))
+                    .unwrap_or(1) as u8;
+                self.traced(|o| (o.class == largest).then_some(o.class), rng)
+            }
+            Behaviour::Confuses { from, to } => {
+                self.traced(|o| Some(if o.class == from { to } else { o.class }), rng)
+            }
+            Behaviour::Adversarial => {
+                // Every object as the next class, on purpose.
+                self.traced(|o| Some(o.class % (classes as u8 - 1) + 1), rng)
+            }
         }
+    }
+
+    /// The scene painted object by object as `class_of` says (`None`: left unpainted), each
+    /// edge jittered by up to a pixel.
+    fn traced(&self, mut class_of: impl FnMut(&Object) -> Option<u8>, rng: &mut Rng) -> Scene {
         let mut kept = Vec::new();
         for o in &self.objects {
-            let skip = match behaviour {
-                Behaviour::Honest { omit } => o.small && rng.chance(omit),
-                Behaviour::SkipsSmall => o.small,
-                Behaviour::Spammer => false,
-            };
+            let class = class_of(o);
             let mut jitter = || rng.below(3) as i64 - 1;
             let o = Object {
                 x0: o.x0 + jitter(),
@@ -156,11 +199,38 @@ impl Truth {
                 y1: o.y1 + jitter(),
                 ..*o
             };
-            if !skip {
-                kept.push(o);
+            if let Some(class) = class {
+                kept.push(Object { class, ..o });
             }
         }
         self.render(kept.into_iter())
+    }
+
+    /// Paints discs over about `cover` of `scene` (they overlap, so a little less), each of
+    /// one class, chosen by `class_of(the true class at its centre, rng)`.
+    fn blobs(
+        &self,
+        scene: &mut Scene,
+        cover: f64,
+        rng: &mut Rng,
+        mut class_of: impl FnMut(u8, &mut Rng) -> u8,
+    ) {
+        let (w, h) = (i64::from(self.width), i64::from(self.height));
+        let truth = self.scene();
+        let mut painted = 0.0;
+        while painted < cover * (w * h) as f64 {
+            let r = 3 + rng.below((w.min(h) / 8).max(4) as u64) as i64;
+            let (cx, cy) = (rng.below(w as u64) as i64, rng.below(h as u64) as i64);
+            let class = class_of(truth.classes[(cy * w + cx) as usize], rng);
+            for y in (cy - r).max(0)..(cy + r + 1).min(h) {
+                for x in (cx - r).max(0)..(cx + r + 1).min(w) {
+                    if (x - cx).pow(2) + (y - cy).pow(2) <= r * r {
+                        scene.classes[(y * w + x) as usize] = class;
+                    }
+                }
+            }
+            painted += std::f64::consts::PI * (r * r) as f64;
+        }
     }
 }
 
@@ -169,10 +239,20 @@ impl Truth {
 pub enum Behaviour {
     /// Paints everything, but misses each small object with probability `omit`.
     Honest { omit: f64 },
+    /// Paints everything, with blob-shaped errors (another class) over `error` of the image.
+    Sloppy { error: f64 },
     /// Paints the regions only: every small object is left unlabelled (background).
     SkipsSmall,
-    /// Paints random blocks.
+    /// Paints the image's largest class only; everything else is left unlabelled.
+    OnlyLargest,
+    /// Paints class `from` as class `to`, everything else right.
+    Confuses { from: u8, to: u8 },
+    /// Paints every object as another class, on purpose.
+    Adversarial,
+    /// Paints random 8×8 blocks of random classes over the whole image.
     Spammer,
+    /// Paints random classes in random blobs over `cover` of the image.
+    Blobs { cover: f64 },
 }
 
 /// A pool of workers and how many of them label each image.
@@ -190,12 +270,14 @@ pub struct Labelled {
 }
 
 impl Crowd {
-    /// `images` random streets of `width`×`height`, each painted by `per_image` consecutive
-    /// workers of the pool from a random start (so every pair of workers meets).
-    pub fn label(&self, images: usize, (width, height): (u32, u32), seed: u64) -> Vec<Labelled> {
+    /// `images` random streets, image i of size `sizes[i % sizes.len()]`, each painted by
+    /// `per_image` consecutive workers of the pool from a random start (so every pair of
+    /// workers meets).
+    pub fn label(&self, images: usize, sizes: &[(u32, u32)], seed: u64) -> Vec<Labelled> {
         let mut rng = Rng::new(seed);
         (0..images)
-            .map(|_| {
+            .map(|i| {
+                let (width, height) = sizes[i % sizes.len()];
                 let truth = Truth::street(width, height, &mut rng);
                 let n = self.workers.len();
                 let start = rng.below(n as u64) as usize;

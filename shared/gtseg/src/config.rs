@@ -17,8 +17,9 @@ ENVIRONMENT:
   LOW_AGREEMENT_THRESHOLD Mean pairwise agreement below which an image's report says
                           low-agreement (default 0.8).
   CONSOLIDATION_ALGORITHM majority (default): per-pixel plurality, as Ground Truth does.
-                          weighted: votes weighed by each worker's reliability, estimated
-                          over the whole batch (Dawid-Skene EM); decodes every mask twice.
+                          weighted: the majority, overturned where the votes of reliable
+                          workers rule its class out; reliability is estimated over the
+                          whole batch (Dawid-Skene EM).
   ASSUME_JOB_ROLE         true: read the payload, the answers and the job's label configuration,
                           and write the masks, as the job's role (default false).
   ALLOWED_BUCKETS         Comma-separated buckets; when set, every S3 read and write outside them

@@ -32,7 +32,10 @@ pub use consolidate::{
     OUTPUT_FOLDER, REPORT_FOLDER, decode_answer_json, format_creation_date, job_name,
     object_file_name, parse_answer,
 };
-pub use fusion::{Census, CrowdModel, Fused, Fusion, ImageVotes, Majority, Weighted};
+pub use fusion::{
+    Census, Combinations, CrowdModel, Fused, Fusion, ImageVotes, MAX_BATCH_VOTES, Majority, VETO,
+    Weighted,
+};
 #[cfg(feature = "s3")]
 pub use job::SageMakerCatalog;
 pub use job::{

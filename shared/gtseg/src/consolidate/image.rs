@@ -3,6 +3,7 @@
 
 use super::decode::stream_decoded;
 use super::read::ImageInput;
+use super::retained::{Recorder, Retained};
 use super::validate::{Candidate, PassError, Selection, worker_ids};
 use crate::config::Algorithm;
 use crate::event::{ConsolidationReport, ExcludedWorker, WorkerReport};
@@ -52,19 +53,27 @@ pub(crate) struct DecideWith<'a> {
     pub(crate) low_agreement_threshold: f64,
     /// Threads for this image's decoders.
     pub(crate) threads: usize,
+    /// The masks the first pass kept (weighted fusion), voted from instead of the PNGs when
+    /// they are the candidates'.
+    pub(crate) retained: Option<&'a Retained>,
 }
 
-/// Decodes the candidates in lockstep into a [`Census`] of their votes (weighted fusion).
+/// Decodes the candidates in lockstep into a [`Census`] of their votes (weighted fusion),
+/// keeping their rows for the second pass when they fit in `keep` bytes.
 pub(crate) fn census(
     cands: &[Candidate<'_>],
     threads: usize,
-) -> Result<Census, PassError<std::convert::Infallible>> {
+    keep: usize,
+) -> Result<(Census, Option<Retained>), PassError<std::convert::Infallible>> {
     let mut census = Census::new(cands.len());
-    stream_decoded(cands, threads, |window| {
+    let mut recorder = Recorder::new(cands.len(), keep);
+    let unmapped = stream_decoded(cands, threads, |window| {
         census.add_row(window);
+        recorder.record(window);
         Ok(())
     })?;
-    Ok(census)
+    let workers = worker_ids(cands).into_iter().map(str::to_owned).collect();
+    Ok((census, recorder.finish(cands[0].size, workers, unmapped)))
 }
 
 /// Decodes and votes one image.
@@ -81,7 +90,10 @@ pub(crate) fn decide_image(mut sel: Selection<'_>, with: DecideWith<'_>) -> Deci
     };
     let fused = sel.decode_until_ok(|cands| {
         let palette = palette_of(cands, with.classes);
-        stream_vote(cands, fusion(cands).as_ref(), palette, with.threads)
+        let kept = with
+            .retained
+            .filter(|r| r.workers().iter().eq(worker_ids(cands)));
+        stream_vote(cands, fusion(cands).as_ref(), palette, with.threads, kept)
     });
     sel.sort_exclusions();
     let fused = match fused {
@@ -213,12 +225,14 @@ struct StreamFused {
     unmapped: Vec<u64>,
 }
 
-/// Decodes every candidate in lockstep into the vote (see [`stream_decoded`]).
+/// Decodes every candidate in lockstep into the vote (see [`stream_decoded`]), or streams
+/// the rows the first pass `kept` of them.
 fn stream_vote(
     cands: &[Candidate<'_>],
     fusion: &dyn Fusion,
     palette: Vec<Rgb>,
     threads: usize,
+    kept: Option<&Retained>,
 ) -> Result<StreamFused, PassError<png::EncodingError>> {
     let (width, height) = cands[0].size;
     let w = width as usize;
@@ -235,7 +249,7 @@ fn stream_vote(
     // The winning votes of the row.
     let mut row_votes = 0u64;
     let mut rows = RowFuser::new(fusion, w, cands.len());
-    let unmapped = stream_decoded(cands, threads, |window: &[Rows<'_>]| {
+    let visit = |window: &[Rows<'_>]| {
         // `split` holds the pixels of the row where not every worker voted for the winner:
         // few, and all that the map, the confidence and the agreement need to look at.
         let (out, split, repeated) = rows.fuse_row(window);
@@ -258,7 +272,11 @@ fn stream_vote(
             agreement.add_row(&current, out, split);
         }
         Ok(())
-    })?;
+    };
+    let unmapped = match kept {
+        Some(k) => k.stream(visit).map_err(PassError::Other)?,
+        None => stream_decoded(cands, threads, visit)?,
+    };
     Ok(StreamFused {
         width,
         height,

@@ -10,8 +10,9 @@
 //! few images are in flight at once, within the budget of `budget`. The concerns live in the
 //! children: `payload` (the payload's items), `read` (an image's answers), `validate` (the
 //! checks that need no pixels), `decode` (worker PNGs in lockstep), `image` (one image's vote,
-//! encoders and agreement), `budget` (threads and memory), `response` (the response items)
-//! and `names` (keys, job names, dates).
+//! encoders and agreement), `retained` (masks kept between the weighted fusion's passes),
+//! `budget` (threads and memory), `response` (the response items) and `names` (keys, job
+//! names, dates).
 
 mod budget;
 mod decode;
@@ -20,10 +21,12 @@ mod names;
 mod payload;
 mod read;
 mod response;
+mod retained;
 mod validate;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::{error, info, warn};
 
@@ -33,7 +36,7 @@ pub use validate::{Exclusion, decode_answer_json};
 
 use crate::config::{Algorithm, Limits};
 use crate::event::{ConsolidationEvent, ConsolidationResponseItem};
-use crate::fusion::{CrowdModel, ImageVotes};
+use crate::fusion::{CrowdModel, ImageVotes, MAX_BATCH_VOTES};
 use crate::labels::{BACKGROUND, ClassList, LabelError, MAX_LABELS};
 use crate::logs::Escaped;
 use crate::resolve::{Configured, LabelsError};
@@ -44,6 +47,7 @@ use image::{DecideWith, Decision, census, decide_image};
 use payload::Items;
 use read::{ImageInput, read_image};
 use response::{BatchFacts, WrittenImage, response_item};
+use retained::Retained;
 use validate::{select, worker_ids};
 
 /// The folder under `outputConfig` where consolidated masks go.
@@ -222,13 +226,17 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
             Configured::Unknown(why) => batch.workers_labels(&why).await?,
         },
     };
-    let model = match ctx.algorithm {
-        Algorithm::Majority => None,
-        Algorithm::Weighted => Some(Arc::new(batch.fit(&classes).await?)),
+    let (model, retained) = match ctx.algorithm {
+        Algorithm::Majority => (None, HashMap::new()),
+        Algorithm::Weighted => {
+            let (model, retained) = batch.fit(&classes).await?;
+            (Some(Arc::new(model)), retained)
+        }
     };
     let vote = Arc::new(Vote {
         classes: classes.clone(),
         model,
+        retained: std::sync::Mutex::new(retained),
         output: output.clone(),
         opts: PutOptions {
             content_type: Some("image/png"),
@@ -429,29 +437,50 @@ impl<S: ObjectStore> Batch<S> {
     }
 
     /// The weighted fusion's crowd model, fitted to every image's census (a first pass over
-    /// the batch).
-    async fn fit(self: &Arc<Self>, classes: &ClassList) -> Result<CrowdModel, BatchError> {
+    /// the batch), and the masks that pass kept for the second, by image id.
+    async fn fit(
+        self: &Arc<Self>,
+        classes: &ClassList,
+    ) -> Result<(CrowdModel, HashMap<String, Retained>), BatchError> {
         let classes_for_census = Arc::new(classes.clone());
+        // The votes the censuses may still keep (MAX_BATCH_VOTES for the whole batch), and
+        // the bytes of masks the pass may still keep.
+        let allowance = Arc::new(AtomicUsize::new(MAX_BATCH_VOTES));
+        let keep = Arc::new(AtomicUsize::new(retained_allowance(self.ctx.memory_bytes)));
         let counted = self
             .each_image(move |b, image| {
                 let classes = Arc::clone(&classes_for_census);
+                let (allowance, keep) = (Arc::clone(&allowance), Arc::clone(&keep));
                 async move {
                     let max_pixels = b.ctx.limits.max_pixels;
                     let bytes = image.bytes();
                     let need = bytes + estimate(&image);
                     let run = b.budget.run(need, move |threads| {
                         let mut sel = select(&image, &classes, max_pixels);
-                        let census = match sel.decode_until_ok(|cands| census(cands, threads)) {
-                            Ok(c) => c,
-                            Err(never) => match never {},
-                        };
-                        if let Some(c) = census.as_ref().filter(|c| c.overflow() > 0) {
-                            warn!(dataset_object_id = %Escaped(&image.id), pixels = c.overflow(),
-                                  "weighted fusion: this image's workers disagree in more combinations than the census keeps; those pixels still vote but do not inform the model");
-                        }
+                        let room = keep.load(Ordering::Acquire);
+                        let counted =
+                            match sel.decode_until_ok(|cands| census(cands, threads, room)) {
+                                Ok(c) => c,
+                                Err(never) => match never {},
+                            };
+                        let (census, kept) = counted?;
+                        let kept = kept.filter(|k| take(&keep, k.bytes()));
                         let workers: Vec<String> =
                             worker_ids(&sel.cands).into_iter().map(str::to_owned).collect();
-                        census.map(|c| (workers, c.patterns()))
+                        let want = census.votes();
+                        let granted = allowance
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                                Some(left - want.min(left))
+                            })
+                            .map_or(0, |left| want.min(left));
+                        let (patterns, cut) =
+                            census.patterns_within(granted / workers.len().max(1));
+                        let left_out = census.overflow() + cut;
+                        if left_out > 0 {
+                            warn!(dataset_object_id = %Escaped(&image.id), pixels = left_out,
+                                  "weighted fusion: this image's workers disagree in more combinations than the census keeps (4096 an image, 2 million votes a batch); those pixels still vote but do not inform the model");
+                        }
+                        Some((image.id, workers, patterns, kept))
                     });
                     Ok(run.await)
                 }
@@ -460,7 +489,7 @@ impl<S: ObjectStore> Batch<S> {
         let votes: Vec<ImageVotes<'_>> = counted
             .iter()
             .flatten()
-            .map(|(workers, patterns)| ImageVotes {
+            .map(|(_, workers, patterns, _)| ImageVotes {
                 workers: workers.iter().map(String::as_str).collect(),
                 patterns,
             })
@@ -469,11 +498,36 @@ impl<S: ObjectStore> Batch<S> {
         info!(
             workers = model.worker_count(),
             combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
+            pairs = model.kept_pairs(),
             iterations = model.iterations,
             "crowd model fitted to the batch"
         );
-        Ok(model)
+        drop(votes);
+        let retained: HashMap<String, Retained> = counted
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, _, _, kept)| Some((id, kept?)))
+            .collect();
+        Ok((model, retained))
     }
+}
+
+/// The bytes of decoded masks the weighted fusion's first pass may keep for the second: a
+/// sixty-fourth of the budget, at most 16 MiB (a 12 MP image with 5 workers takes about
+/// 5 MiB), so that the batch's memory stays about that of its largest images.
+fn retained_allowance(memory_bytes: u64) -> usize {
+    usize::try_from(memory_bytes / 64)
+        .unwrap_or(usize::MAX)
+        .min(16 << 20)
+}
+
+/// Takes `bytes` from `allowance` if it holds that many.
+fn take(allowance: &AtomicUsize, bytes: usize) -> bool {
+    allowance
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+            left.checked_sub(bytes)
+        })
+        .is_ok()
 }
 
 /// Memory that deciding `image` needs besides its answers: the decoders and row buffers of
@@ -496,6 +550,8 @@ fn estimate(image: &ImageInput) -> u64 {
 struct Vote {
     classes: ClassList,
     model: Option<Arc<CrowdModel>>,
+    /// The masks the weighted fusion's first pass kept, by image id (taken as used).
+    retained: std::sync::Mutex<HashMap<String, Retained>>,
     output: S3Uri,
     opts: PutOptions,
 }
@@ -517,6 +573,11 @@ impl Vote {
             ctx.limits.max_pixels,
         );
         let (id, file, workers) = (image.id.clone(), image.file.clone(), image.workers.len());
+        let kept = self
+            .retained
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
         let decision = batch
             .budget
             .run(need, move |threads| {
@@ -526,6 +587,7 @@ impl Vote {
                     algorithm,
                     low_agreement_threshold: threshold,
                     threads,
+                    retained: kept.as_ref(),
                 };
                 decide_image(select(&image, &vote.classes, max_pixels), with)
             })
