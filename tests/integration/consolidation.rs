@@ -13,10 +13,10 @@ use gtseg_tests::fixtures::{
 use gtseg_tests::{files_under, temp_dir};
 use serde_json::{Value, json};
 
-const OUT: &str = "s3://test-bucket/out/job/annotations";
+pub(crate) const OUT: &str = "s3://test-bucket/out/job/annotations";
 const PAYLOAD: &str = "s3://test-bucket/out/job/annotations/consolidated-annotation/consolidation-request/iteration-1/p.json";
 
-fn event(extra: Value) -> Value {
+pub(crate) fn event(extra: Value) -> Value {
     let mut e = json!({
         "version": "2018-10-06",
         "labelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/job",
@@ -40,7 +40,7 @@ fn put(dir: &Path, uri: &str, bytes: &[u8]) {
     std::fs::write(p, bytes).unwrap();
 }
 
-async fn run_with(
+pub(crate) async fn run_with(
     dir: &Path,
     config: Config,
     payload: &Value,
@@ -61,11 +61,11 @@ async fn run(dir: &Path, payload: &Value) -> Vec<Value> {
         .unwrap()
 }
 
-fn inline(worker: &str, answer: &Value) -> Value {
+pub(crate) fn inline(worker: &str, answer: &Value) -> Value {
     json!({"workerId": worker, "annotationData": {"content": answer.to_string()}})
 }
 
-fn good(scene: &Scene, colors: &[[u8; 3]]) -> Value {
+pub(crate) fn good(scene: &Scene, colors: &[[u8; 3]]) -> Value {
     answer_json(
         "crowd-semantic-segmentation",
         &worker_png(scene, colors, Background::Transparent, &[]),

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use gtseg::JobDescription;
 use gtseg::event::{
-    ConsolidationEvent, LabelCategoryConfig, PayloadItem, PreAnnotationEvent, SEGMENTATION_TYPE,
-    SegmentationMetadata, WorkerAnswer, find_answer_object,
+    AnswerObject, ConsolidationEvent, LabelCategoryConfig, PayloadItem, PreAnnotationEvent,
+    SEGMENTATION_TYPE, SegmentationMetadata, VerificationAnswer, WorkerAnswer, find_answer_object,
+    take_any_answer_object,
 };
 use gtseg_tests::{events, files_under, workspace_root};
 use serde::Serialize;
@@ -60,7 +61,15 @@ fn every_event_file_round_trips_through_the_wire_types() {
                 for a in it.annotations {
                     if let Some(c) = a.annotation_data.content {
                         let inner: Value = serde_json::from_str(&c).unwrap();
-                        round_trip::<WorkerAnswer>(find_answer_object(&inner).unwrap(), f);
+                        match take_any_answer_object(inner).expect("an answer") {
+                            AnswerObject::Mask(m) => {
+                                round_trip::<WorkerAnswer>(&m, f);
+                            }
+                            AnswerObject::Verification(a) => {
+                                round_trip::<VerificationAnswer>(&a, f);
+                                *kinds.entry("verification answer").or_default() += 1;
+                            }
+                        }
                     }
                 }
             }
@@ -87,6 +96,7 @@ fn every_event_file_round_trips_through_the_wire_types() {
         "label config",
         "worker answer",
         "saved job description",
+        "verification answer",
     ] {
         assert!(kinds.contains_key(k), "no {k} among {files:?}");
     }

@@ -14,6 +14,11 @@ const ACS: &str =
     "arn:aws:lambda:us-east-1:111122223333:function:gt-SageMaker-ConsolidateSemanticSegmentation";
 
 fn job_request(extra: &[&str]) -> Output {
+    job_request_with("labeling.liquid.html", extra)
+}
+
+fn job_request_with(template: &str, extra: &[&str]) -> Output {
+    let template = format!("s3://gt-example-bucket/templates/{template}");
     let mut args = vec![
         "job-request",
         "--job-name",
@@ -25,7 +30,7 @@ fn job_request(extra: &[&str]) -> Output {
         "--label-config",
         "s3://gt-example-bucket/config/labels.json",
         "--template",
-        "s3://gt-example-bucket/templates/labeling.liquid.html",
+        &template,
         "--workteam",
         "arn:aws:sagemaker:us-east-1:111122223333:workteam/private-crowd/street-team",
         "--role-arn",
@@ -167,4 +172,102 @@ fn job_request_refuses_what_would_fail_and_warns_about_invoke_permissions() {
     );
     let out = job_request(&[]);
     assert!(!out.status.success(), "the ARNs are required");
+}
+
+#[test]
+fn every_task_type_and_a_public_work_team_give_requests_botocore_accepts() {
+    if !require(
+        "python3",
+        &["-c", "import botocore"],
+        "every_task_type_and_a_public_work_team_give_requests_botocore_accepts",
+    ) {
+        return;
+    }
+    let arns = ["--pre-lambda-arn", PRE, "--consolidation-lambda-arn", ACS];
+    for (task, attr) in [
+        ("labeling", "street-scenes-ref"),
+        ("adjustment", "street-scenes-ref"),
+        ("verification", "street-scenes"),
+    ] {
+        let mut extra = vec!["--task-type", task];
+        extra.extend(arns);
+        let out = job_request_with(&format!("{task}.liquid.html"), &extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("warning"), "{task}: {err}");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["LabelAttributeName"], attr, "{task}");
+        assert!(
+            r["InputConfig"].get("DataAttributes").is_none(),
+            "no classifier unless asked"
+        );
+        let v = botocore_validates(&out.stdout);
+        assert!(
+            v.status.success(),
+            "{task}: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+    // The public work force: a price, and the content classifiers it usually needs.
+    let mut extra = vec![
+        "--task-type",
+        "verification",
+        "--task-price",
+        "0.036",
+        "--content-classifier",
+        "FreeOfPersonallyIdentifiableInformation",
+        "--content-classifier",
+        "FreeOfAdultContent",
+    ];
+    extra.extend(arns);
+    let public = "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default";
+    let out = job_request_with("verification.liquid.html", &extra);
+    assert!(out.status.success());
+    let mut r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["HumanTaskConfig"]
+            .get("PublicWorkforceTaskPrice")
+            .is_none(),
+        "private team"
+    );
+    let mut cmd_args: Vec<&str> = extra.clone();
+    cmd_args.extend(["--workteam", public]);
+    let out = Command::new(built_binary("gtseg"))
+        .args([
+            "job-request",
+            "--job-name",
+            "verify-street",
+            "--manifest",
+            "s3://gt-example-bucket/output/street-scenes/manifests/output/output.manifest",
+            "--output",
+            "s3://gt-example-bucket/output/",
+            "--label-config",
+            "s3://gt-example-bucket/config/verification-labels.json",
+            "--template",
+            "s3://gt-example-bucket/templates/verification.liquid.html",
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/GroundTruthJobRole",
+        ])
+        .args(&cmd_args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"]["TenthFractionsOfACent"],
+        6
+    );
+    assert_eq!(
+        r["InputConfig"]["DataAttributes"]["ContentClassifiers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let v = botocore_validates(&out.stdout);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }

@@ -135,9 +135,10 @@ async fn both_functions_run_under_the_lambda_emulator() {
     );
 }
 
-/// One running consolidation function and one pre-annotation function serve two jobs with
-/// different label lists: each job's labels come from its own configuration, through
-/// DescribeLabelingJob (the SageMaker stub), and each job is described once.
+/// One running consolidation function and one pre-annotation function serve two labeling
+/// jobs with different label lists and a verification job: each job's labels come from its
+/// own configuration, through DescribeLabelingJob (the SageMaker stub), and each job is
+/// described once.
 #[tokio::test]
 async fn one_deployment_serves_two_jobs_with_their_own_labels() {
     let test = "one_deployment_serves_two_jobs_with_their_own_labels";
@@ -146,6 +147,9 @@ async fn one_deployment_serves_two_jobs_with_their_own_labels() {
     let jobs = serde_json::json!({
         "street-scenes": {"describe": describe_output("street-scenes", LABEL_CONFIG_URI)},
         "street-scenes-b": {"describe": describe_output("street-scenes-b", other_config)},
+        "verify-street": {"describe": serde_json::from_slice::<Value>(
+            &std::fs::read(workspace_root().join("events/labeling-job/verify-street.json")).unwrap()
+        ).unwrap()},
     });
     let Some(stub) = SageMakerStub::start(test, &jobs) else {
         return;
@@ -262,6 +266,27 @@ async fn one_deployment_serves_two_jobs_with_their_own_labels() {
         serde_json::json!(["car", "road", "person", "building"])
     );
     assert_eq!(pb["taskInput"]["labels"], serde_json::json!(other_labels));
+
+    // The verification job, on the same two functions: the earlier mask as the overlay, and
+    // the workers' categories merged into Ground Truth's verification label.
+    let pv = invoke(PRE, &events.join("pre-annotation/verification-line.json"));
+    assert_eq!(pv["taskInput"]["labels"][0], "Label(s) correct");
+    assert_eq!(
+        pv["taskInput"]["overlay"]["semanticSegmentation"]["labels"],
+        serde_json::json!(["car", "road", "person", "building"])
+    );
+    let vv = invoke(ACS, &events.join("consolidation/verify-street.json"));
+    let verdicts: Vec<&Value> = vv
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["consolidatedAnnotation"]["content"]["verify-street"])
+        .collect();
+    assert_eq!(verdicts, [&serde_json::json!(0), &serde_json::json!(2)]);
+    assert_eq!(
+        vv[0]["consolidatedAnnotation"]["content"]["verify-street-metadata"]["type"],
+        "groundtruth/label-verification"
+    );
     // Text logs (the format is not set here) carry no terminal colour codes.
     for name in [PRE, ACS] {
         let log = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap();
@@ -279,6 +304,8 @@ async fn one_deployment_serves_two_jobs_with_their_own_labels() {
             ("street-scenes".to_owned(), 200),
             ("street-scenes-b".to_owned(), 200),
             ("street-scenes-b".to_owned(), 200),
+            ("verify-street".to_owned(), 200),
+            ("verify-street".to_owned(), 200),
         ],
         "each function describes each job once"
     );

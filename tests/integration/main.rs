@@ -12,6 +12,7 @@
 //! - `jobs`: a job's labels from the event, the pin, the job (DescribeLabelingJob) or the
 //!   workers, never from another job.
 //! - `templates`: the worker task templates rendered by Liquid and parsed as HTML.
+//! - `verification`: label verification: the output line, the category rule, mixed batches.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
@@ -27,3 +28,4 @@ mod oracle;
 mod replay;
 mod s3;
 mod templates;
+mod verification;

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use gtseg::{Config, LocalStore, Service};
-use gtseg_tests::events::LABEL_CONFIG_URI;
+use gtseg_tests::events::{LABEL_CONFIG_URI, VERIFY_CATEGORIES, VERIFY_CONFIG_URI};
 use gtseg_tests::{copy_tree, temp_dir, workspace_root};
 use liquid_core::{
     Display_filter, Filter, FilterReflection, ParseFilter, Runtime, Value, ValueView,
@@ -85,10 +85,15 @@ fn render(template: &str, task_input: &serde_json::Value) -> String {
 
 /// The `crowd-semantic-segmentation` element's attributes, entity-decoded.
 fn element_attrs(html: &str) -> std::collections::BTreeMap<String, String> {
+    attrs_of(html, "crowd-semantic-segmentation")
+}
+
+/// The attributes of the first `element` of the page, entity-decoded.
+fn attrs_of(html: &str, element: &str) -> std::collections::BTreeMap<String, String> {
     let dom = tl::parse(html, tl::ParserOptions::default()).unwrap();
     let parser = dom.parser();
     let node = dom
-        .query_selector("crowd-semantic-segmentation")
+        .query_selector(element)
         .unwrap()
         .next()
         .expect("the element");
@@ -105,16 +110,28 @@ fn element_attrs(html: &str) -> std::collections::BTreeMap<String, String> {
 }
 
 async fn pre_annotation(event_file: &str, store: &std::path::Path) -> serde_json::Value {
-    let config = Config {
-        label_category_config: Some(LABEL_CONFIG_URI.into()),
-        ..Config::default()
-    };
-    let ev: serde_json::Value = serde_json::from_slice(
+    pre_annotation_of(&sample(event_file), LABEL_CONFIG_URI, store).await
+}
+
+fn sample(event_file: &str) -> serde_json::Value {
+    serde_json::from_slice(
         &std::fs::read(workspace_root().join("events").join(event_file)).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The pre-annotation response to `ev`, with the labels of `config` pinned.
+async fn pre_annotation_of(
+    ev: &serde_json::Value,
+    config: &str,
+    store: &std::path::Path,
+) -> serde_json::Value {
+    let config = Config {
+        label_category_config: Some(config.into()),
+        ..Config::default()
+    };
     let s = Service::new(LocalStore::new(store), config);
-    s.replay(&ev, SystemTime::now()).await.unwrap()
+    s.replay(ev, SystemTime::now()).await.unwrap()
 }
 
 fn assert_rendered(html: &str) {
@@ -206,5 +223,79 @@ async fn awkward_labels_survive_the_round_trip_through_html() {
         let attrs = element_attrs(&html);
         let labels: Vec<String> = serde_json::from_str(&attrs["labels"]).unwrap();
         assert_eq!(labels, awkward, "{template}");
+    }
+}
+
+/// The verification template on a verification line whose earlier classes and whose
+/// categories are hostile: the classifier gets this job's categories and the earlier mask as
+/// its overlay, every name decodes back exactly, and nothing in the page is a script from data.
+#[tokio::test]
+async fn the_verification_template_shows_the_earlier_mask_and_the_categories() {
+    let store = temp_dir("templates-verify");
+    copy_tree(&workspace_root().join("events/store"), &store).unwrap();
+    let hostile = "<img src=x onerror=alert(1)>";
+    let mut line = sample("pre-annotation/verification-line.json");
+    let map = &mut line["dataObject"]["street-scenes-v1-ref-metadata"]["internal-color-map"];
+    map["1"]["class-name"] = json!(hostile);
+    map["2"]["class-name"] = json!("say \"cheese\" & it's");
+    let earlier: Vec<String> = [hostile, "say \"cheese\" & it's", "person", "building"]
+        .map(str::to_owned)
+        .to_vec();
+    for (categories, hostile_categories) in [
+        (VERIFY_CATEGORIES.map(str::to_owned).to_vec(), false),
+        (
+            vec![
+                "Label(s) correct".to_owned(),
+                hostile.to_owned(),
+                "a'b\"c<d>e&f".to_owned(),
+            ],
+            true,
+        ),
+    ] {
+        if hostile_categories {
+            let config = json!({"document-version": "2018-11-28",
+                "labels": categories.iter().map(|l| json!({"label": l})).collect::<Vec<_>>(),
+                "auditLabelAttributeName": "street-scenes-v1-ref"});
+            std::fs::write(
+                store.join("gt-example-bucket/config/verification-labels.json"),
+                config.to_string(),
+            )
+            .unwrap();
+        }
+        let out = pre_annotation_of(&line, VERIFY_CONFIG_URI, &store).await;
+        assert_eq!(out["isHumanAnnotationRequired"], true);
+        let input = &out["taskInput"];
+        let html = render("verification.liquid.html", input);
+        assert_rendered(&html);
+        assert!(!html.contains("<img src=x"), "names are escaped:\n{html}");
+        let attrs = attrs_of(&html, "crowd-image-classifier");
+        assert_eq!(attrs["name"], "crowd-image-classifier");
+        assert!(
+            attrs["src"]
+                .starts_with("https://gt-example-bucket.s3.amazonaws.com/images/street-0001.png?")
+        );
+        let shown: Vec<String> = serde_json::from_str(&attrs["categories"]).unwrap();
+        assert_eq!(shown, categories);
+        let overlay: serde_json::Value =
+            serde_json::from_str(&attrs["overlay"]).expect("overlay is JSON");
+        let seg = &overlay["semanticSegmentation"];
+        let labels: Vec<String> = serde_json::from_value(seg["labels"].clone()).unwrap();
+        assert_eq!(labels, earlier);
+        assert_eq!(
+            seg["labelMappings"],
+            input["overlay"]["semanticSegmentation"]["labelMappings"]
+        );
+        assert_eq!(seg["labelMappings"][hostile]["color"], "#2ca02c");
+        assert!(
+            seg["src"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://gt-example-bucket.s3.amazonaws.com/output/street-scenes-v1/")
+        );
+        // The worker's comment box is there; the only script is the crowd elements' own.
+        let dom = tl::parse(&html, tl::ParserOptions::default()).unwrap();
+        assert_eq!(dom.query_selector("worker-comment").unwrap().count(), 1);
+        assert_eq!(dom.query_selector("script").unwrap().count(), 1);
+        assert_eq!(dom.query_selector("img").unwrap().count(), 0);
     }
 }

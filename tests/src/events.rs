@@ -198,6 +198,93 @@ pub fn sample_files() -> Vec<File> {
         "labeling-job/street-scenes.json",
         &describe_output("street-scenes", LABEL_CONFIG_URI),
     ));
+    files.extend(verification_files(&color_map, &previous));
+    files
+}
+
+/// The verification job's categories (its label list), as Ground Truth's console offers them.
+pub const VERIFY_CATEGORIES: [&str; 3] = [
+    "Label(s) correct",
+    "Incorrect label - missed object",
+    "Incorrect label - segmentation not accurate enough",
+];
+
+/// The sample verification job's label category configuration.
+pub const VERIFY_CONFIG_URI: &str = "s3://gt-example-bucket/config/verification-labels.json";
+
+/// The sample verification job: workers check `street-scenes-v1`'s masks. A pre-annotation
+/// line carrying that job's label, and a batch of two images with three and four answers
+/// (comments, and one category that is not the job's).
+fn verification_files(color_map: &serde_json::Map<String, Value>, previous: &str) -> Vec<File> {
+    let name = "verify-street";
+    let arn = format!("arn:aws:sagemaker:us-east-1:111122223333:labeling-job/{name}");
+    let output = format!("s3://{BUCKET}/output/{name}/annotations");
+    let mut files = vec![json_file(
+        &store_path(VERIFY_CONFIG_URI),
+        &json!({"document-version": "2018-11-28",
+                "labels": VERIFY_CATEGORIES.iter().map(|l| json!({"label": l})).collect::<Vec<_>>(),
+                "auditLabelAttributeName": "street-scenes-v1-ref",
+                "instructions": {"shortInstruction": "Is every object painted, with the right label and a tight outline?",
+                                 "fullInstruction": "Pick the first category that applies; say what is wrong in a comment."}}),
+    )];
+    files.push(json_file(
+        "pre-annotation/verification-line.json",
+        &json!({"version": "2018-10-16", "labelingJobArn": arn, "dataObject": {
+            "source-ref": format!("s3://{BUCKET}/images/street-0001.png"),
+            "street-scenes-v1-ref": previous,
+            "street-scenes-v1-ref-metadata": {
+                "internal-color-map": color_map,
+                "type": "groundtruth/semantic-segmentation",
+                "human-annotated": "yes",
+                "creation-date": "2026-11-20T08:15:42.511235",
+                "job-name": "labeling-job/street-scenes-v1"}}}),
+    ));
+    let answer = |label: &str, comment: Option<&str>| {
+        let mut a = json!({"label": label});
+        if let Some(c) = comment {
+            a["workerComment"] = json!(c);
+        }
+        json!({"content": json!({"crowd-image-classifier": a}).to_string()})
+    };
+    let [correct, missed, loose] = VERIFY_CATEGORIES;
+    let payload_uri = format!(
+        "{output}/consolidated-annotation/consolidation-request/iteration-1/2026-11-30_10:00:00.json"
+    );
+    let payload = json!([
+        {"datasetObjectId": "0",
+         "dataObject": {"s3Uri": format!("s3://{BUCKET}/images/street-0001.png")},
+         "annotations": [
+            {"workerId": "private.us-east-1.A1B2C3D4E5F6G7", "annotationData": answer(correct, None)},
+            {"workerId": "private.us-east-1.H8I9J0K1L2M3N4", "annotationData": answer(correct, Some(""))},
+            {"workerId": "private.us-east-1.O5P6Q7R8S9T0U1", "annotationData": answer(missed, Some("the car on the left is missing"))}]},
+        {"datasetObjectId": "1",
+         "dataObject": {"s3Uri": format!("s3://{BUCKET}/images/street-0002.png")},
+         "annotations": [
+            {"workerId": "private.us-east-1.A1B2C3D4E5F6G7", "annotationData": answer(loose, Some("the road bleeds into the pavement"))},
+            {"workerId": "private.us-east-1.H8I9J0K1L2M3N4", "annotationData": answer(loose, None)},
+            {"workerId": "private.us-east-1.O5P6Q7R8S9T0U1", "annotationData": answer(correct, None)},
+            {"workerId": "private.us-east-1.V2W3X4Y5Z6A7B8", "annotationData": answer("Looks fine", None)}]}
+    ]);
+    files.push(json_file(&store_path(&payload_uri), &payload));
+    files.push(json_file(
+        "consolidation/verify-street.json",
+        &json!({"version": "2018-10-06",
+                "labelingJobArn": arn,
+                "labelAttributeName": name,
+                "roleArn": "arn:aws:iam::111122223333:role/GroundTruthJobRole",
+                "outputConfig": output,
+                "maxHumanWorkersPerDataObject": 3,
+                "payload": {"s3Uri": payload_uri}}),
+    ));
+    let mut job = describe_output(name, VERIFY_CONFIG_URI);
+    job["LabelAttributeName"] = json!(name);
+    job["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"] =
+        json!(format!("s3://{BUCKET}/templates/verification.liquid.html"));
+    job["HumanTaskConfig"]["TaskTitle"] = json!("Verify the street-scene masks");
+    job["HumanTaskConfig"]["TaskDescription"] = json!(
+        "Check each mask: is every object painted, with the right label and a tight outline?"
+    );
+    files.push(json_file(&format!("labeling-job/{name}.json"), &job));
     files
 }
 

@@ -1,19 +1,70 @@
 //! A complete `CreateLabelingJob` request for a semantic-segmentation job wired to these
-//! functions (`gtseg job-request`). Pure: inputs in, request JSON and warnings out.
+//! functions (`gtseg job-request`): labeling, adjustment or verification. Pure: inputs in,
+//! request JSON and warnings out.
 //!
 //! It checks what it can before anything reaches AWS: names and their patterns, `s3://` URIs,
-//! the `-ref` label attribute Ground Truth requires for masks, worker counts and time limits,
-//! and whether the managed Ground Truth policy may invoke the functions.
+//! the label attribute's naming rule for the task type, worker counts and time limits, the
+//! price a public work team needs, regions, and whether the managed Ground Truth policy may
+//! invoke the functions.
 
 use serde_json::{Value, json};
 
 use gtseg::S3Uri;
 
+/// The three semantic-segmentation task types. All three use the same two functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TaskType {
+    /// Workers paint masks from scratch (`templates/labeling.liquid.html`).
+    #[default]
+    Labeling,
+    /// Workers correct an earlier job's masks (`templates/adjustment.liquid.html`).
+    Adjustment,
+    /// Workers judge an earlier job's masks, picking a category
+    /// (`templates/verification.liquid.html`).
+    Verification,
+}
+
+impl TaskType {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Labeling => "labeling",
+            Self::Adjustment => "adjustment",
+            Self::Verification => "verification",
+        }
+    }
+
+    /// The task title and description workers see, unless given.
+    pub fn default_text(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Labeling => (
+                "Semantic segmentation: paint every pixel with its label",
+                "Paint each object of the image with its label; leave the rest unpainted.",
+            ),
+            Self::Adjustment => (
+                "Semantic segmentation: correct the painted mask",
+                "Repaint wrong pixels, paint missed objects and erase stray paint.",
+            ),
+            Self::Verification => (
+                "Semantic segmentation: is the painted mask right?",
+                "Check the mask drawn over the image and pick the category that describes it.",
+            ),
+        }
+    }
+}
+
+/// The content classifiers `CreateLabelingJob` accepts: statements that the images are free
+/// of personal data or adult content, which open the job to more of a public work force.
+pub const CONTENT_CLASSIFIERS: [&str; 2] = [
+    "FreeOfPersonallyIdentifiableInformation",
+    "FreeOfAdultContent",
+];
+
 /// What the request is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRequestInput {
+    pub task_type: TaskType,
     pub job_name: String,
-    /// Defaults to `<job_name>-ref`.
+    /// Defaults to `<job_name>-ref`, or `<job_name>` for verification.
     pub label_attribute_name: Option<String>,
     pub manifest_uri: String,
     pub output_path: String,
@@ -29,6 +80,10 @@ pub struct JobRequestInput {
     pub max_concurrent_tasks: Option<u32>,
     pub title: String,
     pub description: String,
+    /// Of [`CONTENT_CLASSIFIERS`]; none unless the user says so.
+    pub content_classifiers: Vec<String>,
+    /// What a public (Mechanical Turk) worker earns per task, in US dollars (`0.036`).
+    pub task_price: Option<String>,
 }
 
 /// A request that would be refused, or would not work.
@@ -82,10 +137,14 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
             "1-63 letters, digits and inner hyphens",
         ));
     }
-    let attr = input
-        .label_attribute_name
-        .clone()
-        .unwrap_or_else(|| format!("{}-ref", input.job_name));
+    let verification = input.task_type == TaskType::Verification;
+    let attr = input.label_attribute_name.clone().unwrap_or_else(|| {
+        if verification {
+            input.job_name.clone()
+        } else {
+            format!("{}-ref", input.job_name)
+        }
+    });
     if !aws_name(&attr, 127) {
         return Err(invalid(
             "label attribute name",
@@ -93,17 +152,18 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
             "1-127 letters, digits and inner hyphens",
         ));
     }
-    // Ground Truth requires `-ref` for its built-in semantic-segmentation task types; with
-    // custom Lambda ARNs both forms have been seen to work. Say what each implies.
-    warnings.push(if attr.ends_with("-ref") {
-        format!(
-            "note: label attribute `{attr}` ends in -ref, as Ground Truth's built-in semantic-segmentation jobs require: its value in the output manifest is the mask's S3 URI"
-        )
-    } else {
-        format!(
-            "note: label attribute `{attr}` does not end in -ref: accepted with these functions, and its value is still the mask's S3 URI, but tools that expect Ground Truth's built-in naming look for -ref"
-        )
-    });
+    warnings.push(attribute_note(input.task_type, &attr));
+    if input.task_type != TaskType::Labeling {
+        warnings.push(format!(
+            "note: an {} job works on an earlier job's masks: its input manifest is that job's output manifest, and its label category configuration names the earlier label attribute in auditLabelAttributeName{}",
+            input.task_type.name(),
+            if verification {
+                "; its labels are the categories workers choose from, such as \"Label(s) correct\""
+            } else {
+                ""
+            }
+        ));
+    }
     for (field, uri) in [
         ("input manifest", &input.manifest_uri),
         ("label category configuration", &input.label_config_uri),
@@ -112,6 +172,15 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
         if S3Uri::parse(uri).is_err() {
             return Err(invalid(field, uri.as_str(), "an s3://bucket/key URI"));
         }
+    }
+    let file = input.template_uri.rsplit('/').next().unwrap_or_default();
+    let expected = format!("{}.liquid.html", input.task_type.name());
+    let ours = ["labeling", "adjustment", "verification"].map(|t| format!("{t}.liquid.html"));
+    if ours.contains(&file.to_owned()) && file != expected {
+        warnings.push(format!(
+            "worker task template {file} is not the one for an {} job: upload templates/{expected} and give its URI",
+            input.task_type.name()
+        ));
     }
     if !input.output_path.starts_with("s3://") || input.output_path.len() <= "s3://".len() {
         return Err(invalid(
@@ -134,10 +203,17 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
             "arn:aws:iam::ACCOUNT:role/NAME",
         ));
     }
+    let team_region = input.workteam_arn.split(':').nth(3).unwrap_or_default();
     for (field, arn) in [
         ("pre-annotation Lambda ARN", &input.pre_lambda_arn),
         ("consolidation Lambda ARN", &input.consolidation_lambda_arn),
     ] {
+        let region = arn.split(':').nth(3).unwrap_or_default();
+        if region != team_region {
+            warnings.push(format!(
+                "{field} is in region {region}, the work team in {team_region}: the job runs in the work team's region, and Ground Truth invokes only functions in the job's region; deploy the stack in {team_region}"
+            ));
+        }
         let name = lambda_function_name(arn).ok_or_else(|| {
             invalid(
                 field,
@@ -194,11 +270,47 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
             "1 to 255 characters",
         ));
     }
+    for c in &input.content_classifiers {
+        if !CONTENT_CLASSIFIERS.contains(&c.as_str()) {
+            return Err(invalid(
+                "content classifier",
+                c,
+                "FreeOfPersonallyIdentifiableInformation or FreeOfAdultContent",
+            ));
+        }
+    }
+    let public = input.workteam_arn.contains(":workteam/public-crowd/");
+    let price = match (&input.task_price, public) {
+        (Some(p), true) => Some(task_price(p)?),
+        (None, true) => {
+            return Err(invalid(
+                "task price",
+                "(none)",
+                "a public (Mechanical Turk) work team needs --task-price, in US dollars per task, e.g. 0.036",
+            ));
+        }
+        (Some(_), false) => {
+            warnings.push(
+                "--task-price applies to public (Mechanical Turk) work teams only; this work team is private or a vendor's, so it is left out"
+                    .to_owned(),
+            );
+            None
+        }
+        (None, false) => None,
+    };
+    let mut keywords = vec!["Image", "Semantic Segmentation"];
+    if input.task_type != TaskType::Labeling {
+        keywords.push(if verification {
+            "Verification"
+        } else {
+            "Adjustment"
+        });
+    }
     let mut human = json!({
         "WorkteamArn": input.workteam_arn,
         "UiConfig": {"UiTemplateS3Uri": input.template_uri},
         "PreHumanTaskLambdaArn": input.pre_lambda_arn,
-        "TaskKeywords": ["Image", "Semantic Segmentation"],
+        "TaskKeywords": keywords,
         "TaskTitle": input.title,
         "TaskDescription": input.description,
         "NumberOfHumanWorkersPerDataObject": input.workers_per_image,
@@ -209,19 +321,67 @@ pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>)
     if let Some(n) = input.max_concurrent_tasks {
         human["MaxConcurrentTaskCount"] = n.into();
     }
+    if let Some((dollars, cents, tenths)) = price {
+        human["PublicWorkforceTaskPrice"] = json!({"AmountInUsd": {
+            "Dollars": dollars, "Cents": cents, "TenthFractionsOfACent": tenths}});
+    }
+    let mut input_config =
+        json!({"DataSource": {"S3DataSource": {"ManifestS3Uri": input.manifest_uri}}});
+    if !input.content_classifiers.is_empty() {
+        input_config["DataAttributes"] = json!({"ContentClassifiers": input.content_classifiers});
+    }
     let request = json!({
         "LabelingJobName": input.job_name,
         "LabelAttributeName": attr,
-        "InputConfig": {
-            "DataSource": {"S3DataSource": {"ManifestS3Uri": input.manifest_uri}},
-            "DataAttributes": {"ContentClassifiers": ["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"]}
-        },
+        "InputConfig": input_config,
         "OutputConfig": {"S3OutputPath": input.output_path},
         "RoleArn": input.role_arn,
         "LabelCategoryConfigS3Uri": input.label_config_uri,
         "HumanTaskConfig": human,
     });
     Ok((request, warnings))
+}
+
+/// What the label attribute's name implies for the task type.
+fn attribute_note(task: TaskType, attr: &str) -> String {
+    let with_ref = attr.ends_with("-ref");
+    match (task, with_ref) {
+        (TaskType::Verification, false) => format!(
+            "note: label attribute `{attr}` does not end in -ref, as the CreateLabelingJob reference requires for verification: its value in the output manifest is the chosen category's index"
+        ),
+        (TaskType::Verification, true) => format!(
+            "note: label attribute `{attr}` ends in -ref: older verification examples do so and these functions accept it, but the CreateLabelingJob reference now says a verification attribute must not"
+        ),
+        (_, true) => format!(
+            "note: label attribute `{attr}` ends in -ref, as Ground Truth's built-in semantic-segmentation jobs require: its value in the output manifest is the mask's S3 URI"
+        ),
+        (_, false) => format!(
+            "note: label attribute `{attr}` does not end in -ref: accepted with these functions, and its value is still the mask's S3 URI, but tools that expect Ground Truth's built-in naming look for -ref"
+        ),
+    }
+}
+
+/// `0.036` (US dollars) as `(dollars, cents, tenths of a cent)`, within what
+/// `PublicWorkforceTaskPrice` accepts (at most 2 dollars, and a positive amount).
+fn task_price(text: &str) -> Result<(u32, u32, u32), JobRequestError> {
+    let bad = || {
+        invalid(
+            "task price",
+            text,
+            "US dollars per task with at most 3 decimals, above 0 and at most 2, e.g. 0.036",
+        )
+    };
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let dollars: u32 = whole.parse().map_err(|_| bad())?;
+    let tenths: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+    let total = dollars * 1000 + tenths;
+    if total == 0 || total > 2000 {
+        return Err(bad());
+    }
+    Ok((total / 1000, total % 1000 / 10, total % 10))
 }
 
 /// The two function ARNs from `aws cloudformation describe-stacks` output (the whole
@@ -253,6 +413,7 @@ mod tests {
 
     fn input() -> JobRequestInput {
         JobRequestInput {
+            task_type: TaskType::Labeling,
             job_name: "street-scenes".into(),
             label_attribute_name: None,
             manifest_uri: "s3://bkt/manifests/in.manifest".into(),
@@ -269,6 +430,8 @@ mod tests {
             max_concurrent_tasks: None,
             title: "Paint the street".into(),
             description: "Label every pixel".into(),
+            content_classifiers: Vec::new(),
+            task_price: None,
         }
     }
 
@@ -332,6 +495,92 @@ mod tests {
         let (r, warnings) = build_job_request(&i).unwrap();
         assert_eq!(r["LabelAttributeName"], "street");
         assert!(warnings[0].starts_with("note:") && warnings[0].contains("does not end in -ref"));
+    }
+
+    #[test]
+    fn verification_defaults_to_an_attribute_without_ref_and_accepts_one_with_it() {
+        let mut i = input();
+        i.task_type = TaskType::Verification;
+        i.template_uri = "s3://bkt/templates/verification.liquid.html".into();
+        let (r, warnings) = build_job_request(&i).unwrap();
+        assert_eq!(r["LabelAttributeName"], "street-scenes");
+        assert!(warnings[0].contains("category's index"), "{warnings:?}");
+        assert!(
+            warnings[1].contains("auditLabelAttributeName"),
+            "{warnings:?}"
+        );
+        assert_eq!(warnings.len(), 2);
+        i.label_attribute_name = Some("verify-ref".into());
+        let (r, warnings) = build_job_request(&i).unwrap();
+        assert_eq!(r["LabelAttributeName"], "verify-ref");
+        assert!(
+            warnings[0].contains("older verification examples"),
+            "{warnings:?}"
+        );
+        // The labeling template for a verification job is a mistake worth a warning.
+        i.template_uri = "s3://bkt/templates/labeling.liquid.html".into();
+        let (_, warnings) = build_job_request(&i).unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("verification.liquid.html")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn content_classifiers_are_off_unless_asked_for() {
+        let (r, _) = build_job_request(&input()).unwrap();
+        assert!(r["InputConfig"].get("DataAttributes").is_none());
+        let mut i = input();
+        i.content_classifiers = vec!["FreeOfAdultContent".into()];
+        let (r, _) = build_job_request(&i).unwrap();
+        assert_eq!(
+            r["InputConfig"]["DataAttributes"]["ContentClassifiers"],
+            json!(["FreeOfAdultContent"])
+        );
+        i.content_classifiers = vec!["FreeOfCats".into()];
+        assert!(build_job_request(&i).is_err());
+    }
+
+    #[test]
+    fn public_work_teams_need_a_price_and_private_ones_ignore_it() {
+        let mut i = input();
+        i.workteam_arn =
+            "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default".into();
+        let e = build_job_request(&i).unwrap_err().to_string();
+        assert!(e.contains("--task-price"), "{e}");
+        i.task_price = Some("0.036".into());
+        let (r, _) = build_job_request(&i).unwrap();
+        assert_eq!(
+            r["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"],
+            json!({"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6})
+        );
+        for bad in ["0", "2.001", "1.2345", "x", "-1", "0.0x"] {
+            i.task_price = Some(bad.into());
+            assert!(build_job_request(&i).is_err(), "{bad}");
+        }
+        assert_eq!(task_price("1.2").unwrap(), (1, 20, 0));
+        assert_eq!(task_price("2").unwrap(), (2, 0, 0));
+        let mut i = input();
+        i.task_price = Some("0.036".into());
+        let (r, warnings) = build_job_request(&i).unwrap();
+        assert!(
+            r["HumanTaskConfig"]
+                .get("PublicWorkforceTaskPrice")
+                .is_none()
+        );
+        assert!(warnings.iter().any(|w| w.contains("public")));
+    }
+
+    #[test]
+    fn functions_in_another_region_than_the_work_team_get_a_warning() {
+        let mut i = input();
+        i.pre_lambda_arn = i.pre_lambda_arn.replace("us-east-1", "eu-west-1");
+        let (_, warnings) = build_job_request(&i).unwrap();
+        let w: Vec<_> = warnings.iter().filter(|w| w.contains("region")).collect();
+        assert_eq!(w.len(), 1, "{warnings:?}");
+        assert!(w[0].contains("eu-west-1") && w[0].contains("us-east-1"));
     }
 
     #[test]

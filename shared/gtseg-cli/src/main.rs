@@ -57,10 +57,14 @@ enum Command {
 /// Options of `gtseg job-request`.
 #[derive(Debug, clap::Args)]
 struct JobRequestArgs {
+    /// The task type: labeling paints masks, adjustment corrects an earlier job's masks,
+    /// verification judges them (pick the matching template).
+    #[arg(long, value_enum, default_value_t)]
+    task_type: job_request::TaskType,
     /// The labeling job name (letters, digits, hyphens).
     #[arg(long)]
     job_name: String,
-    /// The label attribute name (default: <job-name>-ref); must end in -ref.
+    /// The label attribute name (default: <job-name>-ref; for verification, <job-name>).
     #[arg(long)]
     label_attribute_name: Option<String>,
     /// The input manifest, s3://bucket/key.
@@ -103,18 +107,21 @@ struct JobRequestArgs {
     /// Tasks offered to workers at once (1-5000).
     #[arg(long)]
     max_concurrent_tasks: Option<u32>,
-    /// The task title workers see.
-    #[arg(
-        long,
-        default_value = "Semantic segmentation: paint every pixel with its label"
-    )]
-    title: String,
-    /// The task description workers see.
-    #[arg(
-        long,
-        default_value = "Paint each object of the image with its label; leave the rest unpainted."
-    )]
-    description: String,
+    /// The task title workers see (default: one for the task type).
+    #[arg(long)]
+    title: Option<String>,
+    /// The task description workers see (default: one for the task type).
+    #[arg(long)]
+    description: Option<String>,
+    /// Declare the images free of personal data or adult content
+    /// (FreeOfPersonallyIdentifiableInformation, FreeOfAdultContent; repeat for both). Off by
+    /// default: street scenes show people.
+    #[arg(long, value_name = "CLASSIFIER")]
+    content_classifier: Vec<String>,
+    /// What a public (Mechanical Turk) worker earns per task, in US dollars, e.g. 0.036;
+    /// required with the public work team.
+    #[arg(long, value_name = "USD")]
+    task_price: Option<String>,
 }
 
 fn job_request(a: JobRequestArgs) -> Result<(), String> {
@@ -141,7 +148,9 @@ fn job_request(a: JobRequestArgs) -> Result<(), String> {
             );
         }
     };
+    let (title, description) = a.task_type.default_text();
     let input = job_request::JobRequestInput {
+        task_type: a.task_type,
         job_name: a.job_name,
         label_attribute_name: a.label_attribute_name,
         manifest_uri: a.manifest,
@@ -156,8 +165,10 @@ fn job_request(a: JobRequestArgs) -> Result<(), String> {
         task_time_limit_s: a.task_time_limit,
         task_availability_s: a.task_availability,
         max_concurrent_tasks: a.max_concurrent_tasks,
-        title: a.title,
-        description: a.description,
+        title: a.title.unwrap_or_else(|| title.to_owned()),
+        description: a.description.unwrap_or_else(|| description.to_owned()),
+        content_classifiers: a.content_classifier,
+        task_price: a.task_price,
     };
     let (request, warnings) = job_request::build_job_request(&input).map_err(|e| e.to_string())?;
     for w in warnings {

@@ -348,42 +348,83 @@ pub struct ImageProperties {
     pub width: u32,
 }
 
-/// Finds the answer object by its shape: the object that holds `labeledImage`.
+/// The `crowd-image-classifier` answer of a verification job: the category the worker chose
+/// (one of the job's labels) and, when the worker wrote one, a comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationAnswer {
+    /// The chosen category, e.g. `Label(s) correct`.
+    pub label: String,
+    /// Present only when the worker wrote a comment.
+    #[serde(
+        rename = "workerComment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub worker_comment: Option<String>,
+}
+
+/// A worker's answer object, found by its shape, with what kind of answer it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerObject {
+    /// The object that holds `labeledImage`: a mask ([`WorkerAnswer`]).
+    Mask(Value),
+    /// The object that holds `label` (and no mask anywhere): a category
+    /// ([`VerificationAnswer`]).
+    Verification(Value),
+}
+
+/// Finds the mask answer object by its shape: the object that holds `labeledImage`.
 ///
 /// The top-level key is the element's `name` attribute, which users may change, so the
 /// key is never trusted. The root itself and nested objects (a few levels deep) are searched.
 pub fn find_answer_object(root: &Value) -> Option<&Value> {
-    root.pointer(&answer_pointer(root)?)
+    root.pointer(&answer_pointer(root, "labeledImage")?)
 }
 
 /// [`find_answer_object`], taking the object out of `root` (nothing is copied).
 pub fn take_answer_object(mut root: Value) -> Option<Value> {
-    let at = answer_pointer(&root)?;
+    let at = answer_pointer(&root, "labeledImage")?;
     root.pointer_mut(&at).map(Value::take)
 }
 
-/// The JSON pointer of the answer object (see [`find_answer_object`]).
-fn answer_pointer(root: &Value) -> Option<String> {
-    fn walk(v: &Value, depth: u8, at: &mut String) -> bool {
+/// The answer object of either kind, taken out of `root`: a mask when some object holds
+/// `labeledImage`, else a category when some object holds `label`.
+pub fn take_any_answer_object(mut root: Value) -> Option<AnswerObject> {
+    if let Some(at) = answer_pointer(&root, "labeledImage") {
+        return root
+            .pointer_mut(&at)
+            .map(Value::take)
+            .map(AnswerObject::Mask);
+    }
+    let at = answer_pointer(&root, "label")?;
+    root.pointer_mut(&at)
+        .map(Value::take)
+        .map(AnswerObject::Verification)
+}
+
+/// The JSON pointer of the first object that holds `key`, the root and three levels below it
+/// searched (see [`find_answer_object`]).
+fn answer_pointer(root: &Value, key: &str) -> Option<String> {
+    fn walk(v: &Value, key: &str, depth: u8, at: &mut String) -> bool {
         let Some(obj) = v.as_object() else {
             return false;
         };
-        if obj.contains_key("labeledImage") {
+        if obj.contains_key(key) {
             return true;
         }
         depth > 0
-            && obj.iter().any(|(key, child)| {
+            && obj.iter().any(|(name, child)| {
                 let len = at.len();
                 at.push('/');
-                at.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                walk(child, depth - 1, at) || {
+                at.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                walk(child, key, depth - 1, at) || {
                     at.truncate(len);
                     false
                 }
             })
     }
     let mut at = String::new();
-    walk(root, 3, &mut at).then_some(at)
+    walk(root, key, 3, &mut at).then_some(at)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -507,6 +548,91 @@ pub struct WorkerReport {
 
 /// The metadata `type` of a semantic-segmentation label.
 pub const SEGMENTATION_TYPE: &str = "groundtruth/semantic-segmentation";
+
+/// The metadata `type` of a label-verification result.
+pub const VERIFICATION_TYPE: &str = "groundtruth/label-verification";
+
+/// `<labelAttributeName>-metadata` of a verification result: Ground Truth's keys, then ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationMetadata {
+    /// The chosen category's name.
+    #[serde(rename = "class-name")]
+    pub class_name: String,
+    /// The chosen category's posterior, 2 decimals; 0.00 with one worker.
+    pub confidence: f64,
+    /// `groundtruth/label-verification`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `labeling-job/<name>`.
+    #[serde(rename = "job-name")]
+    pub job_name: String,
+    /// `yes`.
+    #[serde(rename = "human-annotated")]
+    pub human_annotated: String,
+    /// UTC, naive ISO 8601 with microseconds.
+    #[serde(rename = "creation-date")]
+    pub creation_date: String,
+    /// The workers' non-empty comments; absent when nobody wrote one.
+    #[serde(
+        rename = "worker-feedback",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub worker_feedback: Vec<WorkerFeedback>,
+    /// Our extras: the included answers per category, by category name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub votes: BTreeMap<String, u32>,
+    /// Our extras: how many worker answers were included.
+    #[serde(
+        rename = "worker-count",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub worker_count: Option<u32>,
+    /// Our extras: answers left out, and why.
+    #[serde(
+        rename = "excluded-workers",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub excluded_workers: Vec<ExcludedWorker>,
+    /// Our extras: anything the user should know (e.g. a category list guessed from answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Our extras: how the answers were weighed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation: Option<VerificationReport>,
+}
+
+/// One worker comment of a verification result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerFeedback {
+    /// The comment, as written.
+    pub comment: String,
+}
+
+/// How a verification result was reached (`<labelAttributeName>-metadata.consolidation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationReport {
+    /// `dawid-skene`.
+    pub algorithm: String,
+    /// How the result was chosen: `single-worker`, `clear-majority` or `posterior`.
+    pub rule: String,
+    /// The included answers, in payload order, with each worker's estimated reliability.
+    pub workers: Vec<VerifierReport>,
+}
+
+/// One included answer of a verification result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifierReport {
+    /// The worker.
+    #[serde(rename = "worker-id")]
+    pub worker_id: String,
+    /// The category the worker chose.
+    pub label: String,
+    /// The probability, estimated over the batch, that this worker picks the right category.
+    pub reliability: f64,
+}
 
 /// One class of `internal-color-map`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod category;
 mod config;
 mod consolidate;
 pub mod event;
@@ -26,10 +27,11 @@ mod service;
 mod store;
 mod uri;
 
+pub use category::{Ballot, CategoryFit, Rule, Verdict, consolidate as consolidate_categories};
 pub use config::{Algorithm, Config, ConfigError, ENV_HELP, Limits};
 pub use consolidate::{
     BatchError, DISAGREEMENT_FOLDER, Exclusion, InvalidId, MAX_FILE_NAME, MAX_RESPONSE_BYTES,
-    OUTPUT_FOLDER, REPORT_FOLDER, decode_answer_json, format_creation_date, job_name,
+    OUTPUT_FOLDER, ParsedAnswer, REPORT_FOLDER, decode_answer_json, format_creation_date, job_name,
     object_file_name, parse_answer,
 };
 pub use fusion::{

@@ -11,8 +11,8 @@
 //! children: `payload` (the payload's items), `read` (an image's answers), `validate` (the
 //! checks that need no pixels), `decode` (worker PNGs in lockstep), `image` (one image's vote,
 //! encoders and agreement), `retained` (masks kept between the weighted fusion's passes),
-//! `budget` (threads and memory), `response` (the response items) and `names` (keys, job
-//! names, dates).
+//! `verification` (images whose answers are categories, not masks), `budget` (threads and
+//! memory), `response` (the response items) and `names` (keys, job names, dates).
 
 mod budget;
 mod decode;
@@ -23,6 +23,7 @@ mod read;
 mod response;
 mod retained;
 mod validate;
+mod verification;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -31,9 +32,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::{error, info, warn};
 
 pub use names::{InvalidId, MAX_FILE_NAME, format_creation_date, job_name, object_file_name};
-pub use read::parse_answer;
+pub use read::{ParsedAnswer, parse_answer};
 pub use validate::{Exclusion, decode_answer_json};
 
+use crate::category;
 use crate::config::{Algorithm, Limits};
 use crate::event::{ConsolidationEvent, ConsolidationResponseItem};
 use crate::fusion::{CrowdModel, ImageVotes, MAX_BATCH_VOTES};
@@ -45,10 +47,11 @@ use crate::uri::{S3Uri, UriError};
 use budget::Budget;
 use image::{DecideWith, Decision, census, decide_image};
 use payload::Items;
-use read::{ImageInput, read_image};
+use read::{Answer, ImageInput, ImageKind, read_image};
 use response::{BatchFacts, WrittenImage, response_item};
 use retained::Retained;
 use validate::{select, worker_ids};
+use verification::Ballots;
 
 /// The folder under `outputConfig` where consolidated masks go.
 pub const OUTPUT_FOLDER: &str = "consolidated-annotation/output";
@@ -243,12 +246,46 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
             kms_key_id: event.kms_key_id.clone(),
         },
     });
-    let written = batch
+    let done = batch
         .each_image(move |b, image| {
             let vote = Arc::clone(&vote);
-            async move { vote.image(&b, image).await }
+            async move {
+                match image.kind() {
+                    ImageKind::Masks => Ok(vote.image(&b, image).await?.map(Done::Mask)),
+                    ImageKind::Categories => Ok(Some(Done::Verification(Ballots::of(
+                        image,
+                        &vote.classes,
+                    )))),
+                    ImageKind::Mixed { masks, categories } => {
+                        error!(dataset_object_id = %Escaped(&image.id), masks, categories,
+                               "image left out of the response (Ground Truth marks it failed): as many of its answers are masks as are verification categories, so neither rule can decide it");
+                        Ok(None)
+                    }
+                }
+            }
         })
         .await?;
+
+    // Verification images are decided together: the workers' reliabilities come from the
+    // whole batch.
+    let ballots: Vec<Vec<category::Ballot<'_>>> = done
+        .iter()
+        .flatten()
+        .filter_map(|d| match d {
+            Done::Verification(b) => Some(b.ballots()),
+            Done::Mask(_) => None,
+        })
+        .collect();
+    let fit = category::consolidate(classes.labels().len(), &ballots);
+    if !ballots.is_empty() {
+        info!(
+            images = ballots.len(),
+            workers = fit.reliability.len(),
+            iterations = fit.iterations,
+            "verification answers merged over the batch"
+        );
+    }
+    drop(ballots);
 
     let job_name = job_name(&event.labeling_job_arn);
     let facts = BatchFacts {
@@ -258,17 +295,42 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
         job_name: &job_name,
         creation_date: &ctx.creation_date,
     };
-    let mut items: Vec<ConsolidationResponseItem> = written
-        .iter()
-        .flatten()
-        .map(|image| response_item(facts, image))
-        .collect();
+    let mut verdicts = fit.verdicts.iter();
+    let mut items: Vec<ConsolidationResponseItem> = Vec::new();
+    for d in done.iter().flatten() {
+        match d {
+            Done::Mask(image) => items.push(response_item(facts, image)),
+            Done::Verification(image) => match verdicts.next().and_then(Option::as_ref) {
+                Some(verdict) => {
+                    info!(dataset_object_id = %Escaped(&image.id), workers = image.included.len(),
+                          excluded = image.excluded.len(), category = verdict.category,
+                          confidence = verdict.confidence, rule = verdict.rule.name(),
+                          "image verified");
+                    items.push(verification::response_item(facts, image, verdict, &fit));
+                }
+                None => {
+                    error!(dataset_object_id = %Escaped(&image.id),
+                           excluded = ?image.excluded.iter().map(|e| format!("{}: {}", Escaped(&e.worker_id), Escaped(&e.reason))).collect::<Vec<_>>(),
+                           "image left out of the response (Ground Truth marks it failed): no usable verification answer");
+                }
+            },
+        }
+    }
     let naming = (
         event.label_attribute_name.as_str(),
         event.kms_key_id.as_deref(),
     );
     fit_response(store, &output, naming, &mut items).await?;
     Ok(items)
+}
+
+/// What the batch's pass did with one image.
+#[derive(Debug)]
+enum Done {
+    /// Its masks were voted and written.
+    Mask(WrittenImage),
+    /// Its categories wait for the batch-wide verification rule.
+    Verification(Ballots),
 }
 
 /// Keeps the response within Lambda's limit: when it would be larger, every image's optional
@@ -411,8 +473,11 @@ impl<S: ObjectStore> Batch<S> {
                 Ok(image
                     .workers
                     .into_iter()
-                    .filter_map(|w| w.answer.ok())
-                    .map(|a| a.answer.label_mappings.into_keys().collect::<Vec<_>>())
+                    .filter_map(|w| match w.answer {
+                        Ok(Answer::Mask(a)) => Some(a.answer.label_mappings.into_keys().collect()),
+                        Ok(Answer::Category(c)) => Some(vec![c.label]),
+                        Err(_) => None,
+                    })
                     .collect::<Vec<_>>())
             })
             .await?;
@@ -452,6 +517,9 @@ impl<S: ObjectStore> Batch<S> {
                 let classes = Arc::clone(&classes_for_census);
                 let (allowance, keep) = (Arc::clone(&allowance), Arc::clone(&keep));
                 async move {
+                    if image.kind() != ImageKind::Masks {
+                        return Ok(None);
+                    }
                     let max_pixels = b.ctx.limits.max_pixels;
                     let bytes = image.bytes();
                     let need = bytes + estimate(&image);
@@ -536,7 +604,7 @@ fn estimate(image: &ImageInput) -> u64 {
     let sizes: Vec<(u32, u32)> = image
         .workers
         .iter()
-        .filter_map(|w| w.answer.as_ref().ok())
+        .filter_map(|w| w.mask().ok())
         .filter_map(validate::png_size)
         .collect();
     let Some(&(w, h)) = sizes.first() else {

@@ -13,7 +13,10 @@ use super::validate::Exclusion;
 use crate::config::Limits;
 use base64::Engine as _;
 
-use crate::event::{AnnotationData, WorkerAnswer, from_owned_value, take_answer_object};
+use crate::event::{
+    AnnotationData, AnswerObject, VerificationAnswer, WorkerAnswer, from_owned_value,
+    take_any_answer_object,
+};
 use crate::store::ObjectStore;
 use crate::uri::S3Uri;
 
@@ -21,7 +24,43 @@ use crate::uri::S3Uri;
 #[derive(Debug)]
 pub(crate) struct WorkerInput {
     pub(crate) worker_id: String,
-    pub(crate) answer: Result<ReadAnswer, Exclusion>,
+    pub(crate) answer: Result<Answer, Exclusion>,
+}
+
+/// A worker's answer, of either kind.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A painted mask (labeling and adjustment jobs).
+    Mask(ReadAnswer),
+    /// A chosen category (verification jobs).
+    Category(VerificationAnswer),
+}
+
+impl WorkerInput {
+    /// The mask answer, or why this worker has none.
+    pub(crate) fn mask(&self) -> Result<&ReadAnswer, String> {
+        match &self.answer {
+            Ok(Answer::Mask(a)) => Ok(a),
+            Ok(Answer::Category(_)) => Err(Exclusion::NotAMask.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// What an image's answers are: the kind most of its readable answers have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ImageKind {
+    /// Masks (or no readable answer at all): the mask vote decides.
+    Masks,
+    /// Categories: the verification rule decides.
+    Categories,
+    /// As many of each: nothing can be decided.
+    Mixed {
+        /// Mask answers.
+        masks: usize,
+        /// Category answers.
+        categories: usize,
+    },
 }
 
 /// A worker's answer as read: its fields, and its PNG out of base64. The base64 text is not
@@ -57,10 +96,28 @@ impl ImageInput {
     pub(crate) fn bytes(&self) -> u64 {
         self.workers
             .iter()
-            .filter_map(|w| w.answer.as_ref().ok())
+            .filter_map(|w| w.mask().ok())
             .filter_map(|a| a.png.as_ref().ok())
             .map(|png| png.len() as u64)
             .sum()
+    }
+
+    /// Whether masks or categories decide this image: the kind most readable answers have.
+    pub(crate) fn kind(&self) -> ImageKind {
+        let (mut masks, mut categories) = (0, 0);
+        for w in &self.workers {
+            match w.answer {
+                Ok(Answer::Mask(_)) => masks += 1,
+                Ok(Answer::Category(_)) => categories += 1,
+                Err(_) => {}
+            }
+        }
+        match masks.cmp(&categories) {
+            std::cmp::Ordering::Greater => ImageKind::Masks,
+            std::cmp::Ordering::Less => ImageKind::Categories,
+            std::cmp::Ordering::Equal if masks == 0 => ImageKind::Masks,
+            std::cmp::Ordering::Equal => ImageKind::Mixed { masks, categories },
+        }
     }
 }
 
@@ -101,7 +158,7 @@ async fn read_answer<S: ObjectStore>(
     store: &S,
     limits: &Limits,
     data: &AnnotationData,
-) -> Result<Result<ReadAnswer, Exclusion>, crate::store::StoreError> {
+) -> Result<Result<Answer, Exclusion>, crate::store::StoreError> {
     let fetched;
     let text: &[u8] = match (&data.content, &data.s3_uri) {
         (Some(c), _) => c.as_bytes(),
@@ -119,13 +176,32 @@ async fn read_answer<S: ObjectStore>(
         }
         (None, None) => return Ok(Err(Exclusion::NoData)),
     };
-    Ok(parse_answer(text).map(ReadAnswer::from))
+    Ok(parse_answer(text).map(|parsed| match parsed {
+        ParsedAnswer::Mask(a) => Answer::Mask(a.into()),
+        ParsedAnswer::Verification(v) => Answer::Category(v),
+    }))
+}
+
+/// A worker's answer, parsed: a mask or a category.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedAnswer {
+    /// `crowd-semantic-segmentation`'s answer.
+    Mask(WorkerAnswer),
+    /// `crowd-image-classifier`'s answer (verification jobs).
+    Verification(VerificationAnswer),
 }
 
 /// Parses a worker's answer JSON (the `content` string, or the object an `s3Uri` names) and
-/// finds the answer by its shape.
-pub fn parse_answer(json: &[u8]) -> Result<WorkerAnswer, Exclusion> {
+/// finds the answer by its shape: a mask when some object holds `labeledImage`, else a
+/// category when some object holds `label`.
+pub fn parse_answer(json: &[u8]) -> Result<ParsedAnswer, Exclusion> {
     let root: Value = serde_json::from_slice(json).map_err(Exclusion::NotJson)?;
-    let obj = take_answer_object(root).ok_or(Exclusion::NoAnswerObject)?;
-    from_owned_value("the worker answer", obj).map_err(Exclusion::Shape)
+    match take_any_answer_object(root).ok_or(Exclusion::NoAnswerObject)? {
+        AnswerObject::Mask(obj) => from_owned_value("the worker answer", obj)
+            .map(ParsedAnswer::Mask)
+            .map_err(Exclusion::Shape),
+        AnswerObject::Verification(obj) => from_owned_value("the worker answer", obj)
+            .map(ParsedAnswer::Verification)
+            .map_err(Exclusion::Shape),
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::read::{ImageInput, ReadAnswer, WorkerInput, parse_answer};
+use super::read::{ImageInput, ParsedAnswer, ReadAnswer, WorkerInput, parse_answer};
 use crate::event::{ExcludedWorker, ShapeError, WorkerAnswer};
 use crate::labels::{ClassList, MAX_LABELS, Rgb};
 use crate::mask::{ColorLookup, MaskError, decode_class_mask, png_dimensions};
@@ -27,9 +27,20 @@ pub enum Exclusion {
     /// The answer is not JSON.
     #[error("the answer is not JSON: {0}")]
     NotJson(serde_json::Error),
-    /// The answer has no object of a mask answer's shape.
-    #[error("the answer has no object holding `labeledImage` (not a semantic-segmentation answer)")]
+    /// The answer has no object of a mask's or a category's shape.
+    #[error(
+        "the answer has no object holding `labeledImage` (a mask) or `label` (a verification category)"
+    )]
     NoAnswerObject,
+    /// A category answer where the image's other answers are masks.
+    #[error("the answer is a verification category, but most of this image's answers are masks")]
+    NotAMask,
+    /// A mask answer where the image's other answers are categories.
+    #[error("the answer is a mask, but most of this image's answers are verification categories")]
+    NotACategory,
+    /// A category that is not one of the job's.
+    #[error("the category `{0}` is not in the job's label list")]
+    UnknownCategory(String),
     /// The answer object has a wrong-typed or missing field.
     #[error("{0}")]
     Shape(ShapeError),
@@ -133,7 +144,7 @@ pub(crate) fn select<'a>(
     let mut excluded = Vec::new();
     let mut cands: Vec<Candidate<'_>> = Vec::new();
     for w in &image.workers {
-        let prepared = w.answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
+        let prepared = w.mask().and_then(|a| {
             prepare(a, classes, max_pixels)
                 .map(|Prepared { png, lookup, size }| Candidate {
                     worker: w,
@@ -249,7 +260,10 @@ pub fn decode_answer_json(
     classes: &ClassList,
     max_pixels: u64,
 ) -> Result<(ClassMask, u64), Exclusion> {
-    decode_worker(&parse_answer(json)?.into(), classes, max_pixels)
+    match parse_answer(json)? {
+        ParsedAnswer::Mask(a) => decode_worker(&a.into(), classes, max_pixels),
+        ParsedAnswer::Verification(_) => Err(Exclusion::NotAMask),
+    }
 }
 
 impl Selection<'_> {
