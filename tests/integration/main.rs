@@ -6,6 +6,7 @@
 //! - `consolidation`: the contract's rules and bad input, through the service, over a local store.
 //! - `s3`: `gtseg replay` against moto's S3 server (SSE-KMS, assumed roles, S3 failures).
 //! - `faults`: faults between the function and S3 injected by a proxy in front of moto.
+//! - `finished`: `gtseg job` on finished jobs: local, on moto, and through the Lambda emulator.
 //! - `crowd`: weighted fusion against majority on synthetic crowds with a known truth.
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.
 //! - `job_request`: `gtseg job-request` validated by botocore's CreateLabelingJob model.
@@ -21,6 +22,7 @@ mod consolidation;
 mod contract;
 mod crowd;
 mod faults;
+mod finished;
 mod job_request;
 mod jobs;
 mod lambda;

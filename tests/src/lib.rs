@@ -5,6 +5,7 @@
 
 pub mod crowd;
 pub mod events;
+pub mod finished;
 pub mod fixtures;
 pub mod harness;
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 mod bench;
+mod job;
 mod job_request;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,10 @@ enum Command {
     /// Print a complete CreateLabelingJob request (JSON) wired to these functions, for
     /// `aws sagemaker create-labeling-job --cli-input-json file://request.json`.
     JobRequest(Box<JobRequestArgs>),
+    /// Whole labeling jobs after they finish: consolidate one again, or rebuild its output
+    /// manifest from the function's saved responses.
+    #[command(subcommand)]
+    Job(job::JobCommand),
 }
 
 /// Options of `gtseg job-request`.
@@ -213,6 +218,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => (event, store, labeling_job, compact),
         Command::Bench(args) => return bench::bench(args).await,
         Command::JobRequest(args) => return job_request(*args),
+        Command::Job(cmd) => return job::run(cmd).await,
     };
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let text = std::fs::read(&event)

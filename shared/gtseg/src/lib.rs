@@ -15,6 +15,7 @@ mod category;
 mod config;
 mod consolidate;
 pub mod event;
+pub mod finished;
 mod fusion;
 mod job;
 mod labels;
@@ -30,9 +31,9 @@ mod uri;
 pub use category::{Ballot, CategoryFit, Rule, Verdict, consolidate as consolidate_categories};
 pub use config::{Algorithm, Config, ConfigError, ENV_HELP, Limits};
 pub use consolidate::{
-    BatchError, DISAGREEMENT_FOLDER, Exclusion, InvalidId, MAX_FILE_NAME, MAX_RESPONSE_BYTES,
-    OUTPUT_FOLDER, ParsedAnswer, REPORT_FOLDER, decode_answer_json, format_creation_date, job_name,
-    object_file_name, parse_answer,
+    BatchError, DISAGREEMENT_FOLDER, Exclusion, ImageCensus, InvalidId, MAX_FILE_NAME,
+    MAX_RESPONSE_BYTES, OUTPUT_FOLDER, ParsedAnswer, REPORT_FOLDER, decode_answer_json,
+    format_creation_date, job_name, object_file_name, parse_answer,
 };
 pub use fusion::{
     Census, Combinations, CrowdModel, Fused, Fusion, ImageVotes, MAX_BATCH_VOTES, Majority, VETO,

@@ -4,17 +4,22 @@
 //! A [`Service`] lives as long as the process (a warm Lambda container), so the pinned label
 //! configuration, and each job's, is read at most once and then cached.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
 
 use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::consolidate::{BatchContext, BatchError, consolidate_batch, format_creation_date};
+use crate::consolidate::{
+    BatchContext, BatchError, ImageCensus, census_batch, consolidate_batch, format_creation_date,
+};
 use crate::event::{
     ConsolidationEvent, ConsolidationResponseItem, PreAnnotationEvent, PreAnnotationResponse,
     ShapeError, from_value,
 };
+use crate::fusion::CrowdModel;
 use crate::job::AnyCatalog;
 use crate::pre::build_task;
 use crate::resolve::{Configured, LabelResolver, LabelsError, LabelsErrorKind};
@@ -199,7 +204,7 @@ impl<S: ObjectStore> Service<S> {
         now: SystemTime,
         deadline: Option<SystemTime>,
     ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
-        let run = self.consolidate(event, now);
+        let run = self.consolidate(event, now, None);
         let Some(deadline) = deadline else {
             return run.await;
         };
@@ -212,11 +217,62 @@ impl<S: ObjectStore> Service<S> {
             }))
     }
 
+    /// [`Service::consolidation`] with the weighted fusion's crowd model fitted beyond this
+    /// batch (over a whole job, from [`Service::census`]), and no deadline: what `gtseg job
+    /// consolidate` runs for each batch of a job.
+    pub async fn consolidation_with_model(
+        &self,
+        event: &Value,
+        now: SystemTime,
+        model: Option<Arc<CrowdModel>>,
+    ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
+        self.consolidate(event, now, model).await
+    }
+
+    /// The weighted fusion's first pass alone over one batch: the number of classes and each
+    /// mask image's census, to fit one crowd model over several batches
+    /// ([`CrowdModel::fit`]). The censuses keep at most the votes `allowance` holds, and take
+    /// them from it, so that a whole job's stay within one bound.
+    pub async fn census(
+        &self,
+        event: &Value,
+        allowance: Arc<AtomicUsize>,
+    ) -> Result<(usize, Vec<ImageCensus>), ServiceError> {
+        let (store, ctx, event) = self.batch(event, SystemTime::now(), None).await?;
+        let job_labels = self
+            .labels
+            .configured(&store, Some(&event.labeling_job_arn), None, false);
+        census_batch(&store, &ctx, &event, job_labels, allowance)
+            .await
+            .map_err(ServiceError::Batch)
+    }
+
     async fn consolidate(
         &self,
         event: &Value,
         now: SystemTime,
+        model: Option<Arc<CrowdModel>>,
     ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
+        let (store, ctx, event) = self.batch(event, now, model).await?;
+        // The pinned or the job's labels, asked for only when the event has none. The store
+        // already acts as the job's role when it should.
+        let job_labels = self
+            .labels
+            .configured(&store, Some(&event.labeling_job_arn), None, false);
+        let items = consolidate_batch(&store, &ctx, &event, job_labels)
+            .await
+            .map_err(ServiceError::Batch)?;
+        info!(images = items.len(), "batch consolidated");
+        Ok(items)
+    }
+
+    /// A consolidation event parsed, with the store to use for it and the batch's settings.
+    async fn batch(
+        &self,
+        event: &Value,
+        now: SystemTime,
+        model: Option<Arc<CrowdModel>>,
+    ) -> Result<(Guarded<S>, BatchContext, ConsolidationEvent), ServiceError> {
         let event: ConsolidationEvent =
             from_value("the consolidation event", event).map_err(ServiceError::Event)?;
         let store = match (self.config.assume_job_role, event.role_arn.as_deref()) {
@@ -231,17 +287,9 @@ impl<S: ObjectStore> Service<S> {
             parallelism: self.config.threads,
             memory_bytes: self.config.memory_mb << 20,
             low_agreement_threshold: self.config.low_agreement_threshold,
+            model,
         };
-        // The pinned or the job's labels, asked for only when the event has none. The store
-        // already acts as the job's role when it should.
-        let job_labels = self
-            .labels
-            .configured(&store, Some(&event.labeling_job_arn), None, false);
-        let items = consolidate_batch(&store, &ctx, &event, job_labels)
-            .await
-            .map_err(ServiceError::Batch)?;
-        info!(images = items.len(), "batch consolidated");
-        Ok(items)
+        Ok((store, ctx, event))
     }
 
     /// Runs whichever function the event's shape calls for, returning its response JSON.

@@ -29,11 +29,11 @@ struct Case {
 }
 
 /// What one replay cost.
-struct Cost {
-    peak_rss_kib: u64,
-    seconds: f64,
+pub(super) struct Cost {
+    pub(super) peak_rss_kib: u64,
+    pub(super) seconds: f64,
     /// The last line of the error, if the replay failed.
-    failure: Option<String>,
+    pub(super) failure: Option<String>,
     /// The images of a consolidation response.
     images: Option<u64>,
 }
@@ -100,24 +100,32 @@ fn cell(c: &Cost) -> [String; 3] {
 /// Replays `case` with `bin` in a child of a fresh `gtseg bench --rss-of` process, whose
 /// children's peak RSS is then this replay's alone.
 fn replay(bin: &Path, case: &Case) -> Result<Cost, String> {
+    let mut args: Vec<std::ffi::OsString> = vec!["replay".into(), "--compact".into()];
+    args.extend(["--store".into(), case.dir.clone().into_os_string()]);
+    args.push(case.dir.join("event.json").into_os_string());
+    let mut env = case.env.clone();
+    env.push(("MAX_MEMORY_MB", FUNCTION_MB.to_owned()));
+    measure_run(&case.name, bin, &args, &env)
+}
+
+/// Runs `bin ARGS` with `env` added in a child of a fresh `gtseg bench --rss-of` process, and
+/// returns what it cost.
+pub(super) fn measure_run(
+    name: &str,
+    bin: &Path,
+    args: &[std::ffi::OsString],
+    env: &[(&'static str, String)],
+) -> Result<Cost, String> {
     let this = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(this);
     cmd.args(["bench", "--rss-of", "--"])
         .arg(bin)
-        .args(["replay", "--compact", "--store"])
-        .arg(&case.dir)
-        .arg(case.dir.join("event.json"))
+        .args(args)
         .env("RUST_LOG", "error")
-        .env("MAX_MEMORY_MB", FUNCTION_MB)
-        .envs(case.env.iter().map(|(k, v)| (*k, v.as_str())));
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     let out = cmd.output().map_err(|e| e.to_string())?;
-    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "{}: {e}: {}",
-            case.name,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{name}: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
     Ok(Cost {
         peak_rss_kib: report["peak_rss_kib"].as_u64().unwrap_or(0),
         seconds: report["seconds"].as_f64().unwrap_or(0.0),

@@ -8,7 +8,9 @@
 //! - times the floor: merely decoding the same worker PNGs with the same decoder;
 //! - reads the process's peak RSS (VmHWM).
 //!
-//! `--batch` also times a many-image batch on one thread and on every core.
+//! `--batch` also times a many-image batch on one thread and on every core; `--memory` (in
+//! `memory`) measures peak memory on hostile inputs; `--job` (in `job`) measures whole-job
+//! consolidation.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -20,6 +22,7 @@ use base64::Engine as _;
 use gtseg::{Config, LocalStore, Service};
 use serde_json::{Value, json};
 
+mod job;
 mod memory;
 
 /// The labels of the benchmark job (8, as in the reference work).
@@ -82,6 +85,18 @@ pub struct BenchArgs {
     /// With --memory: only the cases whose name contains this text (e.g. `noise`).
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
+    /// Measure whole-job consolidation instead: `gtseg job consolidate` on a finished job of
+    /// --images images (1 MP, 3 workers) against `gtseg replay` of them as one batch, and the
+    /// job's peak memory for 100 and 10,000 small images.
+    #[arg(long)]
+    job: bool,
+    /// With --job: the images of the job.
+    #[arg(long, default_value_t = 1000)]
+    images: usize,
+    /// With --job: also upload the job to this existing bucket of the S3 the environment
+    /// names (e.g. moto with AWS_ENDPOINT_URL) and measure both runs there.
+    #[arg(long, value_name = "BUCKET")]
+    s3_bucket: Option<String>,
     /// Run one measurement on an already generated DIR (what every case runs, in a fresh
     /// process) and print it as JSON: end to end, the decode-only floor, and peak RSS.
     #[arg(long, value_name = "DIR")]
@@ -475,9 +490,22 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
     if args.rss_of {
         return memory::rss_of(&args.command);
     }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "gtseg: warning: this is a debug build, so its figures mean nothing; build with `cargo build --release -p gtseg-cli` and run target/release/gtseg"
+        );
+    }
     let root = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("gtseg-bench-{}", std::process::id()))
     });
+    if args.job {
+        let table = job::run(&root, args.images, args.s3_bucket.as_deref(), args.keep).await?;
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        print!("{table}");
+        return Ok(());
+    }
     if args.memory {
         let table = memory::run(
             &root,

@@ -174,7 +174,14 @@ pub(crate) struct BatchContext {
     pub(crate) parallelism: usize,
     /// The function's memory, in bytes.
     pub(crate) memory_bytes: u64,
+    /// For the weighted fusion: a crowd model fitted beyond this batch (a whole job's), used
+    /// instead of fitting one to the batch.
+    pub(crate) model: Option<Arc<CrowdModel>>,
 }
+
+/// One image's census for a crowd model fitted beyond one batch: its workers and the
+/// combinations of their votes.
+pub type ImageCensus = (Vec<String>, crate::fusion::Combinations);
 
 /// Consolidates one batch: the response items, in payload order, of the images that had at
 /// least one usable answer. Every mask is written before the response is returned, so it
@@ -188,51 +195,14 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
     event: &ConsolidationEvent,
     job_labels: impl Future<Output = Result<Configured, LabelsError>>,
 ) -> Result<Vec<ConsolidationResponseItem>, BatchError> {
-    let payload = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
-    let output = output_prefix(event, &payload)?;
-    // Every key is the prefix, a folder and a name of at most MAX_FILE_NAME bytes: within
-    // S3's limit whatever the ids, or refused here.
-    let longest = output.key().len()
-        + 1
-        + REPORT_FOLDER.len().max(DISAGREEMENT_FOLDER.len())
-        + 1
-        + names::MAX_FILE_NAME;
-    if longest > MAX_KEY {
-        return Err(BatchError::KeyTooLong {
-            prefix: output.to_string(),
-            longest,
-        });
-    }
-    let batch = Arc::new(Batch {
-        store: store.clone(),
-        ctx: ctx.clone(),
-        payload,
-        budget: Arc::new(Budget::new(ctx.parallelism, ctx.memory_bytes)),
-        opened: std::sync::Mutex::new(None),
-    });
-    // Fail on a payload that cannot be opened before asking anyone for labels; the first
-    // pass over the batch reads on from there.
-    let first = batch.open().await?;
-    *batch
-        .opened
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(first);
-
-    let categories = event.label_categories.as_deref().filter(|c| !c.is_empty());
-    let (classes, warnings) = match categories {
-        Some(cats) => (
-            ClassList::from_categories(cats).map_err(BatchError::Labels)?,
-            Vec::new(),
-        ),
-        None => match job_labels.await.map_err(BatchError::JobLabels)? {
-            Configured::Labels(l) => (l.classes.clone(), Vec::new()),
-            Configured::Unknown(why) => batch.workers_labels(&why).await?,
-        },
-    };
-    let (model, retained) = match ctx.algorithm {
-        Algorithm::Majority => (None, HashMap::new()),
-        Algorithm::Weighted => {
-            let (model, retained) = batch.fit(&classes).await?;
+    let (batch, output, classes, warnings) = open_batch(store, ctx, event, job_labels).await?;
+    let (model, retained) = match (ctx.algorithm, &ctx.model) {
+        (Algorithm::Majority, _) => (None, HashMap::new()),
+        (Algorithm::Weighted, Some(model)) => (Some(Arc::clone(model)), HashMap::new()),
+        (Algorithm::Weighted, None) => {
+            let allowance = Arc::new(AtomicUsize::new(MAX_BATCH_VOTES));
+            let keep = retained_allowance(ctx.memory_bytes);
+            let (model, retained) = batch.fit(&classes, allowance, keep).await?;
             (Some(Arc::new(model)), retained)
         }
     };
@@ -322,6 +292,77 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
     );
     fit_response(store, &output, naming, &mut items).await?;
     Ok(items)
+}
+
+/// The batch opened: its output prefix checked, its payload opened, its class list found.
+async fn open_batch<S: ObjectStore>(
+    store: &S,
+    ctx: &BatchContext,
+    event: &ConsolidationEvent,
+    job_labels: impl Future<Output = Result<Configured, LabelsError>>,
+) -> Result<(Arc<Batch<S>>, S3Uri, ClassList, Vec<String>), BatchError> {
+    let payload = S3Uri::parse(&event.payload.s3_uri).map_err(BatchError::PayloadUri)?;
+    let output = output_prefix(event, &payload)?;
+    // Every key is the prefix, a folder and a name of at most MAX_FILE_NAME bytes: within
+    // S3's limit whatever the ids, or refused here.
+    let longest = output.key().len()
+        + 1
+        + REPORT_FOLDER.len().max(DISAGREEMENT_FOLDER.len())
+        + 1
+        + names::MAX_FILE_NAME;
+    if longest > MAX_KEY {
+        return Err(BatchError::KeyTooLong {
+            prefix: output.to_string(),
+            longest,
+        });
+    }
+    let batch = Arc::new(Batch {
+        store: store.clone(),
+        ctx: ctx.clone(),
+        payload,
+        budget: Arc::new(Budget::new(ctx.parallelism, ctx.memory_bytes)),
+        opened: std::sync::Mutex::new(None),
+    });
+    // Fail on a payload that cannot be opened before asking anyone for labels; the first
+    // pass over the batch reads on from there.
+    let first = batch.open().await?;
+    *batch
+        .opened
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(first);
+
+    let categories = event.label_categories.as_deref().filter(|c| !c.is_empty());
+    let (classes, warnings) = match categories {
+        Some(cats) => (
+            ClassList::from_categories(cats).map_err(BatchError::Labels)?,
+            Vec::new(),
+        ),
+        None => match job_labels.await.map_err(BatchError::JobLabels)? {
+            Configured::Labels(l) => (l.classes.clone(), Vec::new()),
+            Configured::Unknown(why) => batch.workers_labels(&why).await?,
+        },
+    };
+    Ok((batch, output, classes, warnings))
+}
+
+/// The weighted fusion's first pass alone: every mask image's census, for a crowd model
+/// fitted over more than one batch (a whole job). The censuses together keep at most the
+/// votes `allowance` holds, which they take from it.
+pub(crate) async fn census_batch<S: ObjectStore>(
+    store: &S,
+    ctx: &BatchContext,
+    event: &ConsolidationEvent,
+    job_labels: impl Future<Output = Result<Configured, LabelsError>>,
+    allowance: Arc<AtomicUsize>,
+) -> Result<(usize, Vec<ImageCensus>), BatchError> {
+    let (batch, _, classes, _) = open_batch(store, ctx, event, job_labels).await?;
+    let counted = batch.census(&classes, allowance, 0).await?;
+    let images = counted
+        .into_iter()
+        .flatten()
+        .map(|(_, workers, patterns, _)| (workers, patterns))
+        .collect();
+    Ok((classes.num_classes(), images))
 }
 
 /// What the batch's pass did with one image.
@@ -506,13 +547,47 @@ impl<S: ObjectStore> Batch<S> {
     async fn fit(
         self: &Arc<Self>,
         classes: &ClassList,
+        allowance: Arc<AtomicUsize>,
+        keep: usize,
     ) -> Result<(CrowdModel, HashMap<String, Retained>), BatchError> {
+        let counted = self.census(classes, allowance, keep).await?;
+        let votes: Vec<ImageVotes<'_>> = counted
+            .iter()
+            .flatten()
+            .map(|(_, workers, patterns, _)| ImageVotes {
+                workers: workers.iter().map(String::as_str).collect(),
+                patterns,
+            })
+            .collect();
+        let model = CrowdModel::fit(classes.num_classes(), &votes);
+        info!(
+            workers = model.worker_count(),
+            combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
+            pairs = model.kept_pairs(),
+            iterations = model.iterations,
+            "crowd model fitted to the batch"
+        );
+        drop(votes);
+        let retained: HashMap<String, Retained> = counted
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, _, _, kept)| Some((id, kept?)))
+            .collect();
+        Ok((model, retained))
+    }
+
+    /// Every mask image's census (the weighted fusion's first pass), within the votes
+    /// `allowance` still holds, and its decoded masks when they fit in what is left of `keep`
+    /// bytes.
+    async fn census(
+        self: &Arc<Self>,
+        classes: &ClassList,
+        allowance: Arc<AtomicUsize>,
+        keep: usize,
+    ) -> Result<Vec<Option<Counted>>, BatchError> {
         let classes_for_census = Arc::new(classes.clone());
-        // The votes the censuses may still keep (MAX_BATCH_VOTES for the whole batch), and
-        // the bytes of masks the pass may still keep.
-        let allowance = Arc::new(AtomicUsize::new(MAX_BATCH_VOTES));
-        let keep = Arc::new(AtomicUsize::new(retained_allowance(self.ctx.memory_bytes)));
-        let counted = self
+        let keep = Arc::new(AtomicUsize::new(keep));
+        self
             .each_image(move |b, image| {
                 let classes = Arc::clone(&classes_for_census);
                 let (allowance, keep) = (Arc::clone(&allowance), Arc::clone(&keep));
@@ -553,32 +628,17 @@ impl<S: ObjectStore> Batch<S> {
                     Ok(run.await)
                 }
             })
-            .await?;
-        let votes: Vec<ImageVotes<'_>> = counted
-            .iter()
-            .flatten()
-            .map(|(_, workers, patterns, _)| ImageVotes {
-                workers: workers.iter().map(String::as_str).collect(),
-                patterns,
-            })
-            .collect();
-        let model = CrowdModel::fit(classes.num_classes(), &votes);
-        info!(
-            workers = model.worker_count(),
-            combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
-            pairs = model.kept_pairs(),
-            iterations = model.iterations,
-            "crowd model fitted to the batch"
-        );
-        drop(votes);
-        let retained: HashMap<String, Retained> = counted
-            .into_iter()
-            .flatten()
-            .filter_map(|(id, _, _, kept)| Some((id, kept?)))
-            .collect();
-        Ok((model, retained))
+            .await
     }
 }
+
+/// One image's census: its id, its workers, their vote combinations, and its masks if kept.
+type Counted = (
+    String,
+    Vec<String>,
+    crate::fusion::Combinations,
+    Option<Retained>,
+);
 
 /// The bytes of decoded masks the weighted fusion's first pass may keep for the second: a
 /// sixty-fourth of the budget, at most 16 MiB (a 12 MP image with 5 workers takes about

@@ -45,4 +45,12 @@ impl ObjectStore for AnyStore {
             Self::S3(s) => s.put(uri, body, opts).await,
         }
     }
+
+    async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
+        match self {
+            Self::Local(s) => s.list(prefix).await,
+            #[cfg(feature = "s3")]
+            Self::S3(s) => s.list(prefix).await,
+        }
+    }
 }

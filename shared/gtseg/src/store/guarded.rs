@@ -53,6 +53,11 @@ impl<S: ObjectStore> ObjectStore for Guarded<S> {
         self.inner.put(uri, body, opts).await
     }
 
+    async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
+        self.check(prefix, "ListObjectsV2")?;
+        self.inner.list(prefix).await
+    }
+
     async fn assuming_role(&self, role_arn: &str) -> Self {
         Self {
             inner: self.inner.assuming_role(role_arn).await,

@@ -92,6 +92,68 @@ impl ObjectStore for LocalStore {
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         .map_err(|e| fail(io_kind(&e)))
     }
+
+    async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
+        let fail = |kind| StoreError::new(prefix, "ListObjectsV2", kind);
+        let bucket_dir = self.root.join(prefix.bucket());
+        // The deepest folder the prefix names whole; names below it are filtered on the rest.
+        let folder = prefix.key().rsplit_once('/').map_or("", |(dir, _)| dir);
+        let start = if folder.is_empty() {
+            bucket_dir.clone()
+        } else {
+            let probe = prefix.join("x");
+            self.path_of(&probe)
+                .map_err(fail)?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        let (bucket, want) = (prefix.bucket().to_owned(), prefix.key().to_owned());
+        let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let mut keys = Vec::new();
+            for entry in walkdir::WalkDir::new(&start) {
+                let entry = match entry {
+                    Ok(e) => e,
+                    // A prefix that names no folder holds no objects.
+                    Err(e)
+                        if e.io_error()
+                            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                // A write in progress (see `put`) is not an object yet.
+                if !entry.file_type().is_file()
+                    || entry.file_name().to_string_lossy().starts_with(".tmp")
+                {
+                    continue;
+                }
+                let Ok(rel) = entry.path().strip_prefix(&bucket_dir) else {
+                    continue;
+                };
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if key.starts_with(&want) {
+                    keys.push(key);
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|e| fail(io_kind(&e)))?;
+        keys.into_iter()
+            .map(|k| {
+                S3Uri::parse(&format!("s3://{bucket}/{k}"))
+                    .map_err(|e| fail(StoreErrorKind::Other(e.to_string())))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +215,49 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(files.len(), 1, "no temporary file is left behind");
+    }
+
+    #[tokio::test]
+    async fn listing_finds_every_object_under_a_prefix_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        for k in [
+            "job/a/2.json",
+            "job/a/1.json",
+            "job/b/x/3.json",
+            "jobs/4.json",
+            "other/5",
+        ] {
+            s.put(
+                &uri(&format!("s3://bkt/{k}")),
+                b"x".to_vec(),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let keys = |p: &str| {
+            let s = s.clone();
+            let p = uri(p);
+            async move {
+                s.list(&p)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.key().to_owned())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            keys("s3://bkt/job/").await,
+            ["job/a/1.json", "job/a/2.json", "job/b/x/3.json"]
+        );
+        assert_eq!(
+            keys("s3://bkt/job").await.len(),
+            4,
+            "a prefix, not a folder"
+        );
+        assert!(keys("s3://bkt/nothing/").await.is_empty());
     }
 
     #[test]

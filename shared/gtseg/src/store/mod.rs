@@ -200,6 +200,9 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         body: Vec<u8>,
         opts: &PutOptions,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every object whose key starts with `prefix`'s key, in key order (a whole finished
+    /// job's worker responses, say).
+    fn list(&self, prefix: &S3Uri) -> impl Future<Output = Result<Vec<S3Uri>, StoreError>> + Send;
     /// The same store acting as the IAM role `role_arn` (`ASSUME_JOB_ROLE`). Stores without
     /// credentials (a local directory) are unchanged.
     fn assuming_role(&self, role_arn: &str) -> impl Future<Output = Self> + Send {

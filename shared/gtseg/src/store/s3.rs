@@ -264,4 +264,32 @@ impl ObjectStore for S3Store {
             .map_err(|e| s3_error(uri, "PutObject", e))?;
         Ok(())
     }
+
+    async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(prefix.bucket())
+            .prefix(prefix.key())
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_error(prefix, "ListObjectsV2", e))?;
+            for obj in page.contents() {
+                if let Some(key) = obj.key() {
+                    let uri =
+                        S3Uri::parse(&format!("s3://{}/{key}", prefix.bucket())).map_err(|e| {
+                            StoreError::new(
+                                prefix,
+                                "ListObjectsV2",
+                                StoreErrorKind::Other(e.to_string()),
+                            )
+                        })?;
+                    out.push(uri);
+                }
+            }
+        }
+        Ok(out)
+    }
 }

@@ -1,0 +1,720 @@
+//! `gtseg job consolidate`: a finished job's worker responses consolidated again, in batches,
+//! with the consolidation function's own code (in this process, or the deployed function with
+//! `--via-lambda`), then a complete output manifest and a job report.
+//!
+//! Each batch is a payload object under `--output` (what Ground Truth would have sent), and its
+//! response is saved beside it once its masks are written: a saved response is the mark of a
+//! finished batch, so `--resume` redoes only the batches without one, and an interrupted run
+//! leaves only whole objects behind. The manifest and the report are written last, and only
+//! when every batch succeeded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::SystemTime;
+
+use gtseg::event::ConsolidationResponseItem;
+use gtseg::finished::{
+    CONSOLIDATION_RESPONSES, Saved, SavedAnswer, note_excluded, output_line,
+    parse_consolidation_response, parse_worker_response, payload_item, worker_response_key,
+};
+use gtseg::{
+    Algorithm, AnyCatalog, AnyStore, CrowdModel, ImageCensus, ImageVotes, MAX_BATCH_VOTES,
+    ObjectStore, S3Uri, SavedJobs, Service, format_creation_date,
+};
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use super::lambda::Function;
+use super::progress::Progress;
+
+/// Options of `gtseg job consolidate`.
+#[derive(Debug, clap::Args)]
+pub struct ConsolidateArgs {
+    /// The finished job's output folder, `<S3OutputPath>/<job-name>/` (it holds
+    /// `annotations/worker-response/`).
+    #[arg(long, value_name = "URI")]
+    job_output: String,
+    /// The job's input manifest (line i is datasetObjectId i).
+    #[arg(long, value_name = "URI")]
+    manifest: String,
+    /// The label attribute to write; a new name keeps the job's own label beside it.
+    #[arg(long, value_name = "NAME")]
+    label_attribute_name: String,
+    /// Where the masks, the disagreement maps, `manifests/output/output.manifest` and
+    /// `manifests/output/job-report.json` go.
+    #[arg(long, value_name = "URI")]
+    output: String,
+    /// The label category configuration (an s3:// URI or a local path), as
+    /// LABEL_CATEGORY_CONFIG.
+    #[arg(long, value_name = "URI", conflicts_with = "labeling_job")]
+    label_config: Option<String>,
+    /// The job's saved `aws sagemaker describe-labeling-job` output: its label
+    /// configuration and name are used.
+    #[arg(long, value_name = "FILE")]
+    labeling_job: Option<PathBuf>,
+    /// `majority` or `weighted` (default: CONSOLIDATION_ALGORITHM, else majority). Locally,
+    /// `weighted` estimates every worker's reliability from the whole job.
+    #[arg(long, value_name = "NAME")]
+    algorithm: Option<String>,
+    /// Leave this worker's answers out everywhere (repeat for more); the metadata says so.
+    #[arg(long, value_name = "ID")]
+    exclude_worker: Vec<String>,
+    /// Redo only the batches an earlier run with the same options did not finish.
+    #[arg(long)]
+    resume: bool,
+    /// A local directory standing in for S3 (`s3://bucket/key` is `DIR/bucket/key`).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Images per batch (per invocation with --via-lambda).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Invoke this deployed consolidation function (name or ARN) for each batch instead of
+    /// consolidating here; `AWS_ENDPOINT_URL_LAMBDA` is honoured.
+    #[arg(long, value_name = "FUNCTION")]
+    via_lambda: Option<String>,
+    /// Batches in flight at once with --via-lambda.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Stamp this creation-date (RFC 3339, UTC) instead of the time of the first run, for
+    /// reproducible reruns.
+    #[arg(long, value_name = "TIME")]
+    creation_date: Option<String>,
+}
+
+/// Worker-response objects read at once.
+const READS_IN_FLIGHT: usize = 16;
+
+/// What every batch of the run shares.
+struct Run {
+    store: AnyStore,
+    service: Service<AnyStore>,
+    lambda: Option<Function>,
+    job_arn: String,
+    attr: String,
+    output: S3Uri,
+    exclude: Vec<String>,
+    now: SystemTime,
+    /// The input manifest's `source-ref` by line.
+    sources: Vec<Option<String>>,
+    /// Each image's worker-response objects, by line.
+    responses: Vec<Vec<(Saved, S3Uri)>>,
+    /// The images of each batch.
+    batches: Vec<Range<usize>>,
+}
+
+/// What a finished batch gave.
+struct BatchDone {
+    images: usize,
+    consolidated: usize,
+}
+
+/// The options a run's output depends on: a `--resume` must use the same ones.
+fn state_json(a: &ConsolidateArgs, algorithm: Algorithm, created: u128, images: usize) -> Value {
+    json!({"label-attribute-name": a.label_attribute_name, "batch-size": a.batch_size,
+           "algorithm": algorithm.name(), "exclude-workers": a.exclude_worker,
+           "images": images, "creation-time-micros": created.to_string(),
+           "job-output": a.job_output, "via-lambda": a.via_lambda.is_some()})
+}
+
+/// Runs `gtseg job consolidate`.
+pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
+    if a.batch_size == 0 || a.concurrency == 0 {
+        return Err("--batch-size and --concurrency must be at least 1".into());
+    }
+    let store = super::open_store(a.store.as_deref()).await?;
+    let job = super::folder(&a.job_output, "--job-output")?;
+    let output = super::folder(&a.output, "--output")?;
+    let manifest = super::object(&a.manifest, "--manifest")?;
+    let mut config = gtseg::Config::from_env().map_err(|e| e.to_string())?;
+    match a.algorithm.as_deref() {
+        None => {}
+        Some("majority") => config.algorithm = Algorithm::Majority,
+        Some("weighted") => config.algorithm = Algorithm::Weighted,
+        Some(other) => return Err(format!("--algorithm {other}: use majority or weighted")),
+    }
+    if let Some(c) = &a.label_config {
+        config.label_category_config = Some(c.clone());
+    }
+    let job_name = job.key().rsplit('/').next().unwrap_or("job").to_owned();
+    let (catalog, job_arn) = match &a.labeling_job {
+        Some(f) => {
+            let text = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            let arn = serde_json::from_slice::<Value>(&text)
+                .ok()
+                .and_then(|v| v["LabelingJobArn"].as_str().map(str::to_owned))
+                .ok_or_else(|| format!("{} has no LabelingJobArn", f.display()))?;
+            let jobs = SavedJobs::parse(&[&text]).map_err(|e| format!("{}: {e}", f.display()))?;
+            (AnyCatalog::Saved(jobs), arn)
+        }
+        None if config.label_category_config.is_some() => (
+            AnyCatalog::None,
+            format!("arn:aws:sagemaker:us-east-1:000000000000:labeling-job/{job_name}"),
+        ),
+        None => {
+            return Err("give --label-config or --labeling-job (or set LABEL_CATEGORY_CONFIG): every batch of a job must use the job's one label list".into());
+        }
+    };
+    let algorithm = config.algorithm;
+    let service = Service::with_catalog(store.clone(), config, catalog);
+    let lambda = match &a.via_lambda {
+        Some(f) => Some(Function::new(f).await?),
+        None => None,
+    };
+
+    let lines = super::read_manifest(&store, &manifest).await?;
+    let sources: Vec<Option<String>> = lines
+        .iter()
+        .map(|l| {
+            l.as_ref()
+                .ok()
+                .and_then(|m| m.get("source-ref")?.as_str().map(str::to_owned))
+        })
+        .collect();
+    let responses = list_responses(&store, &job, lines.len()).await?;
+    let batches: Vec<Range<usize>> = (0..lines.len())
+        .step_by(a.batch_size)
+        .map(|s| s..(s + a.batch_size).min(lines.len()))
+        .collect();
+
+    // The creation date and the options: kept from an earlier run when resuming.
+    let state_uri = output.join("annotations/consolidated-annotation/gtseg-job.json");
+    let now = match &a.creation_date {
+        Some(t) => parse_time(t)?,
+        None => SystemTime::now(),
+    };
+    let micros = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros()
+    };
+    let mut state = state_json(&a, algorithm, micros(now), lines.len());
+    let earlier = if a.resume {
+        read_state(&store, &state_uri).await?
+    } else {
+        None
+    };
+    let now = match earlier {
+        Some(before) => {
+            let created: u128 = before["creation-time-micros"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            state["creation-time-micros"] = before["creation-time-micros"].clone();
+            if before != state {
+                return Err(format!(
+                    "--resume: the earlier run at {state_uri} used other options ({before}); rerun without --resume, or with the same options"
+                ));
+            }
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(created as u64)
+        }
+        None => {
+            super::put_text(&store, &state_uri, state.to_string(), "application/json").await?;
+            now
+        }
+    };
+
+    let run = Arc::new(Run {
+        store,
+        service,
+        lambda,
+        job_arn,
+        attr: a.label_attribute_name.clone(),
+        output,
+        exclude: a.exclude_worker.clone(),
+        now,
+        sources,
+        responses,
+        batches,
+    });
+    let finished = if a.resume {
+        finished_batches(&run).await?
+    } else {
+        Vec::new()
+    };
+    let model = if algorithm == Algorithm::Weighted && run.lambda.is_none() {
+        Some(Arc::new(fit_job_model(&run).await?))
+    } else {
+        None
+    };
+    let concurrency = if run.lambda.is_some() {
+        a.concurrency
+    } else {
+        2
+    };
+    let work = consolidate_batches(Arc::clone(&run), model, finished, concurrency);
+    let failed = tokio::select! {
+        r = work => r?,
+        _ = tokio::signal::ctrl_c() => {
+            return Err("interrupted: the batches finished so far are saved; rerun with --resume to do the rest".into());
+        }
+    };
+    if !failed.is_empty() {
+        for (k, why) in &failed {
+            warn!(batch = k, "{why}");
+        }
+        return Err(format!(
+            "{} of {} batches failed (see the log); nothing else is lost: rerun with --resume to redo only those",
+            failed.len(),
+            run.batches.len()
+        ));
+    }
+    write_manifest_and_report(&run, &lines, algorithm).await
+}
+
+/// `2026-11-30T10:00:00Z` (a `Z` is added when missing) as a time.
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    let t = if text.ends_with('Z') || text.contains('+') {
+        text.to_owned()
+    } else {
+        format!("{text}Z")
+    };
+    aws_smithy_types::DateTime::from_str(&t, aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+        .and_then(|d| SystemTime::try_from(d).ok())
+        .ok_or_else(|| {
+            format!(
+                "--creation-date {text}: expected an RFC 3339 time such as 2026-11-30T10:00:00Z"
+            )
+        })
+}
+
+async fn read_state(store: &AnyStore, uri: &S3Uri) -> Result<Option<Value>, String> {
+    match store.get(uri, 1 << 20).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("{uri} is not the state of a gtseg job run: {e}")),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(format!("cannot read {uri}: {e}")),
+    }
+}
+
+/// Every worker-response object of the job, by image (line); objects of ids outside the
+/// manifest are left out with a warning.
+async fn list_responses(
+    store: &AnyStore,
+    job: &S3Uri,
+    images: usize,
+) -> Result<Vec<Vec<(Saved, S3Uri)>>, String> {
+    let folder = job.join(gtseg::finished::WORKER_RESPONSES);
+    let keys = store
+        .list(&folder)
+        .await
+        .map_err(|e| format!("cannot list the job's worker responses: {e}"))?;
+    let mut by_image: Vec<Vec<(Saved, S3Uri)>> = vec![Vec::new(); images];
+    let mut outside = 0usize;
+    for uri in keys {
+        let rel = &uri.key()[folder.key().len()..];
+        let Some((id, saved)) = worker_response_key(rel) else {
+            continue;
+        };
+        match id.parse::<usize>().ok().filter(|&i| i < images) {
+            Some(i) => by_image[i].push((saved, uri)),
+            None => outside += 1,
+        }
+    }
+    if outside > 0 {
+        warn!(
+            objects = outside,
+            "worker responses whose datasetObjectId is not a line of the manifest are left out"
+        );
+    }
+    let found = by_image.iter().filter(|r| !r.is_empty()).count();
+    info!(
+        images,
+        with_responses = found,
+        "the job's worker responses listed"
+    );
+    Ok(by_image)
+}
+
+impl Run {
+    fn request_uri(&self, k: usize) -> S3Uri {
+        self.output.join(&format!(
+            "annotations/consolidated-annotation/consolidation-request/iteration-1/batch-{k:06}.json"
+        ))
+    }
+
+    fn response_uri(&self, k: usize) -> S3Uri {
+        self.output.join(&format!(
+            "{CONSOLIDATION_RESPONSES}iteration-1/batch-{k:06}.json"
+        ))
+    }
+
+    /// The consolidation event of batch `k`.
+    fn event(&self, k: usize) -> Value {
+        json!({"version": "2018-10-06", "labelingJobArn": self.job_arn,
+               "labelAttributeName": self.attr,
+               "outputConfig": self.output.join("annotations").to_string(),
+               "payload": {"s3Uri": self.request_uri(k).to_string()}})
+    }
+
+    /// Reads batch `k`'s worker responses (a few at once) and writes its payload; returns the
+    /// workers left out by `--exclude-worker`, by image id.
+    async fn prepare(self: &Arc<Self>, k: usize) -> Result<HashMap<String, Vec<String>>, String> {
+        let reads = Arc::new(Semaphore::new(READS_IN_FLIGHT));
+        let mut reading = tokio::task::JoinSet::new();
+        for i in self.batches[k].clone() {
+            for (n, (at, uri)) in self.responses[i].iter().enumerate() {
+                let (run, reads, at, uri) = (
+                    Arc::clone(self),
+                    Arc::clone(&reads),
+                    at.clone(),
+                    uri.clone(),
+                );
+                reading.spawn(async move {
+                    let _permit = reads.acquire().await.map_err(|e| e.to_string())?;
+                    let bytes = run
+                        .store
+                        .get(&uri, gtseg::Config::default().limits.max_payload_bytes)
+                        .await
+                        .map_err(|e| format!("cannot read a worker response: {e}"))?;
+                    let answers = match parse_worker_response(&bytes) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            warn!(object = %uri, "worker response left out: {e}");
+                            Vec::new()
+                        }
+                    };
+                    Ok::<_, String>(((i, n), at, answers))
+                });
+            }
+        }
+        let mut by_image: BTreeMap<(usize, usize), (Saved, Vec<SavedAnswer>)> = BTreeMap::new();
+        while let Some(joined) = reading.join_next().await {
+            let (place, at, answers) = joined.map_err(|e| e.to_string())??;
+            by_image.insert(place, (at, answers));
+        }
+        let mut items = Vec::new();
+        let mut dropped = HashMap::new();
+        for i in self.batches[k].clone() {
+            // This image's objects, taken (the images come in order).
+            let rest = by_image.split_off(&(i + 1, 0));
+            let saved: Vec<(Saved, SavedAnswer)> = std::mem::replace(&mut by_image, rest)
+                .into_values()
+                .flat_map(|(at, answers)| answers.into_iter().map(move |a| (at.clone(), a)))
+                .collect();
+            let (answers, out) = gtseg::finished::newest_per_worker(saved, &self.exclude);
+            if answers.is_empty() {
+                continue;
+            }
+            let id = i.to_string();
+            items.push(payload_item(&id, self.sources[i].as_deref(), &answers));
+            if !out.is_empty() {
+                dropped.insert(id, out);
+            }
+        }
+        let body = serde_json::to_vec(&items).map_err(|e| e.to_string())?;
+        let opts = gtseg::PutOptions {
+            content_type: Some("application/json"),
+            kms_key_id: None,
+        };
+        self.store
+            .put(&self.request_uri(k), body, &opts)
+            .await
+            .map_err(|e| format!("cannot write the batch's payload: {e}"))?;
+        Ok(dropped)
+    }
+
+    /// Consolidates batch `k` (prepared) here or on the function, notes the workers left out,
+    /// and saves its response: the mark that the batch is done.
+    async fn consolidate(
+        &self,
+        k: usize,
+        dropped: &HashMap<String, Vec<String>>,
+        model: Option<Arc<CrowdModel>>,
+    ) -> Result<BatchDone, String> {
+        let event = self.event(k);
+        let mut items = match &self.lambda {
+            Some(f) => f.consolidate(&event).await?,
+            None => self
+                .service
+                .consolidation_with_model(&event, self.now, model)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        for item in &mut items {
+            if let Some(out) = dropped.get(&item.dataset_object_id) {
+                note_excluded(item, &self.attr, out);
+            }
+        }
+        let body = serde_json::to_vec(&items).map_err(|e| e.to_string())?;
+        let opts = gtseg::PutOptions {
+            content_type: Some("application/json"),
+            kms_key_id: None,
+        };
+        self.store
+            .put(&self.response_uri(k), body, &opts)
+            .await
+            .map_err(|e| format!("cannot save the batch's response: {e}"))?;
+        Ok(BatchDone {
+            images: self.batches[k].len(),
+            consolidated: items.len(),
+        })
+    }
+}
+
+/// The batches an earlier run finished (their response is saved).
+async fn finished_batches(run: &Run) -> Result<Vec<usize>, String> {
+    let folder = run
+        .output
+        .join(&format!("{CONSOLIDATION_RESPONSES}iteration-1/"));
+    let keys = run
+        .store
+        .list(&folder)
+        .await
+        .map_err(|e| format!("--resume: cannot list the saved responses: {e}"))?;
+    let done: Vec<usize> = keys
+        .iter()
+        .filter_map(|u| {
+            let name = u.key().rsplit('/').next()?;
+            name.strip_prefix("batch-")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
+        .filter(|&k| k < run.batches.len())
+        .collect();
+    info!(
+        done = done.len(),
+        batches = run.batches.len(),
+        "resuming: finished batches are kept"
+    );
+    Ok(done)
+}
+
+/// The weighted fusion's crowd model fitted to the whole job: a first pass over every batch
+/// (its payload written on the way), keeping at most `MAX_BATCH_VOTES` votes for the whole job.
+async fn fit_job_model(run: &Arc<Run>) -> Result<CrowdModel, String> {
+    let allowance = Arc::new(AtomicUsize::new(MAX_BATCH_VOTES));
+    let images: usize = run.batches.iter().map(ExactSizeIterator::len).sum();
+    let mut progress = Progress::new("estimating reliabilities", images as u64);
+    let mut censuses: Vec<ImageCensus> = Vec::new();
+    let mut classes = 0;
+    for k in 0..run.batches.len() {
+        run.prepare(k).await?;
+        let (n, found) = run
+            .service
+            .census(&run.event(k), Arc::clone(&allowance))
+            .await
+            .map_err(|e| format!("batch {k}: {e}"))?;
+        classes = n;
+        censuses.extend(found);
+        progress.add(run.batches[k].len() as u64, 0);
+    }
+    progress.finish();
+    let votes: Vec<ImageVotes<'_>> = censuses
+        .iter()
+        .map(|(workers, patterns)| ImageVotes {
+            workers: workers.iter().map(String::as_str).collect(),
+            patterns,
+        })
+        .collect();
+    let model = CrowdModel::fit(classes, &votes);
+    info!(
+        workers = model.worker_count(),
+        images = votes.len(),
+        iterations = model.iterations,
+        "crowd model fitted to the whole job"
+    );
+    Ok(model)
+}
+
+/// Runs every batch not yet finished, `concurrency` at a time (here: one consolidating while
+/// the next is read), and returns the batches that failed with why.
+async fn consolidate_batches(
+    run: Arc<Run>,
+    model: Option<Arc<CrowdModel>>,
+    finished: Vec<usize>,
+    concurrency: usize,
+) -> Result<Vec<(usize, String)>, String> {
+    let todo: Vec<usize> = (0..run.batches.len())
+        .filter(|k| !finished.contains(k))
+        .collect();
+    let images: usize = todo.iter().map(|&k| run.batches[k].len()).sum();
+    let mut progress = Progress::new("consolidating", images as u64);
+    // Consolidating here uses every core for one batch; reading the next overlaps it.
+    let deciding = Arc::new(Semaphore::new(if run.lambda.is_some() {
+        concurrency
+    } else {
+        1
+    }));
+    let mut running = tokio::task::JoinSet::new();
+    let mut failed = Vec::new();
+    let mut next = todo.into_iter();
+    let mut consolidated = 0usize;
+    loop {
+        while running.len() < concurrency {
+            let Some(k) = next.next() else { break };
+            let (run, model, deciding) = (Arc::clone(&run), model.clone(), Arc::clone(&deciding));
+            running.spawn(async move {
+                let result = async {
+                    let dropped = run.prepare(k).await?;
+                    let _permit = deciding.acquire().await.map_err(|e| e.to_string())?;
+                    run.consolidate(k, &dropped, model).await
+                };
+                (k, result.await)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (k, result) = joined.map_err(|e| format!("a batch's task failed: {e}"))?;
+        match result {
+            Ok(done) => {
+                consolidated += done.consolidated;
+                progress.add(done.images as u64, (done.images - done.consolidated) as u64);
+            }
+            Err(why) => {
+                progress.add(run.batches[k].len() as u64, run.batches[k].len() as u64);
+                failed.push((k, why));
+            }
+        }
+    }
+    progress.finish();
+    info!(
+        images,
+        consolidated,
+        batches_failed = failed.len(),
+        seconds = format!("{:.1}", progress.elapsed().as_secs_f64()),
+        images_per_second = format!("{:.1}", progress.rate()),
+        "batches consolidated"
+    );
+    Ok(failed)
+}
+
+/// Per worker over the job: images answered, included, the sum of agreements, reliability.
+#[derive(Default)]
+struct WorkerTally {
+    images: u64,
+    included: u64,
+    agreement: f64,
+    agreed_images: u64,
+    reliability: Option<f64>,
+    excluded_by_user: bool,
+}
+
+/// Writes `manifests/output/output.manifest` (every input line, in order, with the new label
+/// or a failure) and `manifests/output/job-report.json` from the saved responses.
+async fn write_manifest_and_report(
+    run: &Run,
+    lines: &[Result<Map<String, Value>, String>],
+    algorithm: Algorithm,
+) -> Result<(), String> {
+    let mut text = String::new();
+    let mut workers: BTreeMap<String, WorkerTally> = BTreeMap::new();
+    let (mut ok, mut failed) = (0usize, 0usize);
+    for (k, range) in run.batches.iter().enumerate() {
+        let uri = run.response_uri(k);
+        let bytes = run
+            .store
+            .get(&uri, 1 << 30)
+            .await
+            .map_err(|e| format!("cannot read a batch's saved response: {e}"))?;
+        let items: Vec<ConsolidationResponseItem> =
+            parse_consolidation_response(&bytes).map_err(|e| format!("{uri}: {e}"))?;
+        let mut by_id: HashMap<String, Map<String, Value>> = items
+            .into_iter()
+            .map(|i| (i.dataset_object_id, i.consolidated_annotation.content))
+            .collect();
+        for i in range.clone() {
+            let content = by_id.remove(&i.to_string());
+            if let Some(c) = &content {
+                tally(&mut workers, c, &run.attr);
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+            let reason = if run.responses[i].is_empty() {
+                "no worker response for this image".to_owned()
+            } else {
+                "no usable worker answer: every answer was excluded (the consolidation log gives each reason)".to_owned()
+            };
+            let line = match &lines[i] {
+                Ok(input) => output_line(input, &run.attr, content.as_ref(), &reason),
+                Err(why) => output_line(
+                    &Map::new(),
+                    &run.attr,
+                    None,
+                    &format!("input line {i} is unusable: {why}"),
+                ),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    for w in &run.exclude {
+        workers.entry(w.clone()).or_default().excluded_by_user = true;
+    }
+    let manifest = super::manifest_uri(&run.output);
+    super::put_text(&run.store, &manifest, text, "application/jsonlines").await?;
+    let mut ranked: Vec<(&String, &WorkerTally)> = workers.iter().collect();
+    let mean =
+        |t: &WorkerTally| (t.agreed_images > 0).then(|| t.agreement / t.agreed_images as f64);
+    ranked.sort_by(|a, b| {
+        mean(b.1)
+            .unwrap_or(-1.0)
+            .total_cmp(&mean(a.1).unwrap_or(-1.0))
+            .then(a.0.cmp(b.0))
+    });
+    let report = json!({
+        "job-output": run.output.to_string(),
+        "label-attribute-name": run.attr,
+        "algorithm": algorithm.name(),
+        "creation-date": format_creation_date(run.now),
+        "images": lines.len(),
+        "consolidated": ok,
+        "failed": failed,
+        "workers": ranked.iter().map(|(id, t)| {
+            let mut w = json!({"worker-id": id, "images": t.images, "included": t.included});
+            if let Some(m) = mean(t) { w["mean-agreement"] = json!((m * 10_000.0).round() / 10_000.0); }
+            if let Some(r) = t.reliability { w["reliability"] = json!(r); }
+            if t.excluded_by_user { w["excluded-by-user"] = json!(true); }
+            w
+        }).collect::<Vec<_>>(),
+    });
+    let report_uri = run.output.join("manifests/output/job-report.json");
+    let body = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    super::put_text(&run.store, &report_uri, body, "application/json").await?;
+    eprintln!(
+        "gtseg: {} images: {ok} consolidated, {failed} failed; manifest {manifest}, report {report_uri}",
+        lines.len()
+    );
+    Ok(())
+}
+
+/// Adds one image's workers (from its metadata) to the job's tallies.
+fn tally(workers: &mut BTreeMap<String, WorkerTally>, content: &Map<String, Value>, attr: &str) {
+    let meta = &content[&format!("{attr}-metadata")];
+    let report = &meta["consolidation"]["workers"];
+    for w in report.as_array().into_iter().flatten() {
+        let Some(id) = w["worker-id"].as_str() else {
+            continue;
+        };
+        let t = workers.entry(id.to_owned()).or_default();
+        t.images += 1;
+        // Mask reports say `included`; verification reports list included workers only.
+        if w["included"].as_bool().unwrap_or(true) {
+            t.included += 1;
+        }
+        if let Some(a) = w["agreement"].as_f64() {
+            t.agreement += a;
+            t.agreed_images += 1;
+        }
+        if let Some(r) = w["weight"].as_f64().or(w["reliability"].as_f64()) {
+            t.reliability = Some(r);
+        }
+    }
+    for e in meta["excluded-workers"].as_array().into_iter().flatten() {
+        if let Some(id) = e["worker-id"].as_str()
+            && !report
+                .as_array()
+                .is_some_and(|r| r.iter().any(|w| w["worker-id"] == id))
+        {
+            workers.entry(id.to_owned()).or_default().images += 1;
+        }
+    }
+}

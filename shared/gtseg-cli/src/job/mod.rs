@@ -1,0 +1,109 @@
+//! `gtseg job`: whole labeling jobs, after they finish. `consolidate` runs consolidation
+//! again over a job's saved worker responses, with the functions' own code, on this machine
+//! or on the deployed function; `manifest` rebuilds a job's output manifest from the
+//! function's saved responses. The layout they read is described in `docs/jobs.md`.
+
+mod consolidate;
+mod lambda;
+mod manifest;
+mod progress;
+
+use std::path::Path;
+
+use gtseg::finished::manifest_line;
+use gtseg::{AnyStore, LocalStore, ObjectStore, PutOptions, S3Store, S3Uri};
+use serde_json::{Map, Value};
+
+pub use consolidate::ConsolidateArgs;
+pub use manifest::ManifestArgs;
+
+/// The largest input manifest read: far more lines than a labeling job may have.
+const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+
+/// What `gtseg job` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum JobCommand {
+    /// Consolidate a finished job again from its workers' responses (another algorithm, a
+    /// worker left out, a fixed bug): new masks, disagreement maps, a complete output
+    /// manifest and a job report, under --output.
+    Consolidate(Box<ConsolidateArgs>),
+    /// Rebuild a job's output manifest from the input manifest and the function's saved
+    /// consolidation responses, restoring the full metadata whatever Ground Truth wrote.
+    Manifest(ManifestArgs),
+}
+
+/// Runs a `gtseg job` command.
+pub async fn run(cmd: JobCommand) -> Result<(), String> {
+    match cmd {
+        JobCommand::Consolidate(a) => consolidate::run(*a).await,
+        JobCommand::Manifest(a) => manifest::run(a).await,
+    }
+}
+
+/// The store: a local directory with `--store`, else S3 (which needs a region).
+async fn open_store(dir: Option<&Path>) -> Result<AnyStore, String> {
+    if let Some(dir) = dir {
+        return Ok(AnyStore::Local(LocalStore::new(dir)));
+    }
+    let config = gtseg::Config::from_env().map_err(|e| e.to_string())?;
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    if conf.region().is_none() {
+        return Err("without --store, gtseg job reads and writes S3, so it needs a region and credentials (AWS_REGION, AWS_PROFILE, ...); or give --store DIR".into());
+    }
+    Ok(AnyStore::S3(S3Store::from_sdk_config(
+        &conf,
+        config.endpoint_override,
+        config.s3_timeout,
+    )))
+}
+
+/// An `s3://bucket/prefix` folder given as `flag`, without its trailing slash.
+fn folder(text: &str, flag: &str) -> Result<S3Uri, String> {
+    S3Uri::parse(text.trim_end_matches('/')).map_err(|e| format!("{flag} {text}: {e}"))
+}
+
+/// An `s3://bucket/key` object given as `flag`.
+fn object(text: &str, flag: &str) -> Result<S3Uri, String> {
+    S3Uri::parse(text).map_err(|e| format!("{flag} {text}: {e}"))
+}
+
+/// The input manifest's lines, each a JSON object or why it is not; blank lines are skipped,
+/// so line `i` is `datasetObjectId` `i`.
+async fn read_manifest<S: ObjectStore>(
+    store: &S,
+    uri: &S3Uri,
+) -> Result<Vec<Result<Map<String, Value>, String>>, String> {
+    let bytes = store
+        .get(uri, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| format!("cannot read the input manifest: {e}"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("the input manifest {uri} is not UTF-8 text"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(manifest_line)
+        .collect())
+}
+
+/// Where a job's output manifest goes under `output`.
+fn manifest_uri(output: &S3Uri) -> S3Uri {
+    output.join("manifests/output/output.manifest")
+}
+
+/// Writes a JSON Lines manifest in one piece (a reader never sees half of it).
+async fn put_text<S: ObjectStore>(
+    store: &S,
+    uri: &S3Uri,
+    text: String,
+    content_type: &'static str,
+) -> Result<(), String> {
+    let opts = PutOptions {
+        content_type: Some(content_type),
+        kms_key_id: None,
+    };
+    store
+        .put(uri, text.into_bytes(), &opts)
+        .await
+        .map_err(|e| format!("cannot write {uri}: {e}"))
+}
