@@ -14,6 +14,7 @@
 //!   workers, never from another job.
 //! - `templates`: the worker task templates rendered by Liquid and parsed as HTML.
 //! - `verification`: label verification: the output line, the category rule, mixed batches.
+//! - `review`: `gtseg review`'s report as files and in headless Chromium.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
@@ -28,6 +29,7 @@ mod jobs;
 mod lambda;
 mod oracle;
 mod replay;
+mod review;
 mod s3;
 mod templates;
 mod verification;

@@ -11,6 +11,8 @@ use std::time::SystemTime;
 mod bench;
 mod job;
 mod job_request;
+mod progress;
+mod review;
 
 use clap::{Parser, Subcommand};
 use gtseg::{
@@ -57,6 +59,9 @@ enum Command {
     /// manifest from the function's saved responses.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Write a static report (index.html and pictures) of where the workers of each image
+    /// disagreed, worst first, from an output manifest.
+    Review(review::ReviewArgs),
 }
 
 /// Options of `gtseg job-request`.
@@ -196,7 +201,11 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // Without a region, the SDK's look-up on EC2's metadata service fails with
+                // long warnings before our one-line error; they say nothing more.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,aws_config::imds=error")
+                }),
         )
         .init();
     match run(Cli::parse()).await {
@@ -219,6 +228,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => return bench::bench(args).await,
         Command::JobRequest(args) => return job_request(*args),
         Command::Job(cmd) => return job::run(cmd).await,
+        Command::Review(args) => return review::run(args).await,
     };
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let text = std::fs::read(&event)

@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::lambda::Function;
-use super::progress::Progress;
+use crate::progress::Progress;
 
 /// Options of `gtseg job consolidate`.
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,6 @@
 mod consolidate;
 mod lambda;
 mod manifest;
-mod progress;
 
 use std::path::Path;
 
@@ -41,7 +40,7 @@ pub async fn run(cmd: JobCommand) -> Result<(), String> {
 }
 
 /// The store: a local directory with `--store`, else S3 (which needs a region).
-async fn open_store(dir: Option<&Path>) -> Result<AnyStore, String> {
+pub(crate) async fn open_store(dir: Option<&Path>) -> Result<AnyStore, String> {
     if let Some(dir) = dir {
         return Ok(AnyStore::Local(LocalStore::new(dir)));
     }

@@ -1,5 +1,6 @@
-//! Progress of a job for a person: a bar on stderr when it is a terminal (images done,
-//! failed, and the rate), plain log lines every few seconds when it is not.
+//! Progress of a long run (`gtseg job`, `gtseg review`) for a person: a bar on stderr when
+//! it is a terminal (images done, failed, and the rate), plain log lines every few seconds
+//! when it is not.
 
 use std::time::{Duration, Instant};
 
