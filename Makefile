@@ -12,7 +12,7 @@ export PATH := $(VENV)/bin:$(PATH)
 FUZZ_TARGETS = consolidation_event worker_answer mask_png
 FUZZ_SECONDS ?= 60
 
-.PHONY: test tools build replay lint doc ci fuzz-seed fuzz
+.PHONY: test tools build replay lint doc ci fuzz-seed fuzz dist
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,21 @@ fuzz: fuzz-seed
 	for t in $(FUZZ_TARGETS); do \
 	  cargo +nightly fuzz run --fuzz-dir tests/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
+
+# The two Lambda functions, built for arm64 (cargo-lambda and its zig from .venv/), as zips
+# with their SHA-256 sums, and dist/template.yaml: template.yaml with each function's code
+# taken from its zip, so that `sam deploy --template-file dist/template.yaml --guided`
+# deploys them on a machine without Rust or zig.
+FUNCTIONS = pre-semantic-segmentation acs-semantic-segmentation
+dist: tools
+	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	mkdir -p dist
+	for f in $(FUNCTIONS); do cp target/lambda/$$f/bootstrap.zip dist/$$f.zip; done
+	cd dist && sha256sum $(addsuffix .zip,$(FUNCTIONS)) > SHA256SUMS
+	awk '/^    Metadata:$$/ { drop = 1; next } \
+	     drop && /^        Binary: / { zip = $$2 ".zip"; next } \
+	     drop && /^      (BuildMethod|BuildProperties):/ { next } \
+	     /^      CodeUri: \.$$/ { print "      CodeUri: " zip; drop = 0; next } \
+	     { drop = 0; print }' template.yaml > dist/template.yaml
+	cfn-lint dist/template.yaml
+	@echo "dist/: $$(cat dist/SHA256SUMS | tr '\n' ' ')"

@@ -26,7 +26,7 @@ pub fn require(tool: &str, probe: &[&str], test: &str) -> bool {
         return true;
     }
     let msg = format!(
-        "`{tool}` is not available: install it with `pip install -r tests/requirements.txt`"
+        "`{tool}` is not available: run `make tools` (it installs tests/requirements.txt into .venv/) and put .venv/bin on the PATH"
     );
     assert!(
         std::env::var_os("CI").is_none(),
