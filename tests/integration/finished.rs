@@ -483,8 +483,8 @@ async fn via_lambda_the_deployed_function_consolidates_every_batch() {
     let dir = store_with("street", small_job);
     moto.upload_store(&dir).await;
     let logs = temp_dir("via-lambda-logs");
-    let mut env = aws_env(&moto.endpoint);
-    env.push(("LABEL_CATEGORY_CONFIG", LABEL_CONFIG_URI.to_owned()));
+    // No label list on the function: the tool sends the job's in every event.
+    let env = aws_env(&moto.endpoint);
     emu.serve("acs-semantic-segmentation", &env, &logs.join("acs.log"));
     // The same function refusing payloads over 1,500 bytes: batches 0 and 1 (two images of
     // three masks each) fail, batch 2 (one small answer) succeeds.

@@ -77,6 +77,15 @@ fn generate(dir: &Path, images: usize, (w, h): (u32, u32), workers: usize) -> st
     write_batch(dir, &payload, &LABELS)
 }
 
+/// Writes the job's label category configuration into the local store `dir`.
+fn label_config(dir: &Path) -> std::io::Result<()> {
+    let config = json!({"document-version": "2018-11-28",
+        "labels": LABELS.iter().map(|l| json!({"label": l})).collect::<Vec<_>>()});
+    let p = dir.join(BUCKET).join("config/labels.json");
+    std::fs::create_dir_all(p.parent().unwrap_or(dir))?;
+    std::fs::write(p, config.to_string())
+}
+
 /// The `gtseg job consolidate` arguments for the generated job in `bucket` (`--store` when
 /// `store`).
 fn job_args(store: Option<&Path>, bucket: &str) -> Vec<OsString> {
@@ -152,6 +161,34 @@ async fn upload(dir: &Path, bucket: &str) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// Replays the generated images as one batch, then consolidates them as a job: on the local
+/// store, or in `bucket` on S3. Returns the two table rows and the job's throughput relative
+/// to the one batch.
+fn one_against_job(
+    this: &Path,
+    dir: &Path,
+    bucket: Option<&str>,
+    images: usize,
+) -> Result<(String, f64), String> {
+    let (place, store) = match bucket {
+        Some(_) => ("S3", None),
+        None => ("local", Some(dir)),
+    };
+    let one = measure_run("replay", this, &replay_args(dir, store.is_some()), &[])?;
+    let job = measure_run(
+        "job consolidate",
+        this,
+        &job_args(store, bucket.unwrap_or(BUCKET)),
+        &[],
+    )?;
+    let rows = format!(
+        "{}\n{}\n",
+        row(&format!("`gtseg replay`, one batch, {place}"), images, &one),
+        row(&format!("`gtseg job consolidate`, {place}"), images, &job)
+    );
+    Ok((rows, one.seconds / job.seconds.max(1e-9)))
+}
+
 fn row(what: &str, images: usize, c: &Cost) -> String {
     match &c.failure {
         Some(f) => format!("| {what} | {images} | failed: {f} | | |"),
@@ -172,69 +209,29 @@ pub(super) async fn run(
     keep: bool,
 ) -> Result<String, String> {
     let this = std::env::current_exe().map_err(|e| e.to_string())?;
-    let env = Vec::new();
     let mut table =
         String::from("| run | images | time | throughput | peak RSS |\n|---|---|---|---|---|\n");
     let dir = root.join("job");
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("generating a job of {images} images of 1 MP with 3 workers ...");
     generate(&dir, images, dims(1), 3).map_err(|e| e.to_string())?;
-    let config = json!({"document-version": "2018-11-28",
-        "labels": LABELS.iter().map(|l| json!({"label": l})).collect::<Vec<_>>()});
-    let p = dir.join(BUCKET).join("config/labels.json");
-    std::fs::create_dir_all(p.parent().unwrap_or(&dir)).map_err(|e| e.to_string())?;
-    std::fs::write(p, config.to_string()).map_err(|e| e.to_string())?;
+    label_config(&dir).map_err(|e| e.to_string())?;
 
     // A copy of the inputs in S3 first (the local runs add their outputs to the folder).
     if let Some(bucket) = s3_bucket {
         eprintln!("uploading the job to s3://{bucket}/ ...");
         upload(&dir, bucket).await?;
     }
-    let one = measure_run("replay", &this, &replay_args(&dir, true), &env)?;
-    let job = measure_run(
-        "job consolidate",
-        &this,
-        &job_args(Some(&dir), BUCKET),
-        &env,
-    )?;
-    let _ = writeln!(
-        table,
-        "{}",
-        row("`gtseg replay`, one batch, local", images, &one)
-    );
-    let _ = writeln!(
-        table,
-        "{}",
-        row("`gtseg job consolidate`, local", images, &job)
-    );
-    let ratio = one.seconds / job.seconds.max(1e-9);
-    let mut summary = format!(
-        "\nLocal: job consolidate runs at {:.2}× the throughput of one batch (the job's plumbing costs {:.0} %).\n",
-        ratio,
-        (job.seconds / one.seconds.max(1e-9) - 1.0) * 100.0
-    );
+    let (rows, ratio) = one_against_job(&this, &dir, None, images)?;
+    table.push_str(&rows);
+    let mut summary =
+        format!("\nLocal: job consolidate runs at {ratio:.2}× the throughput of one batch.\n");
     if let Some(bucket) = s3_bucket {
-        let one = measure_run("replay on S3", &this, &replay_args(&dir, false), &env)?;
-        let job = measure_run(
-            "job consolidate on S3",
-            &this,
-            &job_args(None, bucket),
-            &env,
-        )?;
+        let (rows, ratio) = one_against_job(&this, &dir, Some(bucket), images)?;
+        table.push_str(&rows);
         let _ = writeln!(
-            table,
-            "{}",
-            row("`gtseg replay`, one batch, S3", images, &one)
-        );
-        let _ = writeln!(
-            table,
-            "{}",
-            row("`gtseg job consolidate`, S3", images, &job)
-        );
-        let _ = write!(
             summary,
-            "S3: job consolidate runs at {:.2}× the throughput of one batch.\n",
-            one.seconds / job.seconds.max(1e-9)
+            "S3: job consolidate runs at {ratio:.2}× the throughput of one batch."
         );
     }
     if !keep {
@@ -248,15 +245,8 @@ pub(super) async fn run(
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!("generating a job of {n} images of 160×120 ...");
         generate(&dir, n, (160, 120), 3).map_err(|e| e.to_string())?;
-        let p = dir.join(BUCKET).join("config/labels.json");
-        std::fs::create_dir_all(p.parent().unwrap_or(&dir)).map_err(|e| e.to_string())?;
-        std::fs::write(p, config.to_string()).map_err(|e| e.to_string())?;
-        let cost = measure_run(
-            "job consolidate",
-            &this,
-            &job_args(Some(&dir), BUCKET),
-            &env,
-        )?;
+        label_config(&dir).map_err(|e| e.to_string())?;
+        let cost = measure_run("job consolidate", &this, &job_args(Some(&dir), BUCKET), &[])?;
         let _ = writeln!(
             table,
             "{}",

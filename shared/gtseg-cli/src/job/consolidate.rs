@@ -21,8 +21,8 @@ use gtseg::finished::{
     parse_consolidation_response, parse_worker_response, payload_item, worker_response_key,
 };
 use gtseg::{
-    Algorithm, AnyCatalog, AnyStore, CrowdModel, ImageCensus, ImageVotes, MAX_BATCH_VOTES,
-    ObjectStore, S3Uri, SavedJobs, Service, format_creation_date,
+    Algorithm, AnyStore, CrowdModel, ImageCensus, ImageVotes, MAX_BATCH_VOTES, ObjectStore, S3Uri,
+    Service, format_creation_date,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -34,16 +34,8 @@ use crate::progress::Progress;
 /// Options of `gtseg job consolidate`.
 #[derive(Debug, clap::Args)]
 pub struct ConsolidateArgs {
-    /// The finished job's output folder, `<S3OutputPath>/<job-name>/` (it holds
-    /// `annotations/worker-response/`).
-    #[arg(long, value_name = "URI")]
-    job_output: String,
-    /// The job's input manifest (line i is datasetObjectId i).
-    #[arg(long, value_name = "URI")]
-    manifest: String,
-    /// The label attribute to write; a new name keeps the job's own label beside it.
-    #[arg(long, value_name = "NAME")]
-    label_attribute_name: String,
+    #[command(flatten)]
+    job: super::JobLocation,
     /// Where the masks, the disagreement maps, `manifests/output/output.manifest` and
     /// `manifests/output/job-report.json` go.
     #[arg(long, value_name = "URI")]
@@ -66,9 +58,6 @@ pub struct ConsolidateArgs {
     /// Redo only the batches an earlier run with the same options did not finish.
     #[arg(long)]
     resume: bool,
-    /// A local directory standing in for S3 (`s3://bucket/key` is `DIR/bucket/key`).
-    #[arg(long, value_name = "DIR")]
-    store: Option<PathBuf>,
     /// Images per batch (per invocation with --via-lambda).
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
@@ -94,6 +83,8 @@ struct Run {
     service: Service<AnyStore>,
     lambda: Option<Function>,
     job_arn: String,
+    /// The job's labels, sent in every event as `labelCategories`.
+    labels: Vec<String>,
     attr: String,
     output: S3Uri,
     exclude: Vec<String>,
@@ -114,10 +105,10 @@ struct BatchDone {
 
 /// The options a run's output depends on: a `--resume` must use the same ones.
 fn state_json(a: &ConsolidateArgs, algorithm: Algorithm, created: u128, images: usize) -> Value {
-    json!({"label-attribute-name": a.label_attribute_name, "batch-size": a.batch_size,
+    json!({"label-attribute-name": a.job.label_attribute_name, "batch-size": a.batch_size,
            "algorithm": algorithm.name(), "exclude-workers": a.exclude_worker,
            "images": images, "creation-time-micros": created.to_string(),
-           "job-output": a.job_output, "via-lambda": a.via_lambda.is_some()})
+           "job-output": a.job.job_output, "via-lambda": a.via_lambda.is_some()})
 }
 
 /// Runs `gtseg job consolidate`.
@@ -125,10 +116,10 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
     if a.batch_size == 0 || a.concurrency == 0 {
         return Err("--batch-size and --concurrency must be at least 1".into());
     }
-    let store = super::open_store(a.store.as_deref()).await?;
-    let job = super::folder(&a.job_output, "--job-output")?;
+    let store = super::open_store(a.job.store.as_deref()).await?;
+    let job = super::folder(&a.job.job_output, "--job-output")?;
     let output = super::folder(&a.output, "--output")?;
-    let manifest = super::object(&a.manifest, "--manifest")?;
+    let manifest = super::object(&a.job.manifest, "--manifest")?;
     let mut config = gtseg::Config::from_env().map_err(|e| e.to_string())?;
     match a.algorithm.as_deref() {
         None => {}
@@ -136,30 +127,35 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
         Some("weighted") => config.algorithm = Algorithm::Weighted,
         Some(other) => return Err(format!("--algorithm {other}: use majority or weighted")),
     }
-    if let Some(c) = &a.label_config {
-        config.label_category_config = Some(c.clone());
-    }
+    // The job's labels, read once here and sent in every batch's event, so that the function
+    // (here or deployed) uses them whatever its own settings.
     let job_name = job.key().rsplit('/').next().unwrap_or("job").to_owned();
-    let (catalog, job_arn) = match &a.labeling_job {
-        Some(f) => {
+    let (label_config, job_arn) = match (&a.label_config, &a.labeling_job) {
+        (Some(c), _) => (c.clone(), None),
+        (None, Some(f)) => {
             let text = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-            let arn = serde_json::from_slice::<Value>(&text)
-                .ok()
-                .and_then(|v| v["LabelingJobArn"].as_str().map(str::to_owned))
-                .ok_or_else(|| format!("{} has no LabelingJobArn", f.display()))?;
-            let jobs = SavedJobs::parse(&[&text]).map_err(|e| format!("{}: {e}", f.display()))?;
-            (AnyCatalog::Saved(jobs), arn)
+            let described: Value = serde_json::from_slice(&text)
+                .map_err(|e| format!("{} is not JSON: {e}", f.display()))?;
+            let arn = described["LabelingJobArn"].as_str().map(str::to_owned);
+            let uri = described["LabelCategoryConfigS3Uri"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{} has no LabelCategoryConfigS3Uri", f.display()))?;
+            (uri, arn)
         }
-        None if config.label_category_config.is_some() => (
-            AnyCatalog::None,
-            format!("arn:aws:sagemaker:us-east-1:000000000000:labeling-job/{job_name}"),
-        ),
-        None => {
-            return Err("give --label-config or --labeling-job (or set LABEL_CATEGORY_CONFIG): every batch of a job must use the job's one label list".into());
-        }
+        (None, None) => match &config.label_category_config {
+            Some(c) => (c.clone(), None),
+            None => {
+                return Err("give --label-config or --labeling-job (or set LABEL_CATEGORY_CONFIG): every batch of a job must use the job's one label list".into());
+            }
+        },
     };
+    let labels = read_labels(&store, &label_config).await?;
+    let job_arn = job_arn.unwrap_or_else(|| {
+        format!("arn:aws:sagemaker:us-east-1:000000000000:labeling-job/{job_name}")
+    });
     let algorithm = config.algorithm;
-    let service = Service::with_catalog(store.clone(), config, catalog);
+    let service = Service::new(store.clone(), config);
     let lambda = match &a.via_lambda {
         Some(f) => Some(Function::new(f).await?),
         None => None,
@@ -222,7 +218,8 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
         service,
         lambda,
         job_arn,
-        attr: a.label_attribute_name.clone(),
+        labels,
+        attr: a.job.label_attribute_name.clone(),
         output,
         exclude: a.exclude_worker.clone(),
         now,
@@ -263,6 +260,35 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
         ));
     }
     write_manifest_and_report(&run, &lines, algorithm).await
+}
+
+/// The labels of a label category configuration (an `s3://` URI, read from the store, or a
+/// local path), checked as a class list.
+async fn read_labels(store: &AnyStore, config: &str) -> Result<Vec<String>, String> {
+    let bytes = match S3Uri::parse(config) {
+        Ok(uri) => store
+            .get(&uri, gtseg::MAX_LABEL_CONFIG_BYTES)
+            .await
+            .map_err(|e| format!("cannot read the label category configuration: {e}"))?,
+        Err(_) => {
+            let size = std::fs::metadata(config)
+                .map_err(|e| format!("cannot read the label category configuration {config}: {e}"))?
+                .len();
+            if size > gtseg::MAX_LABEL_CONFIG_BYTES {
+                return Err(format!(
+                    "the label category configuration {config} is {size} bytes, over the limit of {}",
+                    gtseg::MAX_LABEL_CONFIG_BYTES
+                ));
+            }
+            std::fs::read(config).map_err(|e| format!("cannot read {config}: {e}"))?
+        }
+    };
+    let parsed: gtseg::event::LabelCategoryConfig =
+        gtseg::event::from_slice("the label category configuration", &bytes)
+            .map_err(|e| format!("{config}: {e}"))?;
+    let classes =
+        gtseg::ClassList::from_categories(&parsed.labels).map_err(|e| format!("{config}: {e}"))?;
+    Ok(classes.labels().to_vec())
 }
 
 /// `2026-11-30T10:00:00Z` (a `Z` is added when missing) as a time.
@@ -347,7 +373,7 @@ impl Run {
     /// The consolidation event of batch `k`.
     fn event(&self, k: usize) -> Value {
         json!({"version": "2018-10-06", "labelingJobArn": self.job_arn,
-               "labelAttributeName": self.attr,
+               "labelCategories": self.labels, "labelAttributeName": self.attr,
                "outputConfig": self.output.join("annotations").to_string(),
                "payload": {"s3Uri": self.request_uri(k).to_string()}})
     }
@@ -593,6 +619,9 @@ struct WorkerTally {
     included: u64,
     agreement: f64,
     agreed_images: u64,
+    /// The weighted fusion's weight (the same in every image with one model for the job).
+    weight: Option<f64>,
+    /// Verification: the estimated chance of picking the right category.
     reliability: Option<f64>,
     excluded_by_user: bool,
 }
@@ -607,6 +636,8 @@ async fn write_manifest_and_report(
     let mut text = String::new();
     let mut workers: BTreeMap<String, WorkerTally> = BTreeMap::new();
     let (mut ok, mut failed) = (0usize, 0usize);
+    // The algorithm the function reports (with --via-lambda, its own setting).
+    let mut used: Option<String> = None;
     for (k, range) in run.batches.iter().enumerate() {
         let uri = run.response_uri(k);
         let bytes = run
@@ -623,7 +654,17 @@ async fn write_manifest_and_report(
         for i in range.clone() {
             let content = by_id.remove(&i.to_string());
             if let Some(c) = &content {
-                tally(&mut workers, c, &run.attr);
+                let meta = c
+                    .get(&format!("{}-metadata", run.attr))
+                    .unwrap_or(&Value::Null);
+                let meta = super::with_extras(&run.store, meta).await;
+                used.get_or_insert_with(|| {
+                    meta["consolidation"]["algorithm"]
+                        .as_str()
+                        .unwrap_or(algorithm.name())
+                        .to_owned()
+                });
+                tally(&mut workers, &meta);
                 ok += 1;
             } else {
                 failed += 1;
@@ -663,7 +704,7 @@ async fn write_manifest_and_report(
     let report = json!({
         "job-output": run.output.to_string(),
         "label-attribute-name": run.attr,
-        "algorithm": algorithm.name(),
+        "algorithm": used.as_deref().unwrap_or(algorithm.name()),
         "creation-date": format_creation_date(run.now),
         "images": lines.len(),
         "consolidated": ok,
@@ -671,6 +712,7 @@ async fn write_manifest_and_report(
         "workers": ranked.iter().map(|(id, t)| {
             let mut w = json!({"worker-id": id, "images": t.images, "included": t.included});
             if let Some(m) = mean(t) { w["mean-agreement"] = json!((m * 10_000.0).round() / 10_000.0); }
+            if let Some(r) = t.weight { w["weight"] = json!(r); }
             if let Some(r) = t.reliability { w["reliability"] = json!(r); }
             if t.excluded_by_user { w["excluded-by-user"] = json!(true); }
             w
@@ -686,9 +728,8 @@ async fn write_manifest_and_report(
     Ok(())
 }
 
-/// Adds one image's workers (from its metadata) to the job's tallies.
-fn tally(workers: &mut BTreeMap<String, WorkerTally>, content: &Map<String, Value>, attr: &str) {
-    let meta = &content[&format!("{attr}-metadata")];
+/// Adds one image's workers (from its metadata, extras included) to the job's tallies.
+fn tally(workers: &mut BTreeMap<String, WorkerTally>, meta: &Value) {
     let report = &meta["consolidation"]["workers"];
     for w in report.as_array().into_iter().flatten() {
         let Some(id) = w["worker-id"].as_str() else {
@@ -704,7 +745,10 @@ fn tally(workers: &mut BTreeMap<String, WorkerTally>, content: &Map<String, Valu
             t.agreement += a;
             t.agreed_images += 1;
         }
-        if let Some(r) = w["weight"].as_f64().or(w["reliability"].as_f64()) {
+        if let Some(r) = w["weight"].as_f64() {
+            t.weight = Some(r);
+        }
+        if let Some(r) = w["reliability"].as_f64() {
             t.reliability = Some(r);
         }
     }

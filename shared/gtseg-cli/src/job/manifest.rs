@@ -7,7 +7,6 @@
 //! metadata (the colour map above all).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use gtseg::ObjectStore;
 use gtseg::finished::{
@@ -19,29 +18,19 @@ use tracing::{info, warn};
 /// Options of `gtseg job manifest`.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// The job's output folder, `<S3OutputPath>/<job-name>/`.
-    #[arg(long, value_name = "URI")]
-    job_output: String,
-    /// The job's input manifest (line i is datasetObjectId i).
-    #[arg(long, value_name = "URI")]
-    manifest: String,
-    /// The job's label attribute name.
-    #[arg(long, value_name = "NAME")]
-    label_attribute_name: String,
+    #[command(flatten)]
+    job: super::JobLocation,
     /// Where `manifests/output/output.manifest` goes (may be the job's own folder).
     #[arg(long, value_name = "URI")]
     output: String,
-    /// A local directory standing in for S3 (`s3://bucket/key` is `DIR/bucket/key`).
-    #[arg(long, value_name = "DIR")]
-    store: Option<PathBuf>,
 }
 
 /// Runs `gtseg job manifest`.
 pub async fn run(a: ManifestArgs) -> Result<(), String> {
-    let store = super::open_store(a.store.as_deref()).await?;
-    let job = super::folder(&a.job_output, "--job-output")?;
+    let store = super::open_store(a.job.store.as_deref()).await?;
+    let job = super::folder(&a.job.job_output, "--job-output")?;
     let output = super::folder(&a.output, "--output")?;
-    let manifest = super::object(&a.manifest, "--manifest")?;
+    let manifest = super::object(&a.job.manifest, "--manifest")?;
     let lines = super::read_manifest(&store, &manifest).await?;
 
     let folder = job.join(CONSOLIDATION_RESPONSES);
@@ -74,7 +63,7 @@ pub async fn run(a: ManifestArgs) -> Result<(), String> {
             Err(e) => warn!(object = %uri, "saved response left out: {e}"),
         }
     }
-    let attr = &a.label_attribute_name;
+    let attr = &a.job.label_attribute_name;
     let (mut restored, mut missing) = (0usize, 0usize);
     let mut text = String::new();
     for (i, line) in lines.iter().enumerate() {

@@ -7,7 +7,7 @@ mod consolidate;
 mod lambda;
 mod manifest;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gtseg::finished::manifest_line;
 use gtseg::{AnyStore, LocalStore, ObjectStore, PutOptions, S3Store, S3Uri};
@@ -29,6 +29,24 @@ pub enum JobCommand {
     /// Rebuild a job's output manifest from the input manifest and the function's saved
     /// consolidation responses, restoring the full metadata whatever Ground Truth wrote.
     Manifest(ManifestArgs),
+}
+
+/// Where a finished job is, and the label attribute to work on: what both commands take.
+#[derive(Debug, clap::Args)]
+pub struct JobLocation {
+    /// The job's output folder, `<S3OutputPath>/<job-name>/` (it holds `annotations/`).
+    #[arg(long, value_name = "URI")]
+    job_output: String,
+    /// The job's input manifest (line i is datasetObjectId i).
+    #[arg(long, value_name = "URI")]
+    manifest: String,
+    /// The label attribute: the one to write (`consolidate`; a new name keeps the job's own
+    /// label beside it), or the job's own (`manifest`).
+    #[arg(long, value_name = "NAME")]
+    label_attribute_name: String,
+    /// A local directory standing in for S3 (`s3://bucket/key` is `DIR/bucket/key`).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
 }
 
 /// Runs a `gtseg job` command.
@@ -105,4 +123,64 @@ async fn put_text<S: ObjectStore>(
         .put(uri, text.into_bytes(), &opts)
         .await
         .map_err(|e| format!("cannot write {uri}: {e}"))
+}
+
+/// An image's metadata with its extras in place: when a response too large for Lambda moved
+/// them to a report object (`report-ref`), they are read back from it. When that object
+/// cannot be read, the metadata is returned as it is, and a warning says why.
+pub(crate) async fn with_extras<S: ObjectStore>(store: &S, meta: &Value) -> Value {
+    let Some(uri) = meta
+        .get("report-ref")
+        .and_then(Value::as_str)
+        .and_then(|u| S3Uri::parse(u).ok())
+    else {
+        return meta.clone();
+    };
+    let extras = match store.get(&uri, 64 << 20).await {
+        Ok(bytes) => serde_json::from_slice::<Map<String, Value>>(&bytes)
+            .map_err(|e| format!("{uri} is not a report object: {e}")),
+        Err(e) => Err(e.to_string()),
+    };
+    match (extras, meta.clone()) {
+        (Ok(extras), Value::Object(mut m)) => {
+            m.extend(extras);
+            Value::Object(m)
+        }
+        (Err(why), m) => {
+            tracing::warn!("an image's report is left out: {why}");
+            m
+        }
+        (_, m) => m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn extras_moved_to_a_report_object_are_read_back() {
+        let dir = std::env::temp_dir().join(format!("gtseg-extras-{}", std::process::id()));
+        let store = LocalStore::new(&dir);
+        let report = "s3://b/out/consolidated-annotation/report/0.json";
+        let extras = json!({"consolidation": {"algorithm": "weighted"}, "warnings": ["w"]});
+        store
+            .put(
+                &S3Uri::parse(report).unwrap(),
+                extras.to_string().into_bytes(),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        let meta = json!({"type": "t", "report-ref": report});
+        let full = with_extras(&store, &meta).await;
+        assert_eq!(full["consolidation"]["algorithm"], "weighted");
+        assert_eq!(full["type"], "t");
+        // No report-ref, or one that cannot be read: the metadata as it is.
+        assert_eq!(with_extras(&store, &json!({"type": "t"})).await, json!({"type": "t"}));
+        let missing = json!({"report-ref": "s3://b/none.json"});
+        assert_eq!(with_extras(&store, &missing).await, missing);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -296,6 +296,7 @@ async fn image_row(
     source: Option<S3Uri>,
     colors: Arc<Vec<[u8; 3]>>,
 ) -> Row {
+    let meta = &crate::job::with_extras(store, meta).await;
     let report = &meta["consolidation"];
     let workers = report["workers"]
         .as_array()

@@ -61,16 +61,30 @@ pub(crate) fn response_item(
         warnings: batch.warnings.to_vec(),
         consolidation: Some(outcome.report.clone()),
     };
-    let attr = batch.label_attribute_name;
+    labelled_item(
+        &image.id,
+        batch.label_attribute_name,
+        Value::String(image.mask_uri.to_string()),
+        &meta,
+    )
+}
+
+/// A response item: the image's `value` under `attr`, and `meta` under `attr-metadata`.
+pub(crate) fn labelled_item(
+    id: &str,
+    attr: &str,
+    value: Value,
+    meta: &impl serde::Serialize,
+) -> ConsolidationResponseItem {
     let mut content = Map::new();
-    content.insert(attr.to_owned(), Value::String(image.mask_uri.to_string()));
+    content.insert(attr.to_owned(), value);
     // Serialising a struct of strings, numbers and maps with string keys cannot fail.
     content.insert(
         format!("{attr}-metadata"),
         serde_json::to_value(meta).unwrap_or(Value::Null),
     );
     ConsolidationResponseItem {
-        dataset_object_id: image.id.clone(),
+        dataset_object_id: id.to_owned(),
         consolidated_annotation: ConsolidatedAnnotation { content },
     }
 }

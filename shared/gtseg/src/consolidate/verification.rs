@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::read::{Answer, ImageInput};
-use super::response::BatchFacts;
+use super::response::{BatchFacts, labelled_item};
 use super::validate::Exclusion;
 use crate::category::{Ballot, CategoryFit, Verdict};
 use crate::event::{
-    ConsolidatedAnnotation, ConsolidationResponseItem, ExcludedWorker, VERIFICATION_TYPE,
-    VerificationMetadata, VerificationReport, VerifierReport, WorkerFeedback,
+    ConsolidationResponseItem, ExcludedWorker, VERIFICATION_TYPE, VerificationMetadata,
+    VerificationReport, VerifierReport, WorkerFeedback,
 };
 use crate::labels::ClassList;
 
@@ -123,16 +123,10 @@ pub(crate) fn response_item(
             workers,
         }),
     };
-    let attr = batch.label_attribute_name;
-    let mut content = Map::new();
-    content.insert(attr.to_owned(), Value::from(verdict.category as u64));
-    // Serialising a struct of strings, numbers and maps with string keys cannot fail.
-    content.insert(
-        format!("{attr}-metadata"),
-        serde_json::to_value(meta).unwrap_or(Value::Null),
-    );
-    ConsolidationResponseItem {
-        dataset_object_id: image.id.clone(),
-        consolidated_annotation: ConsolidatedAnnotation { content },
-    }
+    labelled_item(
+        &image.id,
+        batch.label_attribute_name,
+        Value::from(verdict.category as u64),
+        &meta,
+    )
 }
