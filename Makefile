@@ -64,7 +64,7 @@ dist: tools
 	awk '/^    Metadata:$$/ { drop = 1; next } \
 	     drop && /^        Binary: / { zip = $$2 ".zip"; next } \
 	     drop && /^      (BuildMethod|BuildProperties):/ { next } \
-	     /^      CodeUri: \.$$/ { print "      CodeUri: " zip; drop = 0; next } \
+	     /^      CodeUri: \.$$/ { if (zip == "") exit 1; print "      CodeUri: " zip; zip = ""; drop = 0; next } \
 	     { drop = 0; print }' template.yaml > dist/template.yaml
 	cfn-lint dist/template.yaml
 	@echo "dist/: $$(cat dist/SHA256SUMS | tr '\n' ' ')"

@@ -337,7 +337,7 @@ fn resume_after_a_kill_gives_byte_identical_outputs() {
     let lost = store_with("street", bigger_job);
     ok(&run_local(&lost, "street", &["--batch-size", "2"]));
     for k in [1, 5, 11] {
-        std::fs::remove_file(responses_of(&lost).join(format!("batch-{k:06}.json"))).unwrap();
+        std::fs::remove_file(batch_file(&responses_of(&lost), k)).unwrap();
     }
     std::fs::remove_file(local(
         &lost,
@@ -366,6 +366,16 @@ fn resume_after_a_kill_gives_byte_identical_outputs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("other options"));
 }
 
+/// Batch `k`'s file in `folder` (its name starts with the run's id).
+fn batch_file(folder: &Path, k: usize) -> PathBuf {
+    let suffix = format!("-batch-{k:06}.json");
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(&suffix))
+        .unwrap_or_else(|| panic!("no batch {k} in {}", folder.display()))
+}
+
 fn responses_of(dir: &Path) -> PathBuf {
     local(
         dir,
@@ -385,7 +395,7 @@ fn job_manifest_restores_the_metadata_from_the_saved_responses() {
     ));
     // The responses as Ground Truth keeps them for the job `street-v2`: an older one where
     // image 0 had other metadata, then ours.
-    let saved = responses_of(&dir).join("batch-000000.json");
+    let saved = batch_file(&responses_of(&dir), 0);
     let items: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
     let gt = local(
         &dir,
@@ -590,11 +600,15 @@ async fn per_batch(
             ..gtseg::Config::default()
         },
     );
+    let requests = local(
+        dir,
+        &format!("{OUTPUT}/annotations/consolidated-annotation/consolidation-request/iteration-1"),
+    );
     let mut lines = Vec::new();
     for k in 0..batches {
         let event = json!({"labelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/crowd",
             "labelAttributeName": "per-batch-ref", "outputConfig": "s3://jobs/output/per-batch/annotations",
-            "payload": {"s3Uri": format!("{OUTPUT}/annotations/consolidated-annotation/consolidation-request/iteration-1/batch-{k:06}.json")}});
+            "payload": {"s3Uri": format!("s3://{}", batch_file(&requests, k).strip_prefix(dir).unwrap().display())}});
         let items = service
             .consolidation(&event, std::time::SystemTime::now(), None)
             .await

@@ -376,6 +376,9 @@ fn task_price(text: &str) -> Result<(u32, u32, u32), JobRequestError> {
         return Err(bad());
     }
     let dollars: u32 = whole.parse().map_err(|_| bad())?;
+    if dollars > 2 {
+        return Err(bad());
+    }
     let tenths: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
     let total = dollars * 1000 + tenths;
     if total == 0 || total > 2000 {
@@ -556,7 +559,16 @@ mod tests {
             r["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"],
             json!({"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6})
         );
-        for bad in ["0", "2.001", "1.2345", "x", "-1", "0.0x"] {
+        for bad in [
+            "0",
+            "2.001",
+            "1.2345",
+            "x",
+            "-1",
+            "0.0x",
+            "4294968",
+            "99999999999",
+        ] {
             i.task_price = Some(bad.into());
             assert!(build_job_request(&i).is_err(), "{bad}");
         }

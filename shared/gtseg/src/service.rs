@@ -5,7 +5,6 @@
 //! configuration, and each job's, is read at most once and then cached.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -231,18 +230,18 @@ impl<S: ObjectStore> Service<S> {
 
     /// The weighted fusion's first pass alone over one batch: the number of classes and each
     /// mask image's census, to fit one crowd model over several batches
-    /// ([`CrowdModel::fit`]). The censuses keep at most the votes `allowance` holds, and take
-    /// them from it, so that a whole job's stay within one bound.
+    /// ([`CrowdModel::fit`]). Each census keeps at most `per_image` votes (a whole job's
+    /// bound divided among its images), whatever the order in which images finish.
     pub async fn census(
         &self,
         event: &Value,
-        allowance: Arc<AtomicUsize>,
+        per_image: usize,
     ) -> Result<(usize, Vec<ImageCensus>), ServiceError> {
         let (store, ctx, event) = self.batch(event, SystemTime::now(), None).await?;
         let job_labels = self
             .labels
             .configured(&store, Some(&event.labeling_job_arn), None, false);
-        census_batch(&store, &ctx, &event, job_labels, allowance)
+        census_batch(&store, &ctx, &event, job_labels, per_image)
             .await
             .map_err(ServiceError::Batch)
     }

@@ -500,7 +500,8 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
     });
     if args.job {
         let table = job::run(&root, args.images, args.s3_bucket.as_deref(), args.keep).await?;
-        if !args.keep {
+        // A folder the user named keeps what was in it; job::run removes its own.
+        if !args.keep && args.dir.is_none() {
             let _ = std::fs::remove_dir_all(&root);
         }
         print!("{table}");

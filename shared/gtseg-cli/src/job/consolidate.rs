@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
 
 use gtseg::event::ConsolidationResponseItem;
@@ -89,6 +88,9 @@ struct Run {
     output: S3Uri,
     exclude: Vec<String>,
     now: SystemTime,
+    /// This run's name in its objects' names (its creation time, in microseconds): objects of
+    /// an earlier run into the same output are never taken for this one's.
+    run_id: String,
     /// The input manifest's `source-ref` by line.
     sources: Vec<Option<String>>,
     /// Each image's worker-response objects, by line.
@@ -103,18 +105,25 @@ struct BatchDone {
     consolidated: usize,
 }
 
-/// The options a run's output depends on: a `--resume` must use the same ones.
-fn state_json(a: &ConsolidateArgs, algorithm: Algorithm, created: u128, images: usize) -> Value {
+/// The options and inputs a run's output depends on: a `--resume` must have the same ones.
+fn state_json(
+    a: &ConsolidateArgs,
+    algorithm: Algorithm,
+    labels: &[String],
+    created: u128,
+    images: usize,
+) -> Value {
     json!({"label-attribute-name": a.job.label_attribute_name, "batch-size": a.batch_size,
            "algorithm": algorithm.name(), "exclude-workers": a.exclude_worker,
-           "images": images, "creation-time-micros": created.to_string(),
-           "job-output": a.job.job_output, "via-lambda": a.via_lambda.is_some()})
+           "labels": labels, "images": images, "creation-time-micros": created.to_string(),
+           "job-output": a.job.job_output, "manifest": a.job.manifest,
+           "via-lambda": a.via_lambda})
 }
 
 /// Runs `gtseg job consolidate`.
 pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
-    if a.batch_size == 0 || a.concurrency == 0 {
-        return Err("--batch-size and --concurrency must be at least 1".into());
+    if a.batch_size == 0 || !(1..=1000).contains(&a.concurrency) {
+        return Err("--batch-size must be at least 1, and --concurrency from 1 to 1000".into());
     }
     let store = super::open_store(a.job.store.as_deref()).await?;
     let job = super::folder(&a.job.job_output, "--job-output")?;
@@ -187,7 +196,7 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
             .unwrap_or_default()
             .as_micros()
     };
-    let mut state = state_json(&a, algorithm, micros(now), lines.len());
+    let mut state = state_json(&a, algorithm, &labels, micros(now), lines.len());
     let earlier = if a.resume {
         read_state(&store, &state_uri).await?
     } else {
@@ -205,7 +214,8 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
                     "--resume: the earlier run at {state_uri} used other options ({before}); rerun without --resume, or with the same options"
                 ));
             }
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(created as u64)
+            SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_micros(u64::try_from(created).unwrap_or(0))
         }
         None => {
             super::put_text(&store, &state_uri, state.to_string(), "application/json").await?;
@@ -223,6 +233,7 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
         output,
         exclude: a.exclude_worker.clone(),
         now,
+        run_id: format!("{:016}", micros(now)),
         sources,
         responses,
         batches,
@@ -293,7 +304,12 @@ async fn read_labels(store: &AnyStore, config: &str) -> Result<Vec<String>, Stri
 
 /// `2026-11-30T10:00:00Z` (a `Z` is added when missing) as a time.
 fn parse_time(text: &str) -> Result<SystemTime, String> {
-    let t = if text.ends_with('Z') || text.contains('+') {
+    // An offset after the time (Z, +hh:mm or -hh:mm) is kept; none means UTC.
+    let has_offset = text.ends_with('Z')
+        || text
+            .rsplit_once('T')
+            .is_some_and(|(_, time)| time.contains('+') || time.contains('-'));
+    let t = if has_offset {
         text.to_owned()
     } else {
         format!("{text}Z")
@@ -360,13 +376,15 @@ async fn list_responses(
 impl Run {
     fn request_uri(&self, k: usize) -> S3Uri {
         self.output.join(&format!(
-            "annotations/consolidated-annotation/consolidation-request/iteration-1/batch-{k:06}.json"
+            "annotations/consolidated-annotation/consolidation-request/iteration-1/{}-batch-{k:06}.json",
+            self.run_id
         ))
     }
 
     fn response_uri(&self, k: usize) -> S3Uri {
         self.output.join(&format!(
-            "{CONSOLIDATION_RESPONSES}iteration-1/batch-{k:06}.json"
+            "{CONSOLIDATION_RESPONSES}iteration-1/{}-batch-{k:06}.json",
+            self.run_id
         ))
     }
 
@@ -497,7 +515,7 @@ async fn finished_batches(run: &Run) -> Result<Vec<usize>, String> {
         .iter()
         .filter_map(|u| {
             let name = u.key().rsplit('/').next()?;
-            name.strip_prefix("batch-")?
+            name.strip_prefix(&format!("{}-batch-", run.run_id))?
                 .strip_suffix(".json")?
                 .parse()
                 .ok()
@@ -513,10 +531,12 @@ async fn finished_batches(run: &Run) -> Result<Vec<usize>, String> {
 }
 
 /// The weighted fusion's crowd model fitted to the whole job: a first pass over every batch
-/// (its payload written on the way), keeping at most `MAX_BATCH_VOTES` votes for the whole job.
+/// (its payload written on the way), keeping at most `MAX_BATCH_VOTES` votes for the whole job,
+/// the same share for every image.
 async fn fit_job_model(run: &Arc<Run>) -> Result<CrowdModel, String> {
-    let allowance = Arc::new(AtomicUsize::new(MAX_BATCH_VOTES));
     let images: usize = run.batches.iter().map(ExactSizeIterator::len).sum();
+    // The job keeps MAX_BATCH_VOTES votes, as one Lambda batch does, shared evenly.
+    let per_image = MAX_BATCH_VOTES / images.max(1);
     let mut progress = Progress::new("estimating reliabilities", images as u64);
     let mut censuses: Vec<ImageCensus> = Vec::new();
     let mut classes = 0;
@@ -524,7 +544,7 @@ async fn fit_job_model(run: &Arc<Run>) -> Result<CrowdModel, String> {
         run.prepare(k).await?;
         let (n, found) = run
             .service
-            .census(&run.event(k), Arc::clone(&allowance))
+            .census(&run.event(k), per_image)
             .await
             .map_err(|e| format!("batch {k}: {e}"))?;
         classes = n;
@@ -592,7 +612,10 @@ async fn consolidate_batches(
         match result {
             Ok(done) => {
                 consolidated += done.consolidated;
-                progress.add(done.images as u64, (done.images - done.consolidated) as u64);
+                progress.add(
+                    done.images as u64,
+                    done.images.saturating_sub(done.consolidated) as u64,
+                );
             }
             Err(why) => {
                 progress.add(run.batches[k].len() as u64, run.batches[k].len() as u64);

@@ -143,7 +143,19 @@ pub(crate) async fn with_extras<S: ObjectStore>(store: &S, meta: &Value) -> Valu
     };
     match (extras, meta.clone()) {
         (Ok(extras), Value::Object(mut m)) => {
-            m.extend(extras);
+            for (key, value) in extras {
+                // Lists kept in both places (exclusions added after the move) are joined.
+                match (m.get_mut(&key), value) {
+                    (Some(Value::Array(here)), Value::Array(moved)) => {
+                        let added = std::mem::take(here);
+                        *here = moved;
+                        here.extend(added);
+                    }
+                    (_, value) => {
+                        m.insert(key, value);
+                    }
+                }
+            }
             Value::Object(m)
         }
         (Err(why), m) => {
@@ -173,12 +185,16 @@ mod tests {
             )
             .await
             .unwrap();
-        let meta = json!({"type": "t", "report-ref": report});
+        let meta = json!({"type": "t", "report-ref": report, "warnings": ["added"]});
         let full = with_extras(&store, &meta).await;
         assert_eq!(full["consolidation"]["algorithm"], "weighted");
         assert_eq!(full["type"], "t");
+        assert_eq!(full["warnings"], json!(["w", "added"]));
         // No report-ref, or one that cannot be read: the metadata as it is.
-        assert_eq!(with_extras(&store, &json!({"type": "t"})).await, json!({"type": "t"}));
+        assert_eq!(
+            with_extras(&store, &json!({"type": "t"})).await,
+            json!({"type": "t"})
+        );
         let missing = json!({"report-ref": "s3://b/none.json"});
         assert_eq!(with_extras(&store, &missing).await, missing);
         let _ = std::fs::remove_dir_all(dir);

@@ -359,7 +359,7 @@ async fn image_row(
         None => None,
     };
     let drawn = tokio::task::spawn_blocking(move || {
-        let mask = render::decode_mask(&mask_bytes)?;
+        let mask = render::decode_mask(&mask_bytes, gtseg::Config::default().limits.max_pixels)?;
         render::pictures(
             source_bytes.as_deref(),
             &mask,

@@ -33,8 +33,9 @@ pub struct Mask {
     pub index: Vec<u8>,
 }
 
-/// Decodes the consolidated mask (an 8-bit palette PNG) to its indices.
-pub fn decode_mask(bytes: &[u8]) -> Result<Mask, String> {
+/// Decodes the consolidated mask (an 8-bit palette PNG) to its indices, refusing one of more
+/// than `max_pixels` pixels before anything is allocated for it.
+pub fn decode_mask(bytes: &[u8], max_pixels: u64) -> Result<Mask, String> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
@@ -43,6 +44,11 @@ pub fn decode_mask(bytes: &[u8]) -> Result<Mask, String> {
         return Err("the mask is not an 8-bit palette PNG".into());
     }
     let (width, height) = (info.width, info.height);
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(format!(
+            "the mask is {width}×{height}, more than MAX_PIXELS ({max_pixels}) pixels"
+        ));
+    }
     let mut index = vec![0; reader.output_buffer_size().ok_or("the mask is too large")?];
     reader.next_frame(&mut index).map_err(|e| e.to_string())?;
     index.truncate(width as usize * height as usize);
@@ -88,9 +94,15 @@ pub fn pictures(
     }
     let heat = match heat {
         Some(bytes) => {
-            let grey = image::load_from_memory(bytes)
-                .map_err(|e| format!("the disagreement map: {e}"))?
-                .to_luma8();
+            // A map that cannot be read leaves the row without a heat map, not without a mask.
+            let Ok(grey) = image::load_from_memory(bytes).map(|m| m.to_luma8()) else {
+                return Ok(Pictures {
+                    overlay_thumb: jpeg(&thumb(&overlay), THUMB_QUALITY)?,
+                    overlay: jpeg(&overlay, FULL_QUALITY)?,
+                    heat: None,
+                    classes: present_classes(&present),
+                });
+            };
             let grey = if grey.dimensions() == (w, h) {
                 grey
             } else {
@@ -119,8 +131,13 @@ pub fn pictures(
         overlay_thumb: jpeg(&thumb(&overlay), THUMB_QUALITY)?,
         overlay: jpeg(&overlay, FULL_QUALITY)?,
         heat,
-        classes: (1..=255u8).filter(|&k| present[usize::from(k)]).collect(),
+        classes: present_classes(&present),
     })
+}
+
+/// The classes marked present, BACKGROUND left out.
+fn present_classes(present: &[bool; 256]) -> Vec<u8> {
+    (1..=255u8).filter(|&k| present[usize::from(k)]).collect()
 }
 
 /// At most [`THUMB`] pixels on the long side.
@@ -167,7 +184,8 @@ mod tests {
         let index: Vec<u8> = (0..w * h)
             .map(|i| if i % w < 512 { 0 } else { 2 })
             .collect();
-        let mask = decode_mask(&palette_png(w, h, &index)).unwrap();
+        let mask = decode_mask(&palette_png(w, h, &index), u64::MAX).unwrap();
+        assert!(decode_mask(&palette_png(w, h, &index), 1000).is_err());
         let source = RgbImage::from_pixel(w, h, Rgb([200, 200, 200]));
         let mut src = Vec::new();
         source
@@ -196,7 +214,7 @@ mod tests {
         let mut bytes = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png)
             .unwrap();
-        assert!(decode_mask(&bytes).is_err());
-        assert!(decode_mask(b"not a png").is_err());
+        assert!(decode_mask(&bytes, u64::MAX).is_err());
+        assert!(decode_mask(b"not a png", u64::MAX).is_err());
     }
 }

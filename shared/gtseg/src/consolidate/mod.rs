@@ -200,9 +200,9 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
         (Algorithm::Majority, _) => (None, HashMap::new()),
         (Algorithm::Weighted, Some(model)) => (Some(Arc::clone(model)), HashMap::new()),
         (Algorithm::Weighted, None) => {
-            let allowance = Arc::new(AtomicUsize::new(MAX_BATCH_VOTES));
+            let share = VoteShare::Shared(Arc::new(AtomicUsize::new(MAX_BATCH_VOTES)));
             let keep = retained_allowance(ctx.memory_bytes);
-            let (model, retained) = batch.fit(&classes, allowance, keep).await?;
+            let (model, retained) = batch.fit(&classes, share, keep).await?;
             (Some(Arc::new(model)), retained)
         }
     };
@@ -346,17 +346,20 @@ async fn open_batch<S: ObjectStore>(
 }
 
 /// The weighted fusion's first pass alone: every mask image's census, for a crowd model
-/// fitted over more than one batch (a whole job). The censuses together keep at most the
-/// votes `allowance` holds, which they take from it.
+/// fitted over more than one batch (a whole job). Each image's census keeps at most
+/// `per_image` votes, so that what the model sees does not depend on the order in which
+/// images finish.
 pub(crate) async fn census_batch<S: ObjectStore>(
     store: &S,
     ctx: &BatchContext,
     event: &ConsolidationEvent,
     job_labels: impl Future<Output = Result<Configured, LabelsError>>,
-    allowance: Arc<AtomicUsize>,
+    per_image: usize,
 ) -> Result<(usize, Vec<ImageCensus>), BatchError> {
     let (batch, _, classes, _) = open_batch(store, ctx, event, job_labels).await?;
-    let counted = batch.census(&classes, allowance, 0).await?;
+    let counted = batch
+        .census(&classes, VoteShare::PerImage(per_image), 0)
+        .await?;
     let images = counted
         .into_iter()
         .flatten()
@@ -547,10 +550,10 @@ impl<S: ObjectStore> Batch<S> {
     async fn fit(
         self: &Arc<Self>,
         classes: &ClassList,
-        allowance: Arc<AtomicUsize>,
+        share: VoteShare,
         keep: usize,
     ) -> Result<(CrowdModel, HashMap<String, Retained>), BatchError> {
-        let counted = self.census(classes, allowance, keep).await?;
+        let counted = self.census(classes, share, keep).await?;
         let votes: Vec<ImageVotes<'_>> = counted
             .iter()
             .flatten()
@@ -576,13 +579,12 @@ impl<S: ObjectStore> Batch<S> {
         Ok((model, retained))
     }
 
-    /// Every mask image's census (the weighted fusion's first pass), within the votes
-    /// `allowance` still holds, and its decoded masks when they fit in what is left of `keep`
-    /// bytes.
+    /// Every mask image's census (the weighted fusion's first pass), within its share of
+    /// votes, and its decoded masks when they fit in what is left of `keep` bytes.
     async fn census(
         self: &Arc<Self>,
         classes: &ClassList,
-        allowance: Arc<AtomicUsize>,
+        share: VoteShare,
         keep: usize,
     ) -> Result<Vec<Option<Counted>>, BatchError> {
         let classes_for_census = Arc::new(classes.clone());
@@ -590,7 +592,7 @@ impl<S: ObjectStore> Batch<S> {
         self
             .each_image(move |b, image| {
                 let classes = Arc::clone(&classes_for_census);
-                let (allowance, keep) = (Arc::clone(&allowance), Arc::clone(&keep));
+                let (share, keep) = (share.clone(), Arc::clone(&keep));
                 async move {
                     if image.kind() != ImageKind::Masks {
                         return Ok(None);
@@ -611,11 +613,14 @@ impl<S: ObjectStore> Batch<S> {
                         let workers: Vec<String> =
                             worker_ids(&sel.cands).into_iter().map(str::to_owned).collect();
                         let want = census.votes();
-                        let granted = allowance
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                                Some(left - want.min(left))
-                            })
-                            .map_or(0, |left| want.min(left));
+                        let granted = match &share {
+                            VoteShare::PerImage(q) => want.min(*q),
+                            VoteShare::Shared(allowance) => allowance
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                                    Some(left - want.min(left))
+                                })
+                                .map_or(0, |left| want.min(left)),
+                        };
                         let (patterns, cut) =
                             census.patterns_within(granted / workers.len().max(1));
                         let left_out = census.overflow() + cut;
@@ -630,6 +635,16 @@ impl<S: ObjectStore> Batch<S> {
             })
             .await
     }
+}
+
+/// How many votes an image's census may keep for the crowd model.
+#[derive(Debug, Clone)]
+enum VoteShare {
+    /// What is left of one allowance for the whole batch, first come, first served.
+    Shared(Arc<AtomicUsize>),
+    /// The same share for every image (a whole job's, so that every run keeps the same
+    /// votes).
+    PerImage(usize),
 }
 
 /// One image's census: its id, its workers, their vote combinations, and its masks if kept.

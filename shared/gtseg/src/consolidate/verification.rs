@@ -69,6 +69,18 @@ impl Ballots {
     }
 }
 
+/// The longest comment kept, in characters: a batch's comments must not push its response
+/// over Lambda's limit, which would fail the batch on every retry.
+pub(crate) const MAX_COMMENT_CHARS: usize = 2000;
+
+/// A comment, cut to [`MAX_COMMENT_CHARS`] (with ` [cut]` at the end when it was).
+fn capped(comment: &str) -> String {
+    match comment.char_indices().nth(MAX_COMMENT_CHARS) {
+        Some((at, _)) => format!("{} [cut]", &comment[..at]),
+        None => comment.to_owned(),
+    }
+}
+
 /// The response item of one decided verification image.
 pub(crate) fn response_item(
     batch: BatchFacts<'_>,
@@ -82,9 +94,7 @@ pub(crate) fn response_item(
         .iter()
         .filter_map(|(_, _, comment)| comment.as_deref())
         .filter(|c| !c.trim().is_empty())
-        .map(|c| WorkerFeedback {
-            comment: c.to_owned(),
-        })
+        .map(|c| WorkerFeedback { comment: capped(c) })
         .collect();
     let votes: BTreeMap<String, u32> = verdict
         .votes
@@ -129,4 +139,18 @@ pub(crate) fn response_item(
         Value::from(verdict.category as u64),
         &meta,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_comments_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_COMMENT_CHARS + 5);
+        let cut = capped(&long);
+        assert!(cut.ends_with(" [cut]"));
+        assert_eq!(cut.chars().count(), MAX_COMMENT_CHARS + " [cut]".len());
+        assert_eq!(capped("short"), "short");
+    }
 }

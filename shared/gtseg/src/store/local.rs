@@ -101,12 +101,9 @@ impl ObjectStore for LocalStore {
         let start = if folder.is_empty() {
             bucket_dir.clone()
         } else {
-            let probe = prefix.join("x");
-            self.path_of(&probe)
-                .map_err(fail)?
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default()
+            let whole = S3Uri::parse(&format!("s3://{}/{folder}", prefix.bucket()))
+                .map_err(|e| fail(StoreErrorKind::Other(e.to_string())))?;
+            self.path_of(&whole).map_err(fail)?
         };
         let (bucket, want) = (prefix.bucket().to_owned(), prefix.key().to_owned());
         let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
@@ -258,6 +255,11 @@ mod tests {
             "a prefix, not a folder"
         );
         assert!(keys("s3://bkt/nothing/").await.is_empty());
+        assert_eq!(
+            keys("s3://bkt/job/a/1").await,
+            ["job/a/1.json"],
+            "a name's start"
+        );
     }
 
     #[test]

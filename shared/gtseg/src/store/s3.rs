@@ -290,6 +290,8 @@ impl ObjectStore for S3Store {
                 }
             }
         }
+        // Directory buckets do not list in key order; the trait promises it.
+        out.sort_by(|a, b| a.key().cmp(b.key()));
         Ok(out)
     }
 }
