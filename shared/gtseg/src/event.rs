@@ -476,6 +476,19 @@ pub struct SegmentationMetadata {
         skip_serializing_if = "Option::is_none"
     )]
     pub adjustment_status: Option<String>,
+    /// Our extras on the answers: how many were included, which were left out and why, and
+    /// warnings.
+    #[serde(flatten)]
+    pub answers: AnswersReport,
+    /// Our extras: the agreement report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation: Option<ConsolidationReport>,
+}
+
+/// Our extras on an image's answers, in both kinds of metadata: `worker-count`,
+/// `excluded-workers` and `warnings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswersReport {
     /// Our extras: how many worker answers were included in the vote.
     #[serde(
         rename = "worker-count",
@@ -493,9 +506,6 @@ pub struct SegmentationMetadata {
     /// Our extras: anything the user should know (e.g. a class list guessed from answers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// Our extras: the agreement report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consolidation: Option<ConsolidationReport>,
 }
 
 /// How the workers of one image agreed (`<labelAttributeName>-metadata.consolidation`).
@@ -582,23 +592,9 @@ pub struct VerificationMetadata {
     /// Our extras: the included answers per category, by category name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub votes: BTreeMap<String, u32>,
-    /// Our extras: how many worker answers were included.
-    #[serde(
-        rename = "worker-count",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub worker_count: Option<u32>,
-    /// Our extras: answers left out, and why.
-    #[serde(
-        rename = "excluded-workers",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub excluded_workers: Vec<ExcludedWorker>,
-    /// Our extras: anything the user should know (e.g. a category list guessed from answers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    /// Our extras on the answers, as for masks.
+    #[serde(flatten)]
+    pub answers: AnswersReport,
     /// Our extras: how the answers were weighed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consolidation: Option<VerificationReport>,

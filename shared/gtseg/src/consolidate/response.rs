@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::image::ImageOutcome;
 use crate::event::{
-    ColorMapEntry, ConsolidatedAnnotation, ConsolidationResponseItem, SEGMENTATION_TYPE,
-    SegmentationMetadata,
+    AnswersReport, ColorMapEntry, ConsolidatedAnnotation, ConsolidationResponseItem,
+    SEGMENTATION_TYPE, SegmentationMetadata,
 };
 use crate::labels::ClassList;
 use crate::uri::S3Uri;
@@ -56,9 +56,11 @@ pub(crate) fn response_item(
         creation_date: batch.creation_date.to_owned(),
         job_name: batch.job_name.to_owned(),
         adjustment_status: outcome.adjustment_status.map(str::to_owned),
-        worker_count: Some(outcome.included.len() as u32),
-        excluded_workers: outcome.excluded.clone(),
-        warnings: batch.warnings.to_vec(),
+        answers: AnswersReport {
+            worker_count: Some(outcome.included.len() as u32),
+            excluded_workers: outcome.excluded.clone(),
+            warnings: batch.warnings.to_vec(),
+        },
         consolidation: Some(outcome.report.clone()),
     };
     labelled_item(

@@ -12,8 +12,8 @@ use super::response::{BatchFacts, labelled_item};
 use super::validate::Exclusion;
 use crate::category::{Ballot, CategoryFit, Verdict};
 use crate::event::{
-    ConsolidationResponseItem, ExcludedWorker, VERIFICATION_TYPE, VerificationMetadata,
-    VerificationReport, VerifierReport, WorkerFeedback,
+    AnswersReport, ConsolidationResponseItem, ExcludedWorker, VERIFICATION_TYPE,
+    VerificationMetadata, VerificationReport, VerifierReport, WorkerFeedback,
 };
 use crate::labels::ClassList;
 
@@ -124,9 +124,11 @@ pub(crate) fn response_item(
         creation_date: batch.creation_date.to_owned(),
         worker_feedback,
         votes,
-        worker_count: Some(image.included.len() as u32),
-        excluded_workers: image.excluded.clone(),
-        warnings: batch.warnings.to_vec(),
+        answers: AnswersReport {
+            worker_count: Some(image.included.len() as u32),
+            excluded_workers: image.excluded.clone(),
+            warnings: batch.warnings.to_vec(),
+        },
         consolidation: Some(VerificationReport {
             algorithm: "dawid-skene".to_owned(),
             rule: verdict.rule.name().to_owned(),
