@@ -10,11 +10,13 @@
 //! few images are in flight at once, within the budget of `budget`. The concerns live in the
 //! children: `payload` (the payload's items), `read` (an image's answers), `validate` (the
 //! checks that need no pixels), `decode` (worker PNGs in lockstep), `image` (one image's vote,
-//! encoders and agreement), `retained` (masks kept between the weighted fusion's passes),
+//! encoders and agreement), `crowd` (the weighted fusion's first pass: censuses and the
+//! crowd model), `retained` (masks kept between the weighted fusion's passes),
 //! `verification` (images whose answers are categories, not masks), `budget` (threads and
 //! memory), `response` (the response items) and `names` (keys, job names, dates).
 
 mod budget;
+mod crowd;
 mod decode;
 mod image;
 mod names;
@@ -27,7 +29,7 @@ mod verification;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use tracing::{error, info, warn};
 
@@ -38,19 +40,21 @@ pub use validate::{Exclusion, decode_answer_json};
 use crate::category;
 use crate::config::{Algorithm, Limits};
 use crate::event::{ConsolidationEvent, ConsolidationResponseItem};
-use crate::fusion::{CrowdModel, ImageVotes, MAX_BATCH_VOTES};
+use crate::fusion::{CrowdModel, MAX_BATCH_VOTES};
 use crate::labels::{BACKGROUND, ClassList, LabelError, MAX_LABELS};
 use crate::logs::Escaped;
 use crate::resolve::{Configured, LabelsError};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
 use budget::Budget;
-use image::{DecideWith, Decision, census, decide_image};
+pub(crate) use crowd::census_batch;
+use crowd::{VoteShare, retained_allowance};
+use image::{DecideWith, Decision, decide_image};
 use payload::Items;
 use read::{Answer, ImageInput, ImageKind, read_image};
 use response::{BatchFacts, WrittenImage, response_item};
 use retained::Retained;
-use validate::{select, worker_ids};
+use validate::select;
 use verification::Ballots;
 
 /// The folder under `outputConfig` where consolidated masks go.
@@ -345,29 +349,6 @@ async fn open_batch<S: ObjectStore>(
     Ok((batch, output, classes, warnings))
 }
 
-/// The weighted fusion's first pass alone: every mask image's census, for a crowd model
-/// fitted over more than one batch (a whole job). Each image's census keeps at most
-/// `per_image` votes, so that what the model sees does not depend on the order in which
-/// images finish.
-pub(crate) async fn census_batch<S: ObjectStore>(
-    store: &S,
-    ctx: &BatchContext,
-    event: &ConsolidationEvent,
-    job_labels: impl Future<Output = Result<Configured, LabelsError>>,
-    per_image: usize,
-) -> Result<(usize, Vec<ImageCensus>), BatchError> {
-    let (batch, _, classes, _) = open_batch(store, ctx, event, job_labels).await?;
-    let counted = batch
-        .census(&classes, VoteShare::PerImage(per_image), 0)
-        .await?;
-    let images = counted
-        .into_iter()
-        .flatten()
-        .map(|(_, workers, patterns, _)| (workers, patterns))
-        .collect();
-    Ok((classes.num_classes(), images))
-}
-
 /// What the batch's pass did with one image.
 #[derive(Debug)]
 enum Done {
@@ -544,133 +525,6 @@ impl<S: ObjectStore> Batch<S> {
         warn!("{w}");
         Ok((classes, vec![w]))
     }
-
-    /// The weighted fusion's crowd model, fitted to every image's census (a first pass over
-    /// the batch), and the masks that pass kept for the second, by image id.
-    async fn fit(
-        self: &Arc<Self>,
-        classes: &ClassList,
-        share: VoteShare,
-        keep: usize,
-    ) -> Result<(CrowdModel, HashMap<String, Retained>), BatchError> {
-        let counted = self.census(classes, share, keep).await?;
-        let votes: Vec<ImageVotes<'_>> = counted
-            .iter()
-            .flatten()
-            .map(|(_, workers, patterns, _)| ImageVotes {
-                workers: workers.iter().map(String::as_str).collect(),
-                patterns,
-            })
-            .collect();
-        let model = CrowdModel::fit(classes.num_classes(), &votes);
-        info!(
-            workers = model.worker_count(),
-            combinations = votes.iter().map(|v| v.patterns.len()).sum::<usize>(),
-            pairs = model.kept_pairs(),
-            iterations = model.iterations,
-            "crowd model fitted to the batch"
-        );
-        drop(votes);
-        let retained: HashMap<String, Retained> = counted
-            .into_iter()
-            .flatten()
-            .filter_map(|(id, _, _, kept)| Some((id, kept?)))
-            .collect();
-        Ok((model, retained))
-    }
-
-    /// Every mask image's census (the weighted fusion's first pass), within its share of
-    /// votes, and its decoded masks when they fit in what is left of `keep` bytes.
-    async fn census(
-        self: &Arc<Self>,
-        classes: &ClassList,
-        share: VoteShare,
-        keep: usize,
-    ) -> Result<Vec<Option<Counted>>, BatchError> {
-        let classes_for_census = Arc::new(classes.clone());
-        let keep = Arc::new(AtomicUsize::new(keep));
-        self
-            .each_image(move |b, image| {
-                let classes = Arc::clone(&classes_for_census);
-                let (share, keep) = (share.clone(), Arc::clone(&keep));
-                async move {
-                    if image.kind() != ImageKind::Masks {
-                        return Ok(None);
-                    }
-                    let max_pixels = b.ctx.limits.max_pixels;
-                    let bytes = image.bytes();
-                    let need = bytes + estimate(&image);
-                    let run = b.budget.run(need, move |threads| {
-                        let mut sel = select(&image, &classes, max_pixels);
-                        let room = keep.load(Ordering::Acquire);
-                        let counted =
-                            match sel.decode_until_ok(|cands| census(cands, threads, room)) {
-                                Ok(c) => c,
-                                Err(never) => match never {},
-                            };
-                        let (census, kept) = counted?;
-                        let kept = kept.filter(|k| take(&keep, k.bytes()));
-                        let workers: Vec<String> =
-                            worker_ids(&sel.cands).into_iter().map(str::to_owned).collect();
-                        let want = census.votes();
-                        let granted = match &share {
-                            VoteShare::PerImage(q) => want.min(*q),
-                            VoteShare::Shared(allowance) => allowance
-                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                                    Some(left - want.min(left))
-                                })
-                                .map_or(0, |left| want.min(left)),
-                        };
-                        let (patterns, cut) =
-                            census.patterns_within(granted / workers.len().max(1));
-                        let left_out = census.overflow() + cut;
-                        if left_out > 0 {
-                            warn!(dataset_object_id = %Escaped(&image.id), pixels = left_out,
-                                  "weighted fusion: this image's workers disagree in more combinations than the census keeps (4096 an image, 2 million votes a batch); those pixels still vote but do not inform the model");
-                        }
-                        Some((image.id, workers, patterns, kept))
-                    });
-                    Ok(run.await)
-                }
-            })
-            .await
-    }
-}
-
-/// How many votes an image's census may keep for the crowd model.
-#[derive(Debug, Clone)]
-enum VoteShare {
-    /// What is left of one allowance for the whole batch, first come, first served.
-    Shared(Arc<AtomicUsize>),
-    /// The same share for every image (a whole job's, so that every run keeps the same
-    /// votes).
-    PerImage(usize),
-}
-
-/// One image's census: its id, its workers, their vote combinations, and its masks if kept.
-type Counted = (
-    String,
-    Vec<String>,
-    crate::fusion::Combinations,
-    Option<Retained>,
-);
-
-/// The bytes of decoded masks the weighted fusion's first pass may keep for the second: a
-/// sixty-fourth of the budget, at most 16 MiB (a 12 MP image with 5 workers takes about
-/// 5 MiB), so that the batch's memory stays about that of its largest images.
-fn retained_allowance(memory_bytes: u64) -> usize {
-    usize::try_from(memory_bytes / 64)
-        .unwrap_or(usize::MAX)
-        .min(16 << 20)
-}
-
-/// Takes `bytes` from `allowance` if it holds that many.
-fn take(allowance: &AtomicUsize, bytes: usize) -> bool {
-    allowance
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-            left.checked_sub(bytes)
-        })
-        .is_ok()
 }
 
 /// Memory that deciding `image` needs besides its answers: the decoders and row buffers of
