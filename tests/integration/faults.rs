@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 
 use gtseg_tests::harness::{FaultProxy, Moto, aws_env};
-use gtseg_tests::{built_binary, workspace_root};
+use gtseg_tests::{assert_succeeded, built_binary, workspace_root};
 use serde_json::{Value, json};
 
 /// The one answer of the sample batch that is read from S3 (`annotationData.s3Uri`).
@@ -29,11 +29,7 @@ fn replay(proxy: &FaultProxy) -> Output {
 
 /// The first image's worker count, and whether the answer read from S3 was included.
 fn first_image(out: &Output) -> (u64, bool) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let meta = &v[0]["consolidatedAnnotation"]["content"]["street-scenes-ref-metadata"];
     let workers = meta["consolidation"]["workers"].as_array().unwrap();

@@ -14,7 +14,9 @@ use gtseg_tests::fixtures::{
     Background, LABELS, Scene, TAB10, answer_json, decode_indexed, mappings_for, worker_png,
 };
 use gtseg_tests::harness::{Emulator, Moto, aws_env};
-use gtseg_tests::{built_binary, copy_tree, files_under, temp_dir, workspace_root};
+use gtseg_tests::{
+    assert_succeeded, built_binary, copy_tree, files_under, temp_dir, workspace_root,
+};
 use serde_json::{Value, json};
 
 const ATTR: &str = "street-v2-ref";
@@ -102,14 +104,6 @@ fn consolidate_args<'a>(job: &'a str, store: &'a str, out: &'a str) -> Vec<Strin
     .to_vec()
 }
 
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "gtseg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn run_local(store: &Path, job: &str, extra: &[&str]) -> Output {
     let s = store.to_str().unwrap();
     let mut args = consolidate_args(job, s, OUTPUT);
@@ -134,6 +128,12 @@ fn read_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The job report `gtseg job consolidate` wrote under the output.
+fn job_report(dir: &Path) -> Value {
+    let path = local(dir, &format!("{OUTPUT}/manifests/output/job-report.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn local(dir: &Path, uri: &str) -> PathBuf {
     dir.join(uri.strip_prefix("s3://").unwrap())
 }
@@ -141,7 +141,7 @@ fn local(dir: &Path, uri: &str) -> PathBuf {
 #[test]
 fn a_finished_job_is_consolidated_again_into_a_complete_manifest() {
     let dir = store_with("street", small_job);
-    ok(&run_local(&dir, "street", &["--batch-size", "4"]));
+    assert_succeeded(&run_local(&dir, "street", &["--batch-size", "4"]));
     let lines = read_lines(&local(
         &dir,
         &format!("{OUTPUT}/manifests/output/output.manifest"),
@@ -180,14 +180,7 @@ fn a_finished_job_is_consolidated_again_into_a_complete_manifest() {
         );
         assert!(lines[i].get(ATTR).is_none());
     }
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(local(
-            &dir,
-            &format!("{OUTPUT}/manifests/output/job-report.json"),
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let report = job_report(&dir);
     assert_eq!(
         (
             report["images"].as_u64(),
@@ -222,7 +215,7 @@ fn a_finished_job_is_consolidated_again_into_a_complete_manifest() {
 #[test]
 fn an_excluded_worker_is_left_out_everywhere_and_the_metadata_says_so() {
     let dir = store_with("street", small_job);
-    ok(&run_local(&dir, "street", &["--exclude-worker", "w3"]));
+    assert_succeeded(&run_local(&dir, "street", &["--exclude-worker", "w3"]));
     let lines = read_lines(&local(
         &dir,
         &format!("{OUTPUT}/manifests/output/output.manifest"),
@@ -242,14 +235,7 @@ fn an_excluded_worker_is_left_out_everywhere_and_the_metadata_says_so() {
             .collect();
         assert!(!ids.contains(&"w3"));
     }
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(local(
-            &dir,
-            &format!("{OUTPUT}/manifests/output/job-report.json"),
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let report = job_report(&dir);
     let w3 = report["workers"]
         .as_array()
         .unwrap()
@@ -296,7 +282,7 @@ fn bigger_job(dir: &Path, job: &str) {
 #[test]
 fn resume_after_a_kill_gives_byte_identical_outputs() {
     let whole = store_with("street", bigger_job);
-    ok(&run_local(&whole, "street", &["--batch-size", "2"]));
+    assert_succeeded(&run_local(&whole, "street", &["--batch-size", "2"]));
     let expected = outputs(&whole);
 
     // Killed while running, then resumed.
@@ -326,7 +312,7 @@ fn resume_after_a_kill_gives_byte_identical_outputs() {
     child.wait().unwrap();
     let manifest_path = local(&cut, &format!("{OUTPUT}/manifests/output/output.manifest"));
     let interrupted = !manifest_path.exists();
-    ok(&run_local(
+    assert_succeeded(&run_local(
         &cut,
         "street",
         &["--batch-size", "2", "--resume"],
@@ -335,7 +321,7 @@ fn resume_after_a_kill_gives_byte_identical_outputs() {
 
     // A deterministic interruption: batches lost, and the manifest never written.
     let lost = store_with("street", bigger_job);
-    ok(&run_local(&lost, "street", &["--batch-size", "2"]));
+    assert_succeeded(&run_local(&lost, "street", &["--batch-size", "2"]));
     for k in [1, 5, 11] {
         std::fs::remove_file(batch_file(&responses_of(&lost), k)).unwrap();
     }
@@ -349,7 +335,7 @@ fn resume_after_a_kill_gives_byte_identical_outputs() {
         &format!("{OUTPUT}/annotations/consolidated-annotation/output/0.png"),
     );
     let before = std::fs::metadata(&mask).unwrap().modified().unwrap();
-    ok(&run_local(
+    assert_succeeded(&run_local(
         &lost,
         "street",
         &["--batch-size", "2", "--resume"],
@@ -388,7 +374,7 @@ fn responses_of(dir: &Path) -> PathBuf {
 #[test]
 fn job_manifest_restores_the_metadata_from_the_saved_responses() {
     let dir = store_with("street", small_job);
-    ok(&run_local(&dir, "street", &[]));
+    assert_succeeded(&run_local(&dir, "street", &[]));
     let ours = read_lines(&local(
         &dir,
         &format!("{OUTPUT}/manifests/output/output.manifest"),
@@ -426,7 +412,7 @@ fn job_manifest_restores_the_metadata_from_the_saved_responses() {
         ],
         &[],
     );
-    ok(&out);
+    assert_succeeded(&out);
     let rebuilt = read_lines(&local(
         &dir,
         "s3://jobs/output/street-v2-gt/manifests/output/output.manifest",
@@ -461,7 +447,7 @@ async fn a_finished_job_on_s3_is_consolidated_again() {
     args.extend(["--creation-date", DATE].map(str::to_owned));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = gtseg(&args, &aws_env(&moto.endpoint));
-    ok(&out);
+    assert_succeeded(&out);
     let text = moto
         .get(&format!("{OUTPUT}/manifests/output/output.manifest"))
         .await
@@ -647,7 +633,7 @@ async fn whole_job_weighted_beats_per_batch_weighted_on_workers_rare_in_each_bat
             write_job(d, job, &gtseg_tests::finished::answers_of(&images))
         });
         let truths: Vec<&[u8]> = images.iter().map(|i| i.truth.classes.as_slice()).collect();
-        ok(&run_local(
+        assert_succeeded(&run_local(
             &dir,
             &job,
             &["--batch-size", "2", "--algorithm", "weighted"],

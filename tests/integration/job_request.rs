@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use gtseg_tests::harness::require;
-use gtseg_tests::{ScratchFile, built_binary, workspace_root};
+use gtseg_tests::{ScratchFile, assert_succeeded, built_binary, workspace_root};
 use serde_json::{Value, json};
 
 const PRE: &str =
@@ -88,11 +88,7 @@ fn job_request_is_valid_for_the_sagemaker_service_model() {
         "5",
     ]);
     for out in [&direct, &stacked] {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !err.contains("warning")
@@ -251,11 +247,7 @@ fn every_task_type_and_a_public_work_team_give_requests_botocore_accepts() {
         .args(&cmd_args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     r = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         r["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"]["TenthFractionsOfACent"],

@@ -11,7 +11,7 @@ use gtseg::{AnyCatalog, Config, LocalStore, SageMakerCatalog, SavedJobs, Service
 use gtseg_tests::events::{JOB_ARN, LABEL_CONFIG_URI, describe_output};
 use gtseg_tests::fixtures::LABELS;
 use gtseg_tests::harness::SageMakerStub;
-use gtseg_tests::{Scratch, copy_tree, temp_dir, workspace_root};
+use gtseg_tests::{Scratch, assert_succeeded, copy_tree, temp_dir, workspace_root};
 use serde_json::{Value, json};
 
 /// A second label configuration in the sample store: other labels, another order.
@@ -339,11 +339,7 @@ fn replay_takes_the_job_s_saved_description() {
         .env_remove("LABEL_CATEGORY_CONFIG")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let items: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         classes(&items, "street-scenes-ref"),

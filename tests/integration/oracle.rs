@@ -12,7 +12,7 @@ use gtseg_tests::fixtures::{
     Background, LABELS, Scene, TAB10, answer_json, decode_indexed, mappings_for, worker_png,
 };
 use gtseg_tests::harness::require;
-use gtseg_tests::{temp_dir, workspace_root};
+use gtseg_tests::{assert_succeeded, temp_dir, workspace_root};
 use serde_json::{Value, json};
 
 /// A deterministic scrambler: worker `k`'s view of `scene`, with `rate`% of pixels replaced
@@ -81,11 +81,7 @@ async fn majority_vote_matches_the_numpy_pillow_oracle() {
         .args(["--repeat", "1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     let oracle_dir =
         dir.join("oracle-bucket/out/job/annotations/consolidated-annotation/numpy-output");

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use gtseg_tests::events::{LABEL_CONFIG_URI, OUTPUT, SIZE};
 use gtseg_tests::fixtures::{LABELS, Scene, TAB10, decode_indexed};
-use gtseg_tests::{built_binary, copy_tree, temp_dir, workspace_root};
+use gtseg_tests::{assert_succeeded, built_binary, copy_tree, temp_dir, workspace_root};
 use serde_json::Value;
 
 fn replay(event: &str, store: &Path, label_config: Option<&str>) -> Output {
@@ -33,11 +33,7 @@ fn replay_with_env(
 }
 
 fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "gtseg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(out);
     serde_json::from_slice(&out.stdout).expect("stdout is the response JSON")
 }
 

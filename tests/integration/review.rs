@@ -8,7 +8,7 @@ use std::process::Command;
 use gtseg_tests::finished::{BUCKET, job_output, manifest, write_job};
 use gtseg_tests::fixtures::{Background, Scene, TAB10, answer_json, worker_png};
 use gtseg_tests::harness::require;
-use gtseg_tests::{built_binary, files_under, temp_dir, workspace_root};
+use gtseg_tests::{assert_succeeded, built_binary, files_under, temp_dir, workspace_root};
 use serde_json::{Value, json};
 
 const HOSTILE_LABEL: &str = "<img src=x onerror=alert(1)>";
@@ -191,11 +191,7 @@ fn the_review_shows_the_worst_images_first_and_every_text_as_text() {
         .arg(&shot)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     // Rows in agreement order, worst first.
     let agreements: Vec<f64> = seen["agreements"]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use gtseg::{Config, LocalStore, Service};
 use gtseg_tests::events::VERIFY_CATEGORIES;
 use gtseg_tests::fixtures::{Scene, TAB10};
-use gtseg_tests::{built_binary, copy_tree, temp_dir, workspace_root};
+use gtseg_tests::{assert_succeeded, built_binary, copy_tree, temp_dir, workspace_root};
 use serde_json::{Value, json};
 
 use super::consolidation::{event, good, inline, run_with};
@@ -307,11 +307,7 @@ fn the_sample_verification_events_replay() {
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     let pre = run("pre-annotation/verification-line.json");

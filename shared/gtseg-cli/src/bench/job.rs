@@ -15,7 +15,7 @@ use gtseg::{ObjectStore, PutOptions, S3Store, S3Uri};
 use serde_json::{Value, json};
 
 use super::memory::{Cost, measure_run};
-use super::{BUCKET, COLORS, LABELS, answer, dims, scene, worker_png, worker_view, write_batch};
+use super::{BUCKET, COLORS, LABELS, dims, scene, worker_answers, write_batch};
 
 /// The job's folder and manifest under the bucket.
 const JOB: &str = "output/bench-job";
@@ -24,25 +24,13 @@ const MANIFEST: &str = "manifests/bench-job.manifest";
 /// Writes a finished job of `images` images of `(w, h)` with `workers` answers each under
 /// `dir` (a local store), and a one-batch event of the same answers (`dir/event.json`).
 fn generate(dir: &Path, images: usize, (w, h): (u32, u32), workers: usize) -> std::io::Result<()> {
-    let labels: Vec<(&str, [u8; 3])> = LABELS.iter().copied().zip(COLORS).collect();
     let mut manifest = String::new();
     let mut payload = Vec::with_capacity(images);
     // A handful of distinct scenes, reused: the cost does not depend on what images show.
     let answers: Vec<Vec<Value>> = (0..8)
         .map(|s| {
             let shapes = scene(i64::from(w), i64::from(h), 42 + s);
-            (0..workers)
-                .map(|k| {
-                    let png =
-                        worker_png(&worker_view(&shapes, k as u64, i64::from(w)), w, h, &COLORS);
-                    answer(
-                        &format!("private.us-east-1.worker{k}"),
-                        &png,
-                        (w, h),
-                        &labels,
-                    )
-                })
-                .collect()
+            worker_answers(&shapes, (w, h), workers, |_| &COLORS)
         })
         .collect();
     for i in 0..images {

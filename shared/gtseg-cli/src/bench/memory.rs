@@ -14,9 +14,7 @@ use std::time::Instant;
 use nix::sys::resource::{UsageWho, getrusage};
 use serde_json::{Value, json};
 
-use super::{
-    BUCKET, COLORS, LABELS, Rng, answer, dims, scene, worker_png, worker_view, write_batch,
-};
+use super::{BUCKET, COLORS, LABELS, Rng, answer, dims, scene, worker_answers, write_batch};
 
 /// The memory of the default deployment (template.yaml), in MB.
 const FUNCTION_MB: &str = "1769";
@@ -204,18 +202,7 @@ fn street(
 ) -> std::io::Result<(usize, String, Vec<(&'static str, String)>)> {
     let (w, h) = dims(12);
     let shapes = scene(i64::from(w), i64::from(h), 42);
-    let labels: Vec<(&str, [u8; 3])> = LABELS.iter().copied().zip(COLORS).collect();
-    let answers: Vec<Value> = (0..5)
-        .map(|k| {
-            let png = worker_png(&worker_view(&shapes, k, i64::from(w)), w, h, &COLORS);
-            answer(
-                &format!("private.us-east-1.worker{k}"),
-                &png,
-                (w, h),
-                &labels,
-            )
-        })
-        .collect();
+    let answers = worker_answers(&shapes, (w, h), 5, |_| &COLORS);
     let bytes = answers.iter().map(|a| a.to_string().len()).sum::<usize>() * images;
     let payload: Vec<Value> = (0..images)
         .map(|i| {

@@ -319,6 +319,30 @@ fn worker_png(shapes: &[Shape], w: u32, h: u32, colors: &[[u8; 3]; 8]) -> Vec<u8
     out
 }
 
+/// The answers of `workers` workers painting `shapes`, worker `k` with the colours
+/// `colors(k)` (one per label).
+fn worker_answers(
+    shapes: &[Shape],
+    (w, h): (u32, u32),
+    workers: usize,
+    colors: impl Fn(usize) -> &'static [[u8; 3]; 8],
+) -> Vec<Value> {
+    (0..workers)
+        .map(|k| {
+            let colors = colors(k);
+            let png = worker_png(&worker_view(shapes, k as u64, i64::from(w)), w, h, colors);
+            let labels: Vec<(&str, [u8; 3])> =
+                LABELS.iter().copied().zip(colors.iter().copied()).collect();
+            answer(
+                &format!("private.us-east-1.worker{k}"),
+                &png,
+                (w, h),
+                &labels,
+            )
+        })
+        .collect()
+}
+
 fn dims(mp: u32) -> (u32, u32) {
     let w = (f64::from(mp) * 1e6 * 4.0 / 3.0).sqrt().round() as u32;
     (w, w * 3 / 4)
@@ -330,20 +354,10 @@ fn generate(dir: &Path, mp: u32, workers: usize, images: usize) -> std::io::Resu
     let mut payload = Vec::new();
     for img in 0..images {
         let shapes = scene(i64::from(w), i64::from(h), 42 + img as u64);
-        let annotations: Vec<Value> = (0..workers)
-            .map(|k| {
-                let colors = if k == 3 { &OTHER_COLORS } else { &COLORS };
-                let png = worker_png(&worker_view(&shapes, k as u64, i64::from(w)), w, h, colors);
-                let labels: Vec<(&str, [u8; 3])> =
-                    LABELS.iter().copied().zip(colors.iter().copied()).collect();
-                answer(
-                    &format!("private.us-east-1.worker{k}"),
-                    &png,
-                    (w, h),
-                    &labels,
-                )
-            })
-            .collect();
+        // Worker 3 has other colours than the UI's.
+        let annotations = worker_answers(&shapes, (w, h), workers, |k| {
+            if k == 3 { &OTHER_COLORS } else { &COLORS }
+        });
         payload.push(json!({"datasetObjectId": img.to_string(), "dataObject": {"s3Uri": format!("s3://{BUCKET}/images/{img}.jpg")},
                             "annotations": annotations}));
     }

@@ -75,6 +75,9 @@ pub struct ConsolidateArgs {
     creation_date: Option<String>,
 }
 
+/// The workers `--exclude-worker` left out of a batch, by image id.
+type Dropped = HashMap<String, Vec<String>>;
+
 /// Worker-response objects read at once.
 const READS_IN_FLIGHT: usize = 16;
 
@@ -245,17 +248,18 @@ pub async fn run(a: ConsolidateArgs) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let model = if algorithm == Algorithm::Weighted && run.lambda.is_none() {
-        Some(Arc::new(fit_job_model(&run).await?))
+    let (model, prepared) = if algorithm == Algorithm::Weighted && run.lambda.is_none() {
+        let (model, prepared) = fit_job_model(&run).await?;
+        (Some(Arc::new(model)), prepared)
     } else {
-        None
+        (None, HashMap::new())
     };
     let concurrency = if run.lambda.is_some() {
         a.concurrency
     } else {
         2
     };
-    let work = consolidate_batches(Arc::clone(&run), model, finished, concurrency);
+    let work = consolidate_batches(Arc::clone(&run), model, prepared, finished, concurrency);
     let failed = tokio::select! {
         r = work => r?,
         _ = tokio::signal::ctrl_c() => {
@@ -400,7 +404,7 @@ impl Run {
 
     /// Reads batch `k`'s worker responses (a few at once) and writes its payload; returns the
     /// workers left out by `--exclude-worker`, by image id.
-    async fn prepare(self: &Arc<Self>, k: usize) -> Result<HashMap<String, Vec<String>>, String> {
+    async fn prepare(self: &Arc<Self>, k: usize) -> Result<Dropped, String> {
         let reads = Arc::new(Semaphore::new(READS_IN_FLIGHT));
         let mut reading = tokio::task::JoinSet::new();
         for i in self.batches[k].clone() {
@@ -535,15 +539,18 @@ async fn finished_batches(run: &Run) -> Result<Vec<usize>, String> {
 /// The weighted fusion's crowd model fitted to the whole job: a first pass over every batch
 /// (its payload written on the way), keeping at most `MAX_BATCH_VOTES` votes for the whole job,
 /// the same share for every image.
-async fn fit_job_model(run: &Arc<Run>) -> Result<CrowdModel, String> {
+/// Returns the model, and what preparing each batch left out (its payload is written, so the
+/// second pass does not prepare it again).
+async fn fit_job_model(run: &Arc<Run>) -> Result<(CrowdModel, HashMap<usize, Dropped>), String> {
     let images: usize = run.batches.iter().map(ExactSizeIterator::len).sum();
     // The job keeps MAX_BATCH_VOTES votes, as one Lambda batch does, shared evenly.
     let per_image = MAX_BATCH_VOTES / images.max(1);
     let mut progress = Progress::new("estimating reliabilities", images as u64);
     let mut censuses: Vec<ImageCensus> = Vec::new();
     let mut classes = 0;
+    let mut prepared = HashMap::new();
     for k in 0..run.batches.len() {
-        run.prepare(k).await?;
+        prepared.insert(k, run.prepare(k).await?);
         let (n, found) = run
             .service
             .census(&run.event(k), per_image)
@@ -568,7 +575,7 @@ async fn fit_job_model(run: &Arc<Run>) -> Result<CrowdModel, String> {
         iterations = model.iterations,
         "crowd model fitted to the whole job"
     );
-    Ok(model)
+    Ok((model, prepared))
 }
 
 /// Runs every batch not yet finished, `concurrency` at a time (here: one consolidating while
@@ -576,6 +583,7 @@ async fn fit_job_model(run: &Arc<Run>) -> Result<CrowdModel, String> {
 async fn consolidate_batches(
     run: Arc<Run>,
     model: Option<Arc<CrowdModel>>,
+    mut prepared: HashMap<usize, Dropped>,
     finished: Vec<usize>,
     concurrency: usize,
 ) -> Result<Vec<(usize, String)>, String> {
@@ -598,9 +606,13 @@ async fn consolidate_batches(
         while running.len() < concurrency {
             let Some(k) = next.next() else { break };
             let (run, model, deciding) = (Arc::clone(&run), model.clone(), Arc::clone(&deciding));
+            let ready = prepared.remove(&k);
             running.spawn(async move {
                 let result = async {
-                    let dropped = run.prepare(k).await?;
+                    let dropped = match ready {
+                        Some(dropped) => dropped,
+                        None => run.prepare(k).await?,
+                    };
                     let _permit = deciding.acquire().await.map_err(|e| e.to_string())?;
                     run.consolidate(k, &dropped, model).await
                 };

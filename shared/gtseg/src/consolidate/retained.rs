@@ -148,7 +148,7 @@ impl Retained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fusion::for_each_window;
+    use crate::fusion::testing::for_each_window_with_runs;
     use crate::raster::{ClassMask, runs_of};
 
     /// Records `masks` (with runs where a row has few enough) and streams them back.
@@ -156,22 +156,7 @@ mod tests {
         let (w, h) = (masks[0].width, masks[0].height);
         let mut recorder = Recorder::new(masks.len(), limit);
         let refs: Vec<&ClassMask> = masks.iter().collect();
-        for_each_window(&refs, |_, window| {
-            let runs: Vec<Vec<Run>> = window
-                .iter()
-                .map(|r| {
-                    let mut runs = Vec::new();
-                    runs_of(r.current, &mut runs);
-                    runs
-                })
-                .collect();
-            let with_runs: Vec<Rows<'_>> = window
-                .iter()
-                .zip(&runs)
-                .map(|(r, runs)| Rows { runs, ..*r })
-                .collect();
-            recorder.record(&with_runs);
-        });
+        for_each_window_with_runs(&refs, |window| recorder.record(window));
         let ids = (0..masks.len()).map(|i| i.to_string()).collect();
         let kept = recorder.finish((w, h), ids, vec![7; masks.len()])?;
         let mut rows = vec![Vec::new(); masks.len()];

@@ -4,7 +4,28 @@
 use proptest::prelude::*;
 
 use super::{Fusion, Rows, Split, for_each_window};
-use crate::raster::{ABSTAIN, ClassMask};
+use crate::raster::{ABSTAIN, ClassMask, Run, runs_of};
+
+/// Walks whole masks window by window, as [`for_each_window`] does, each row carrying its
+/// runs as the decoder hands them out.
+pub(crate) fn for_each_window_with_runs(masks: &[&ClassMask], mut f: impl FnMut(&[Rows<'_>])) {
+    for_each_window(masks, |_, window| {
+        let runs: Vec<Vec<Run>> = window
+            .iter()
+            .map(|r| {
+                let mut runs = Vec::new();
+                runs_of(r.current, &mut runs);
+                runs
+            })
+            .collect();
+        let with_runs: Vec<Rows<'_>> = window
+            .iter()
+            .zip(&runs)
+            .map(|(r, runs)| Rows { runs, ..*r })
+            .collect();
+        f(&with_runs);
+    });
+}
 
 /// What is wrong with the splits `fusion` gives row by row, if anything: each must be a
 /// run of one pattern of votes and one winner, with the winner's votes, and together they

@@ -239,21 +239,8 @@ mod tests {
         ) {
             let refs: Vec<&ClassMask> = m.iter().collect();
             let mut by_runs = Census::new(m.len());
-            for_each_window(&refs, |_, window| {
-                let runs: Vec<Vec<crate::raster::Run>> = window
-                    .iter()
-                    .map(|r| {
-                        let mut runs = Vec::new();
-                        crate::raster::runs_of(r.current, &mut runs);
-                        runs
-                    })
-                    .collect();
-                let with_runs: Vec<Rows<'_>> = window
-                    .iter()
-                    .zip(&runs)
-                    .map(|(r, runs)| Rows { runs, ..*r })
-                    .collect();
-                by_runs.add_row(&with_runs);
+            crate::fusion::testing::for_each_window_with_runs(&refs, |window| {
+                by_runs.add_row(window);
             });
             proptest::prop_assert_eq!(by_runs.patterns(), Census::of_masks(&refs).patterns());
         }
