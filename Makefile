@@ -41,14 +41,14 @@ lint: tools doc
 
 ci: test lint fuzz
 
-# Seeds shared/fuzz/corpus/<target>/ from the sample events (the corpora are not committed).
+# Seeds shared/gtseg-fuzz/corpus/<target>/ from the sample events (the corpora are not committed).
 fuzz-seed:
 	cargo run -q -p gtseg-tests --bin fuzz-seeds
 
 # Each target for FUZZ_SECONDS (CI: 60 s smoke runs). Needs nightly and `cargo install cargo-fuzz`.
 fuzz: fuzz-seed
 	for t in $(FUZZ_TARGETS); do \
-	  cargo +nightly fuzz run --fuzz-dir shared/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	  cargo +nightly fuzz run --fuzz-dir shared/gtseg-fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 
 # The two Lambda functions, built for arm64 (cargo-lambda and its zig from .venv/), as zips

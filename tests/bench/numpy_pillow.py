@@ -5,7 +5,7 @@ work: decode every worker PNG, map colours to classes through each worker's labe
 vote per pixel with the 3x3 neighbourhood tie-break, compute the confidence, and write an
 8-bit palette PNG. It prints the best wall-clock time of --repeat runs as JSON. The masks (and confidence.json)
 go to <outputConfig>/consolidated-annotation/numpy-output/, so it doubles as an independent
-oracle for the Rust vote (tests/integration/oracle.rs).
+oracle for the Rust vote (tests/gtseg-tests/integration/oracle.rs).
 
 usage: python3 tests/bench/numpy_pillow.py DIR [--repeat N]
   DIR: one case folder of `gtseg bench --keep --dir D` (e.g. D/12mp-5w)

@@ -1,4 +1,4 @@
-//! Seeds the fuzz corpora (`shared/fuzz/corpus/<target>/`) from the sample events, so the
+//! Seeds the fuzz corpora (`shared/gtseg-fuzz/corpus/<target>/`) from the sample events, so the
 //! fuzzers start from realistic events, payloads, answers and PNGs.
 
 use std::path::Path;
@@ -14,7 +14,7 @@ fn answer_png(answer: &Value) -> Option<Vec<u8>> {
 }
 
 fn main() -> std::io::Result<()> {
-    let corpus = gtseg_tests::workspace_root().join("shared/fuzz/corpus");
+    let corpus = gtseg_tests::workspace_root().join("shared/gtseg-fuzz/corpus");
     let mut seeds: Vec<(&str, Vec<u8>)> = Vec::new();
     for (rel, bytes) in sample_files() {
         if rel.ends_with(".png") {

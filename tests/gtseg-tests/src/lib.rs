@@ -11,10 +11,11 @@ pub mod harness;
 
 use std::path::{Path, PathBuf};
 
-/// The workspace root (the folder holding `events/`).
+/// The workspace root (the folder holding `events/`): this crate is `tests/gtseg-tests/`.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .expect("workspace root")
         .to_path_buf()
 }
