@@ -1,6 +1,6 @@
 //! Weighted fusion against the majority vote on synthetic crowds with a known truth, through
 //! the service over a local store, on several seeds each. Each test prints its row of the
-//! README's table (run with `--nocapture`): mean accuracies, mean difference, worst seed.
+//! table in `docs/algorithm.md` (run with `--nocapture`): mean accuracies, mean difference, worst seed.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -111,7 +111,7 @@ async fn compare(
 /// The seeds every crowd is drawn with.
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
 
-/// Runs `crowd` on every seed and prints one row of the README's table: majority, weighted
+/// Runs `crowd` on every seed and prints one row of that table: majority, weighted
 /// and their difference (in points), the worst seed's included. Returns the worst difference
 /// and the last seed's response items.
 async fn table_row(name: &str, crowd: &Crowd, batch: (usize, &[(u32, u32)])) -> (f64, Vec<Value>) {

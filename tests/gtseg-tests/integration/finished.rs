@@ -612,7 +612,7 @@ async fn per_batch(
 /// careful), so that about a quarter of the images get both and lose their small objects to
 /// a wrong majority, while a batch of two images rarely shows how they work. Each batch's
 /// own model sees too little of them; the whole job's sees enough. Over five seeds the whole
-/// job's model gains on average, though not on every seed (the README gives the figures).
+/// job's model gains on average, though not on every seed (`docs/jobs.md` gives the figures).
 #[tokio::test]
 async fn whole_job_weighted_beats_per_batch_weighted_on_workers_rare_in_each_batch() {
     use gtseg_tests::crowd::{Behaviour, Crowd};

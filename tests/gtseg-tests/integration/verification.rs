@@ -290,7 +290,7 @@ async fn em_beats_a_plurality_of_workers_the_batch_shows_to_be_wrong() {
     assert!(reliability("good1") > 0.9 && reliability("bad1") < 0.2);
 }
 
-/// The README's verification walkthrough: the sample events replay from a fresh clone.
+/// The verification walkthrough of `docs/verification.md`: the sample events replay from a fresh clone.
 #[test]
 fn the_sample_verification_events_replay() {
     let store = temp_dir("verify-replay");
@@ -337,7 +337,7 @@ fn the_sample_verification_events_replay() {
 
 #[tokio::test]
 async fn the_sample_verification_batch_gives_the_documented_line() {
-    // The same batch through the service: the first image's line, as the README shows it.
+    // The same batch through the service: the first image's line, as `docs/contract.md` shows it.
     let store = temp_dir("verify-doc");
     copy_tree(&workspace_root().join("events/store"), &store).unwrap();
     let ev: Value = serde_json::from_slice(

@@ -31,7 +31,7 @@ const STALL_GRACE: Duration = Duration::from_secs(5);
 
 /// The time every S3 call waits for an answer's headers when not told otherwise: an attempt
 /// gets three times as long (for a PutObject, its whole upload), and a call with its retries
-/// eight times (see the README's reliability section).
+/// eight times (see `docs/reliability.md`).
 pub const DEFAULT_S3_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The S3 configuration with this project's bounds and retries on top of `conf`.

@@ -22,7 +22,7 @@
 //! were equally reliable and every one voted differently it decided by the class
 //! frequencies and by confusions learnt on object outlines, which do not hold inside a
 //! worker's blob of errors; the majority's neighbourhood did better there, and the weighted
-//! vote lost up to half a point of accuracy to it on honest crowds (the README's table).
+//! vote lost up to half a point of accuracy to it on honest crowds (`docs/weighted-fusion.md`).
 //! Evidence about workers (a spammer, someone who leaves classes unpainted, an adversary)
 //! is strong enough to pass the veto; evidence about classes alone is not.
 
