@@ -17,7 +17,7 @@ mod consolidate;
 pub mod event;
 pub mod finished;
 mod fusion;
-mod job;
+mod catalog;
 mod labels;
 mod logs;
 mod mask;
@@ -40,8 +40,8 @@ pub use fusion::{
     Weighted,
 };
 #[cfg(feature = "s3")]
-pub use job::SageMakerCatalog;
-pub use job::{
+pub use catalog::SageMakerCatalog;
+pub use catalog::{
     AnyCatalog, JobCatalog, JobDescription, JobError, JobErrorKind, SavedJobs, parse_job_arn,
 };
 pub use labels::{

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use tracing::info;
 
 use crate::event::{LabelCategoryConfig, ShapeError, from_slice};
-use crate::job::{AnyCatalog, JobError};
+use crate::catalog::{AnyCatalog, JobError};
 use crate::labels::{ClassList, LabelError};
 use crate::store::{ObjectStore, StoreError};
 use crate::uri::{S3Uri, UriError};

@@ -19,7 +19,7 @@ use crate::event::{
     ShapeError, from_value,
 };
 use crate::fusion::CrowdModel;
-use crate::job::AnyCatalog;
+use crate::catalog::AnyCatalog;
 use crate::pre::build_task;
 use crate::resolve::{Configured, LabelResolver, LabelsError, LabelsErrorKind};
 use crate::store::{Guarded, ObjectStore};
@@ -118,7 +118,7 @@ impl Service<crate::store::AnyStore> {
             config.endpoint_override,
             config.s3_timeout,
         );
-        let jobs = crate::job::SageMakerCatalog::new(&conf, config.sagemaker_endpoint.clone());
+        let jobs = crate::catalog::SageMakerCatalog::new(&conf, config.sagemaker_endpoint.clone());
         Ok(Self::with_catalog(
             crate::store::AnyStore::S3(store),
             config,

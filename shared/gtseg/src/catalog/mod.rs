@@ -1,11 +1,11 @@
-//! Labeling jobs: what SageMaker's `DescribeLabelingJob` says of the job an event comes from.
-//! A job's label list is read from its `LabelCategoryConfigS3Uri`, so one deployment serves
-//! every job, as Ground Truth's built-in functions do.
+//! The catalog of labeling jobs: what SageMaker's `DescribeLabelingJob` says of the job an
+//! event comes from. A job's label list is read from its `LabelCategoryConfigS3Uri`, so one
+//! deployment serves every job, as Ground Truth's built-in functions do.
 //!
 //! [`JobCatalog`] is the port, with two real implementations: SageMaker itself (`sagemaker`,
 //! a signed call of its JSON API) and saved `aws sagemaker describe-labeling-job` outputs
 //! (`saved`, for offline replay). This module only reads job descriptions; what is done with
-//! them is `labels_for_job` in the service.
+//! them is the label resolver's business (`resolve`).
 
 use std::future::Future;
 

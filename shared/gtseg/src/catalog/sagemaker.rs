@@ -2,7 +2,7 @@
 //! (`aws-sigv4`), sent through the AWS SDK's own HTTP connector.
 //!
 //! The whole of `aws-sdk-sagemaker` would do the same for one operation at the cost of a much
-//! larger build and binary (see the README's deployment notes for the measurement). Throttling,
+//! larger build and binary (see `docs/performance.md` for the measurement). Throttling,
 //! timeouts, network failures and 5xx answers are retried here, as the SDK would.
 
 use std::sync::{Arc, OnceLock};
