@@ -78,4 +78,23 @@ pub(crate) fn runs_of(row: &[u8], runs: &mut Vec<Run>) {
             class,
         });
     }
+    // The last run can be the one too many.
+    if runs.len() > cap {
+        runs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_with_more_runs_than_the_cap_keeps_none_even_when_the_last_run_is_the_extra() {
+        // Two pixels allow one run; two runs are one too many, found only at the row's end.
+        let mut runs = Vec::new();
+        runs_of(&[1, 0], &mut runs);
+        assert!(runs.is_empty(), "{runs:?}");
+        runs_of(&[1, 1], &mut runs);
+        assert_eq!(runs, [Run { end: 2, class: 1 }]);
+    }
 }
