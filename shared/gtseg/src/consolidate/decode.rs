@@ -1,7 +1,8 @@
 //! The per-worker decode pipeline: the candidates' PNGs decoded in lockstep, row by row, into
 //! 3-row windows for the vote, on one thread or one thread per worker.
 
-use super::validate::{Candidate, Exclusion, PassError};
+use super::answer::Exclusion;
+use super::select::{Candidate, PassError};
 use crate::fusion::{Rows, StreamError, stream_windows};
 use crate::mask::{MaskError, MaskReader};
 use crate::raster::Run;

@@ -4,7 +4,7 @@
 use super::decode::stream_decoded;
 use super::read::ImageInput;
 use super::retained::{Recorder, Retained};
-use super::validate::{Candidate, PassError, Selection, worker_ids};
+use super::select::{Candidate, PassError, Selection, worker_ids};
 use crate::config::Algorithm;
 use crate::event::{ConsolidationReport, ExcludedWorker, WorkerReport};
 use crate::fusion::{

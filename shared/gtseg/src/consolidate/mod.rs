@@ -8,13 +8,20 @@
 //!
 //! Memory does not grow with the batch: the payload is split into items as it is read, and a
 //! few images are in flight at once, within the budget of `budget`. The concerns live in the
-//! children: `payload` (the payload's items), `read` (an image's answers), `validate` (the
-//! checks that need no pixels), `decode` (worker PNGs in lockstep), `image` (one image's vote,
-//! encoders and agreement), `crowd` (the weighted fusion's first pass: censuses and the
-//! crowd model), `retained` (masks kept between the weighted fusion's passes),
-//! `verification` (images whose answers are categories, not masks), `budget` (threads and
-//! memory), `response` (the response items) and `names` (keys, job names, dates).
+//! children: `payload` (the payload's items), `batch` (the scheduler: images read and handed
+//! to tasks within the budget), `read` (an image's answers, inline or from the store),
+//! `answer` (one answer: its parsing, its checks, why it is excluded), `select` (an image's
+//! candidates), `decode` (worker PNGs in lockstep), `image` (one image's vote, encoders and
+//! agreement), `crowd` (the weighted fusion's first pass: censuses and the crowd model),
+//! `retained` (masks kept between the weighted fusion's passes), `verification` (images
+//! whose answers are categories, not masks), `budget` (threads and memory), `response` (the
+//! response items and their extras) and `names` (keys, job names, dates). Imports go one
+//! way: `answer` imports no sibling, `read` only `answer` and `payload`, `select` only
+//! `answer` and `read`, `decode` only `answer` and `select`, `image` only those; `batch`,
+//! `crowd` and `verification` sit on top. No two children import each other.
 
+mod answer;
+mod batch;
 mod budget;
 mod crowd;
 mod decode;
@@ -24,18 +31,17 @@ mod payload;
 mod read;
 mod response;
 mod retained;
-mod validate;
+mod select;
 mod verification;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use tracing::{error, info, warn};
 
+pub use answer::{Exclusion, ParsedAnswer, decode_answer_json, parse_answer};
 pub use names::{InvalidId, MAX_FILE_NAME, format_creation_date, job_name, object_file_name};
-pub use read::{ParsedAnswer, parse_answer};
-pub use validate::{Exclusion, decode_answer_json};
 
 use crate::category;
 use crate::config::{Algorithm, Limits};
@@ -46,15 +52,14 @@ use crate::logs::Escaped;
 use crate::resolve::{Configured, LabelsError};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 use crate::uri::{S3Uri, UriError};
+use batch::{Batch, estimate};
 use budget::Budget;
-pub(crate) use crowd::census_batch;
 use crowd::{VoteShare, retained_allowance};
 use image::{DecideWith, Decision, decide_image};
-use payload::Items;
-use read::{Answer, ImageInput, ImageKind, read_image};
+use read::{Answer, ImageInput, ImageKind};
 use response::{BatchFacts, WrittenImage, response_item};
 use retained::Retained;
-use validate::select;
+use select::select;
 use verification::Ballots;
 
 /// The folder under `outputConfig` where consolidated masks go.
@@ -206,7 +211,7 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
         (Algorithm::Weighted, None) => {
             let share = VoteShare::Shared(Arc::new(AtomicUsize::new(MAX_BATCH_VOTES)));
             let keep = retained_allowance(ctx.memory_bytes);
-            let (model, retained) = batch.fit(&classes, share, keep).await?;
+            let (model, retained) = crowd::fit(&batch, &classes, share, keep).await?;
             (Some(Arc::new(model)), retained)
         }
     };
@@ -298,6 +303,27 @@ pub(crate) async fn consolidate_batch<S: ObjectStore>(
     Ok(items)
 }
 
+/// The weighted fusion's first pass alone: every mask image's census, for a crowd model
+/// fitted over more than one batch (a whole job). Each image's census keeps at most
+/// `per_image` votes, so that what the model sees does not depend on the order in which
+/// images finish.
+pub(crate) async fn census_batch<S: ObjectStore>(
+    store: &S,
+    ctx: &BatchContext,
+    event: &ConsolidationEvent,
+    job_labels: impl Future<Output = Result<Configured, LabelsError>>,
+    per_image: usize,
+) -> Result<(usize, Vec<ImageCensus>), BatchError> {
+    let (batch, _, classes, _) = open_batch(store, ctx, event, job_labels).await?;
+    let counted = crowd::censuses(&batch, &classes, VoteShare::PerImage(per_image), 0).await?;
+    let images = counted
+        .into_iter()
+        .flatten()
+        .map(|(_, workers, patterns, _)| (workers, patterns))
+        .collect();
+    Ok((classes.num_classes(), images))
+}
+
 /// The batch opened: its output prefix checked, its payload opened, its class list found.
 async fn open_batch<S: ObjectStore>(
     store: &S,
@@ -343,7 +369,7 @@ async fn open_batch<S: ObjectStore>(
         ),
         None => match job_labels.await.map_err(BatchError::JobLabels)? {
             Configured::Labels(l) => (l.classes.clone(), Vec::new()),
-            Configured::Unknown(why) => batch.workers_labels(&why).await?,
+            Configured::Unknown(why) => workers_labels(&batch, &why).await?,
         },
     };
     Ok((batch, output, classes, warnings))
@@ -407,139 +433,45 @@ async fn fit_response<S: ObjectStore>(
     Ok(())
 }
 
-/// One batch's store, settings, payload and budget: what every image's task shares.
-#[derive(Debug)]
-struct Batch<S> {
-    store: S,
-    ctx: BatchContext,
-    payload: S3Uri,
-    budget: Arc<Budget>,
-    /// The payload, opened before the first pass.
-    opened: std::sync::Mutex<Option<Items>>,
-}
-
-impl<S: ObjectStore> Batch<S> {
-    async fn open(&self) -> Result<Items, BatchError> {
-        Items::open(
-            &self.store,
-            &self.payload,
-            self.ctx.limits.max_payload_bytes,
-        )
-        .await
-    }
-
-    /// The payload's items from the start: the one opened already, else a new read.
-    async fn items(&self) -> Result<Items, BatchError> {
-        let opened = self
-            .opened
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        match opened {
-            Some(items) => Ok(items),
-            None => self.open().await,
+/// The sorted union of the labels the workers used (when there is no label list at all),
+/// with the warning that says so. A worker whose labels cannot be classes (more than 254,
+/// an empty name, `BACKGROUND`), or would make the union more than 254, is left out of it,
+/// so its answer is excluded when its image is decided; the others still decide.
+async fn workers_labels<S: ObjectStore>(
+    batch: &Arc<Batch<S>>,
+    why: &str,
+) -> Result<(ClassList, Vec<String>), BatchError> {
+    let per_image = batch
+        .each_image(|_, image| async move {
+            Ok(image
+                .workers
+                .into_iter()
+                .filter_map(|w| match w.answer {
+                    Ok(Answer::Mask(a)) => Some(a.answer.label_mappings.into_keys().collect()),
+                    Ok(Answer::Category(c)) => Some(vec![c.label]),
+                    Err(_) => None,
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let mut union: BTreeSet<String> = BTreeSet::new();
+    for labels in per_image.into_iter().flatten() {
+        let usable =
+            labels.len() <= MAX_LABELS && labels.iter().all(|l| !l.is_empty() && l != BACKGROUND);
+        let grown = labels.iter().filter(|l| !union.contains(*l)).count();
+        if usable && union.len() + grown <= MAX_LABELS {
+            union.extend(labels);
         }
     }
-
-    /// Runs `each` on every image of the payload, its answers read: a few images at once,
-    /// within the budget; the results in payload order. The first error stops the batch (the
-    /// images in flight are dropped).
-    async fn each_image<R, F, Fut>(self: &Arc<Self>, each: F) -> Result<Vec<R>, BatchError>
-    where
-        R: Send + 'static,
-        F: Fn(Arc<Self>, ImageInput) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, BatchError>> + Send + 'static,
-    {
-        let each = Arc::new(each);
-        let mut items = self.items().await?;
-        let mut running = tokio::task::JoinSet::new();
-        let mut done: BTreeMap<usize, R> = BTreeMap::new();
-        let mut more = true;
-        loop {
-            while more && running.len() < self.budget.window() {
-                self.budget.room_to_read().await;
-                let Some(item) = items.next().await? else {
-                    more = false;
-                    break;
-                };
-                let (batch, each, index) = (Arc::clone(self), Arc::clone(&each), item.index);
-                running.spawn(async move {
-                    let result = async {
-                        let image = read_image(&batch.store, &batch.ctx.limits, item).await?;
-                        // Its answers count against the budget until it is done.
-                        let held = batch.budget.hold(image.bytes());
-                        let out = each(Arc::clone(&batch), image).await;
-                        drop(held);
-                        out
-                    };
-                    (index, result.await)
-                });
-            }
-            let Some(joined) = running.join_next().await else {
-                break;
-            };
-            let (index, result) =
-                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            done.insert(index, result?);
-        }
-        Ok(done.into_values().collect())
-    }
-
-    /// The sorted union of the labels the workers used (when there is no label list at all),
-    /// with the warning that says so. A worker whose labels cannot be classes (more than 254,
-    /// an empty name, `BACKGROUND`), or would make the union more than 254, is left out of it,
-    /// so its answer is excluded when its image is decided; the others still decide.
-    async fn workers_labels(
-        self: &Arc<Self>,
-        why: &str,
-    ) -> Result<(ClassList, Vec<String>), BatchError> {
-        let per_image = self
-            .each_image(|_, image| async move {
-                Ok(image
-                    .workers
-                    .into_iter()
-                    .filter_map(|w| match w.answer {
-                        Ok(Answer::Mask(a)) => Some(a.answer.label_mappings.into_keys().collect()),
-                        Ok(Answer::Category(c)) => Some(vec![c.label]),
-                        Err(_) => None,
-                    })
-                    .collect::<Vec<_>>())
-            })
-            .await?;
-        let mut union: BTreeSet<String> = BTreeSet::new();
-        for labels in per_image.into_iter().flatten() {
-            let usable = labels.len() <= MAX_LABELS
-                && labels.iter().all(|l| !l.is_empty() && l != BACKGROUND);
-            let grown = labels.iter().filter(|l| !union.contains(*l)).count();
-            if usable && union.len() + grown <= MAX_LABELS {
-                union.extend(labels);
-            }
-        }
-        let classes = ClassList::new(union).map_err(|e| match e {
-            LabelError::Empty => BatchError::NoLabels,
-            other => BatchError::Labels(other),
-        })?;
-        let w = format!(
-            "no label list ({why}): classes are the sorted union of the labels the workers used, so class indices may differ between batches"
-        );
-        warn!("{w}");
-        Ok((classes, vec![w]))
-    }
-}
-
-/// Memory that deciding `image` needs besides its answers: the decoders and row buffers of
-/// its workers, and its encoded outputs (see `decode::memory`).
-fn estimate(image: &ImageInput) -> u64 {
-    let sizes: Vec<(u32, u32)> = image
-        .workers
-        .iter()
-        .filter_map(|w| w.mask().ok())
-        .filter_map(validate::png_size)
-        .collect();
-    let Some(&(w, h)) = sizes.first() else {
-        return 0;
-    };
-    decode::memory(w, h, sizes.len())
+    let classes = ClassList::new(union).map_err(|e| match e {
+        LabelError::Empty => BatchError::NoLabels,
+        other => BatchError::Labels(other),
+    })?;
+    let w = format!(
+        "no label list ({why}): classes are the sorted union of the labels the workers used, so class indices may differ between batches"
+    );
+    warn!("{w}");
+    Ok((classes, vec![w]))
 }
 
 /// What every image's vote shares.

@@ -5,18 +5,11 @@
 //! denied, throttling, timeouts, a server error) fails the batch, so that Ground Truth retries
 //! it whole rather than losing the worker's answer.
 
-use serde_json::Value;
-
 use super::BatchError;
+use super::answer::{Exclusion, ParsedAnswer, ReadAnswer, parse_answer};
 use super::payload::Item;
-use super::validate::Exclusion;
 use crate::config::Limits;
-use base64::Engine as _;
-
-use crate::event::{
-    AnnotationData, AnswerObject, VerificationAnswer, WorkerAnswer, from_owned_value,
-    take_any_answer_object,
-};
+use crate::event::{AnnotationData, VerificationAnswer};
 use crate::store::ObjectStore;
 use crate::uri::S3Uri;
 
@@ -61,25 +54,6 @@ pub(crate) enum ImageKind {
         /// Category answers.
         categories: usize,
     },
-}
-
-/// A worker's answer as read: its fields, and its PNG out of base64. The base64 text is not
-/// kept: for a large mask it is most of the answer's memory, and every worker's PNG of an
-/// image is held while the image is decided.
-#[derive(Debug)]
-pub(crate) struct ReadAnswer {
-    /// The answer, without its `pngImageData` (emptied).
-    pub(crate) answer: WorkerAnswer,
-    /// The PNG, or why `pngImageData` is not base64 (reported after the label checks).
-    pub(crate) png: Result<Vec<u8>, base64::DecodeError>,
-}
-
-impl From<WorkerAnswer> for ReadAnswer {
-    fn from(mut answer: WorkerAnswer) -> Self {
-        let text = std::mem::take(&mut answer.labeled_image.png_image_data);
-        let png = base64::engine::general_purpose::STANDARD.decode(text.trim());
-        Self { answer, png }
-    }
 }
 
 /// One image of the payload after reading.
@@ -180,28 +154,4 @@ async fn read_answer<S: ObjectStore>(
         ParsedAnswer::Mask(a) => Answer::Mask(a.into()),
         ParsedAnswer::Verification(v) => Answer::Category(v),
     }))
-}
-
-/// A worker's answer, parsed: a mask or a category.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParsedAnswer {
-    /// `crowd-semantic-segmentation`'s answer.
-    Mask(WorkerAnswer),
-    /// `crowd-image-classifier`'s answer (verification jobs).
-    Verification(VerificationAnswer),
-}
-
-/// Parses a worker's answer JSON (the `content` string, or the object an `s3Uri` names) and
-/// finds the answer by its shape: a mask when some object holds `labeledImage`, else a
-/// category when some object holds `label`.
-pub fn parse_answer(json: &[u8]) -> Result<ParsedAnswer, Exclusion> {
-    let root: Value = serde_json::from_slice(json).map_err(Exclusion::NotJson)?;
-    match take_any_answer_object(root).ok_or(Exclusion::NoAnswerObject)? {
-        AnswerObject::Mask(obj) => from_owned_value("the worker answer", obj)
-            .map(ParsedAnswer::Mask)
-            .map_err(Exclusion::Shape),
-        AnswerObject::Verification(obj) => from_owned_value("the worker answer", obj)
-            .map(ParsedAnswer::Verification)
-            .map_err(Exclusion::Shape),
-    }
 }

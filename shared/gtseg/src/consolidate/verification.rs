@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::answer::Exclusion;
 use super::read::{Answer, ImageInput};
 use super::response::{BatchFacts, labelled_item};
-use super::validate::Exclusion;
 use crate::category::{Ballot, CategoryFit, Verdict};
 use crate::event::{
     AnswersReport, ConsolidationResponseItem, ExcludedWorker, VERIFICATION_TYPE,

@@ -1,11 +1,17 @@
-//! The checks on an image's answers that need no pixel data: labels, colours, base64, the PNG
-//! header and the size. What passes is a candidate for the vote; the rest is excluded with
-//! its reason.
+//! One worker's answer on its own: parsing it (a mask or a category, found by its shape), the
+//! checks that need no pixel data (labels, colours, base64, the PNG header), decoding it, and
+//! [`Exclusion`], why an answer is left out of the vote. Reading answers from the store is
+//! `read`'s; choosing among an image's answers is `select`'s.
 
 use std::collections::HashMap;
 
-use super::read::{ImageInput, ParsedAnswer, ReadAnswer, WorkerInput, parse_answer};
-use crate::event::{ExcludedWorker, ShapeError, WorkerAnswer};
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::event::{
+    AnswerObject, ShapeError, VerificationAnswer, WorkerAnswer, from_owned_value,
+    take_any_answer_object,
+};
 use crate::labels::{ClassList, MAX_LABELS, Rgb};
 use crate::mask::{ColorLookup, MaskError, decode_class_mask, png_dimensions};
 use crate::raster::ClassMask;
@@ -105,94 +111,68 @@ pub enum Exclusion {
     TooManyAnswers(usize),
 }
 
-/// A worker PNG ready to decode: its bytes, its colour table and its size.
-struct Prepared<'a> {
-    png: &'a [u8],
-    lookup: ColorLookup,
-    size: (u32, u32),
+/// A worker's answer, parsed: a mask or a category.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedAnswer {
+    /// `crowd-semantic-segmentation`'s answer.
+    Mask(WorkerAnswer),
+    /// `crowd-image-classifier`'s answer (verification jobs).
+    Verification(VerificationAnswer),
 }
 
-/// An answer that passed every check that needs no pixel data.
-pub(crate) struct Candidate<'a> {
-    pub(crate) worker: &'a WorkerInput,
-    pub(crate) answer: &'a WorkerAnswer,
+/// Parses a worker's answer JSON (the `content` string, or the object an `s3Uri` names) and
+/// finds the answer by its shape: a mask when some object holds `labeledImage`, else a
+/// category when some object holds `label`.
+pub fn parse_answer(json: &[u8]) -> Result<ParsedAnswer, Exclusion> {
+    let root: Value = serde_json::from_slice(json).map_err(Exclusion::NotJson)?;
+    match take_any_answer_object(root).ok_or(Exclusion::NoAnswerObject)? {
+        AnswerObject::Mask(obj) => from_owned_value("the worker answer", obj)
+            .map(ParsedAnswer::Mask)
+            .map_err(Exclusion::Shape),
+        AnswerObject::Verification(obj) => from_owned_value("the worker answer", obj)
+            .map(ParsedAnswer::Verification)
+            .map_err(Exclusion::Shape),
+    }
+}
+
+/// A worker's answer as read: its fields, and its PNG out of base64. The base64 text is not
+/// kept: for a large mask it is most of the answer's memory, and every worker's PNG of an
+/// image is held while the image is decided.
+#[derive(Debug)]
+pub(crate) struct ReadAnswer {
+    /// The answer, without its `pngImageData` (emptied).
+    pub(crate) answer: WorkerAnswer,
+    /// The PNG, or why `pngImageData` is not base64 (reported after the label checks).
+    pub(crate) png: Result<Vec<u8>, base64::DecodeError>,
+}
+
+impl From<WorkerAnswer> for ReadAnswer {
+    fn from(mut answer: WorkerAnswer) -> Self {
+        let text = std::mem::take(&mut answer.labeled_image.png_image_data);
+        let png = base64::engine::general_purpose::STANDARD.decode(text.trim());
+        Self { answer, png }
+    }
+}
+
+impl ReadAnswer {
+    /// The size its PNG's header gives, without decoding the rest: what the budget needs to
+    /// know before the work starts. `None` when the bytes are not a PNG's.
+    pub(crate) fn png_size(&self) -> Option<(u32, u32)> {
+        png_dimensions(self.png.as_deref().ok()?, u64::MAX).ok()
+    }
+}
+
+/// A worker PNG ready to decode: its bytes, its colour table and its size.
+pub(crate) struct Prepared<'a> {
     pub(crate) png: &'a [u8],
     pub(crate) lookup: ColorLookup,
     pub(crate) size: (u32, u32),
 }
 
-/// One image's answers after the checks that need no pixel data: the candidates for the
-/// vote, and the answers excluded so far with their reasons.
-pub(crate) struct Selection<'a> {
-    pub(crate) image: &'a ImageInput,
-    pub(crate) cands: Vec<Candidate<'a>>,
-    pub(crate) excluded: Vec<ExcludedWorker>,
-}
-
-/// The candidates' worker ids, in vote order (how the crowd model knows them).
-pub(crate) fn worker_ids<'a>(cands: &[Candidate<'a>]) -> Vec<&'a str> {
-    cands.iter().map(|c| c.worker.worker_id.as_str()).collect()
-}
-
-/// Runs every check on an image's answers that needs no pixel data: labels, colours, base64,
-/// PNG header, size. The reference size is the most common one (ties: the earliest worker's).
-pub(crate) fn select<'a>(
-    image: &'a ImageInput,
-    classes: &ClassList,
-    max_pixels: u64,
-) -> Selection<'a> {
-    let mut excluded = Vec::new();
-    let mut cands: Vec<Candidate<'_>> = Vec::new();
-    for w in &image.workers {
-        let prepared = w.mask().and_then(|a| {
-            prepare(a, classes, max_pixels)
-                .map(|Prepared { png, lookup, size }| Candidate {
-                    worker: w,
-                    answer: &a.answer,
-                    png,
-                    lookup,
-                    size,
-                })
-                .map_err(|e| e.to_string())
-        });
-        match prepared {
-            Ok(c) => cands.push(c),
-            Err(reason) => excluded.push(ExcludedWorker {
-                worker_id: w.worker_id.clone(),
-                reason,
-            }),
-        }
-    }
-    let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
-    for c in &cands {
-        *counts.entry(c.size).or_default() += 1;
-    }
-    let best = counts.values().copied().max().unwrap_or(0);
-    if let Some((ref_w, ref_h)) = cands.iter().map(|c| c.size).find(|s| counts[s] == best) {
-        cands.retain(|c| {
-            let ok = c.size == (ref_w, ref_h);
-            if !ok {
-                let (w, h) = c.size;
-                let reason = Exclusion::SizeMismatch { w, h, ref_w, ref_h }.to_string();
-                excluded.push(ExcludedWorker {
-                    worker_id: c.worker.worker_id.clone(),
-                    reason,
-                });
-            }
-            ok
-        });
-    }
-    Selection {
-        image,
-        cands,
-        excluded,
-    }
-}
-
 /// The checks on one answer that need no pixel data: its labels and colours, its base64, and
 /// its PNG header (size, pixel limit, `inputImageProperties`). Returns the PNG bytes, the
 /// worker's colour table and the size.
-fn prepare<'a>(
+pub(crate) fn prepare<'a>(
     read: &'a ReadAnswer,
     classes: &ClassList,
     max_pixels: u64,
@@ -264,67 +244,4 @@ pub fn decode_answer_json(
         ParsedAnswer::Mask(a) => decode_worker(&a.into(), classes, max_pixels),
         ParsedAnswer::Verification(_) => Err(Exclusion::NotAMask),
     }
-}
-
-impl Selection<'_> {
-    /// Runs `pass` (which decodes the candidates' PNGs) until it succeeds: a PNG that turns
-    /// out corrupt mid-stream excludes its worker and the pass restarts without it. `Ok(None)`
-    /// when no candidate is left; `Err` when the pass fails for another reason.
-    pub(crate) fn decode_until_ok<T, E>(
-        &mut self,
-        mut pass: impl FnMut(&[Candidate<'_>]) -> Result<T, PassError<E>>,
-    ) -> Result<Option<T>, E> {
-        while !self.cands.is_empty() {
-            match pass(&self.cands) {
-                Ok(done) => return Ok(Some(done)),
-                Err(PassError::Worker(i, e)) => {
-                    let c = self.cands.remove(i);
-                    self.excluded.push(ExcludedWorker {
-                        worker_id: c.worker.worker_id.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-                Err(PassError::Other(e)) => return Err(e),
-            }
-        }
-        Ok(None)
-    }
-
-    /// The exclusions in the order of the payload's answers (size and mid-stream exclusions
-    /// are found late).
-    pub(crate) fn sort_exclusions(&mut self) {
-        let order: HashMap<&str, usize> = self
-            .image
-            .workers
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.worker_id.as_str(), i))
-            .collect();
-        self.excluded.sort_by_key(|e| {
-            order
-                .get(e.worker_id.as_str())
-                .copied()
-                .unwrap_or(usize::MAX)
-        });
-    }
-}
-
-/// Why a decoding pass over an image's candidates stopped.
-#[derive(Debug)]
-pub(crate) enum PassError<E> {
-    /// Candidate `.0`'s PNG is broken: it is excluded, and the pass runs again without it.
-    Worker(usize, Exclusion),
-    /// Anything else (writing the result failed): the image cannot be decided.
-    Other(E),
-}
-
-/// The size of an answer's PNG from its first bytes (the signature and the header chunk),
-/// without decoding the rest: what the budget needs to know before the work starts. `None`
-/// when those bytes are not a PNG's.
-pub(crate) fn png_size(answer: &ReadAnswer) -> Option<(u32, u32)> {
-    let bytes = answer.png.as_deref().ok()?;
-    let be = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    (bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16)? == b"IHDR")
-        .then(|| Some((be(16)?, be(20)?)))
-        .flatten()
 }
