@@ -1,613 +1,148 @@
-//! A complete `CreateLabelingJob` request for a semantic-segmentation job wired to these
-//! functions (`gtseg job-request`): labeling, adjustment or verification. Pure: inputs in,
-//! request JSON and warnings out.
-//!
-//! It checks what it can before anything reaches AWS: names and their patterns, `s3://` URIs,
-//! the label attribute's naming rule for the task type, worker counts and time limits, the
-//! price a public work team needs, regions, and whether the managed Ground Truth policy may
-//! invoke the functions.
+//! `gtseg job-request`: a complete `CreateLabelingJob` request wired to these functions,
+//! built and checked by the library ([`gtseg::build_job_request`]); this prints it and its
+//! notes and warnings.
 
-use serde_json::{Value, json};
+use std::path::PathBuf;
 
-use gtseg::S3Uri;
+use anyhow::Context as _;
+use gtseg::{JobRequestInput, arns_from_stack_outputs, build_job_request};
 
-/// The three semantic-segmentation task types. All three use the same two functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum TaskType {
-    /// Workers paint masks from scratch (`templates/labeling.liquid.html`).
-    #[default]
-    Labeling,
-    /// Workers correct an earlier job's masks (`templates/adjustment.liquid.html`).
-    Adjustment,
-    /// Workers judge an earlier job's masks, picking a category
-    /// (`templates/verification.liquid.html`).
-    Verification,
+use crate::choices::TaskTypeArg;
+
+/// Options of `gtseg job-request`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The task type: labeling paints masks, adjustment corrects an earlier job's masks,
+    /// verification judges them (pick the matching template).
+    #[arg(long, value_enum, default_value = "labeling")]
+    task_type: TaskTypeArg,
+    /// The labeling job name (letters, digits, hyphens).
+    #[arg(long)]
+    job_name: String,
+    /// The label attribute name (default: <job-name>-ref; for verification, <job-name>).
+    #[arg(long)]
+    label_attribute_name: Option<String>,
+    /// The input manifest, s3://bucket/key.
+    #[arg(long)]
+    manifest: String,
+    /// The job's S3 output path, s3://bucket/prefix.
+    #[arg(long)]
+    output: String,
+    /// The label category configuration file, s3://bucket/key.
+    #[arg(long)]
+    label_config: String,
+    /// The worker task template (templates/*.liquid.html uploaded to S3), s3://bucket/key.
+    #[arg(long)]
+    template: String,
+    /// The work team ARN.
+    #[arg(long)]
+    workteam: String,
+    /// The job's execution role ARN.
+    #[arg(long)]
+    role_arn: String,
+    /// PreHumanTaskLambdaArn (or give --stack-outputs).
+    #[arg(long, required_unless_present = "stack_outputs")]
+    pre_lambda_arn: Option<String>,
+    /// AnnotationConsolidationLambdaArn (or give --stack-outputs).
+    #[arg(long, required_unless_present = "stack_outputs")]
+    consolidation_lambda_arn: Option<String>,
+    /// `aws cloudformation describe-stacks` output of the SAM stack, as a JSON file: both ARNs
+    /// are taken from its Outputs.
+    #[arg(long, value_name = "FILE")]
+    stack_outputs: Option<PathBuf>,
+    /// Workers per image (1-9).
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// Seconds a worker has for one image.
+    #[arg(long, default_value_t = 3600)]
+    task_time_limit: u32,
+    /// Seconds an image stays available to workers.
+    #[arg(long, default_value_t = 864_000)]
+    task_availability: u32,
+    /// Tasks offered to workers at once (1-5000).
+    #[arg(long)]
+    max_concurrent_tasks: Option<u32>,
+    /// The task title workers see (default: one for the task type).
+    #[arg(long)]
+    title: Option<String>,
+    /// The task description workers see (default: one for the task type).
+    #[arg(long)]
+    description: Option<String>,
+    /// Declare the images free of personal data or adult content
+    /// (FreeOfPersonallyIdentifiableInformation, FreeOfAdultContent; repeat for both). Off by
+    /// default: street scenes show people.
+    #[arg(long, value_name = "CLASSIFIER")]
+    content_classifier: Vec<String>,
+    /// What a public (Mechanical Turk) worker earns per task, in US dollars, e.g. 0.036;
+    /// required with the public work team.
+    #[arg(long, value_name = "USD")]
+    task_price: Option<String>,
 }
 
-impl TaskType {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Labeling => "labeling",
-            Self::Adjustment => "adjustment",
-            Self::Verification => "verification",
-        }
-    }
+/// The largest stack-outputs file read.
+const MAX_STACK_OUTPUTS_BYTES: u64 = 16 << 20;
 
-    /// The task title and description workers see, unless given.
-    pub fn default_text(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Labeling => (
-                "Semantic segmentation: paint every pixel with its label",
-                "Paint each object of the image with its label; leave the rest unpainted.",
-            ),
-            Self::Adjustment => (
-                "Semantic segmentation: correct the painted mask",
-                "Repaint wrong pixels, paint missed objects and erase stray paint.",
-            ),
-            Self::Verification => (
-                "Semantic segmentation: is the painted mask right?",
-                "Check the mask drawn over the image and pick the category that describes it.",
-            ),
-        }
-    }
-}
-
-/// The content classifiers `CreateLabelingJob` accepts: statements that the images are free
-/// of personal data or adult content, which open the job to more of a public work force.
-pub const CONTENT_CLASSIFIERS: [&str; 2] = [
-    "FreeOfPersonallyIdentifiableInformation",
-    "FreeOfAdultContent",
-];
-
-/// What the request is built from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRequestInput {
-    pub task_type: TaskType,
-    pub job_name: String,
-    /// Defaults to `<job_name>-ref`, or `<job_name>` for verification.
-    pub label_attribute_name: Option<String>,
-    pub manifest_uri: String,
-    pub output_path: String,
-    pub label_config_uri: String,
-    pub template_uri: String,
-    pub workteam_arn: String,
-    pub role_arn: String,
-    pub pre_lambda_arn: String,
-    pub consolidation_lambda_arn: String,
-    pub workers_per_image: u32,
-    pub task_time_limit_s: u32,
-    pub task_availability_s: u32,
-    pub max_concurrent_tasks: Option<u32>,
-    pub title: String,
-    pub description: String,
-    /// Of [`CONTENT_CLASSIFIERS`]; none unless the user says so.
-    pub content_classifiers: Vec<String>,
-    /// What a public (Mechanical Turk) worker earns per task, in US dollars (`0.036`).
-    pub task_price: Option<String>,
-}
-
-/// A request that would be refused, or would not work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JobRequestError {
-    #[error("{field} {value:?} is invalid: {expected}")]
-    Invalid {
-        field: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-}
-
-fn invalid(
-    field: &'static str,
-    value: impl Into<String>,
-    expected: &'static str,
-) -> JobRequestError {
-    JobRequestError::Invalid {
-        field,
-        value: value.into(),
-        expected,
-    }
-}
-
-/// `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,max-1}`: letters and digits, hyphens inside only.
-fn aws_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// The function name of a Lambda ARN (`arn:aws:lambda:region:account:function:NAME[:qualifier]`).
-fn lambda_function_name(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    let (arn_, _, service) = (parts.next()?, parts.next()?, parts.next()?);
-    let (_, _, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (arn_ == "arn" && service == "lambda" && kind == "function" && !name.is_empty()).then_some(name)
-}
-
-/// Builds the request, or says what is wrong. Warnings are things that work only if the user
-/// does something more (such as granting `lambda:InvokeFunction`).
-pub fn build_job_request(input: &JobRequestInput) -> Result<(Value, Vec<String>), JobRequestError> {
-    let mut warnings = Vec::new();
-    if !aws_name(&input.job_name, 63) {
-        return Err(invalid(
-            "job name",
-            &input.job_name,
-            "1-63 letters, digits and inner hyphens",
-        ));
-    }
-    let verification = input.task_type == TaskType::Verification;
-    let attr = input.label_attribute_name.clone().unwrap_or_else(|| {
-        if verification {
-            input.job_name.clone()
-        } else {
-            format!("{}-ref", input.job_name)
-        }
-    });
-    if !aws_name(&attr, 127) {
-        return Err(invalid(
-            "label attribute name",
-            attr,
-            "1-127 letters, digits and inner hyphens",
-        ));
-    }
-    warnings.push(attribute_note(input.task_type, &attr));
-    if input.task_type != TaskType::Labeling {
-        warnings.push(format!(
-            "note: an {} job works on an earlier job's masks: its input manifest is that job's output manifest, and its label category configuration names the earlier label attribute in auditLabelAttributeName{}",
-            input.task_type.name(),
-            if verification {
-                "; its labels are the categories workers choose from, such as \"Label(s) correct\""
-            } else {
-                ""
-            }
-        ));
-    }
-    for (field, uri) in [
-        ("input manifest", &input.manifest_uri),
-        ("label category configuration", &input.label_config_uri),
-        ("worker task template", &input.template_uri),
-    ] {
-        if S3Uri::parse(uri).is_err() {
-            return Err(invalid(field, uri.as_str(), "an s3://bucket/key URI"));
-        }
-    }
-    let file = input.template_uri.rsplit('/').next().unwrap_or_default();
-    let expected = format!("{}.liquid.html", input.task_type.name());
-    let ours = ["labeling", "adjustment", "verification"].map(|t| format!("{t}.liquid.html"));
-    if ours.contains(&file.to_owned()) && file != expected {
-        warnings.push(format!(
-            "worker task template {file} is not the one for an {} job: upload templates/{expected} and give its URI",
-            input.task_type.name()
-        ));
-    }
-    if !input.output_path.starts_with("s3://") || input.output_path.len() <= "s3://".len() {
-        return Err(invalid(
-            "output path",
-            &input.output_path,
-            "an s3://bucket/prefix URI",
-        ));
-    }
-    if !input.workteam_arn.starts_with("arn:") || !input.workteam_arn.contains(":workteam") {
-        return Err(invalid(
-            "work team ARN",
-            &input.workteam_arn,
-            "arn:aws:sagemaker:REGION:ACCOUNT:workteam/...",
-        ));
-    }
-    if !input.role_arn.starts_with("arn:") || !input.role_arn.contains(":role/") {
-        return Err(invalid(
-            "role ARN",
-            &input.role_arn,
-            "arn:aws:iam::ACCOUNT:role/NAME",
-        ));
-    }
-    let team_region = input.workteam_arn.split(':').nth(3).unwrap_or_default();
-    for (field, arn) in [
-        ("pre-annotation Lambda ARN", &input.pre_lambda_arn),
-        ("consolidation Lambda ARN", &input.consolidation_lambda_arn),
-    ] {
-        let region = arn.split(':').nth(3).unwrap_or_default();
-        if region != team_region {
-            warnings.push(format!(
-                "{field} is in region {region}, the work team in {team_region}: the job runs in the work team's region, and Ground Truth invokes only functions in the job's region; deploy the stack in {team_region}"
-            ));
-        }
-        let name = lambda_function_name(arn).ok_or_else(|| {
-            invalid(
-                field,
-                arn.as_str(),
-                "arn:aws:lambda:REGION:ACCOUNT:function:NAME",
-            )
-        })?;
-        if !name.to_ascii_lowercase().contains("sagemaker") {
-            warnings.push(format!(
-                "{field}: function {name} has no \"SageMaker\" in its name, so AmazonSageMakerGroundTruthExecution \
-                 cannot invoke it; grant lambda:InvokeFunction on it to the job role {}",
-                input.role_arn
-            ));
-        }
-    }
-    if !(1..=9).contains(&input.workers_per_image) {
-        return Err(invalid(
-            "workers per image",
-            input.workers_per_image.to_string(),
-            "1 to 9",
-        ));
-    }
-    if !(30..=604_800).contains(&input.task_time_limit_s) {
-        return Err(invalid(
-            "task time limit",
-            input.task_time_limit_s.to_string(),
-            "30 to 604800 seconds",
-        ));
-    }
-    if !(60..=2_592_000).contains(&input.task_availability_s) {
-        return Err(invalid(
-            "task availability",
-            input.task_availability_s.to_string(),
-            "60 to 2592000 seconds",
-        ));
-    }
-    if input
-        .max_concurrent_tasks
-        .is_some_and(|n| !(1..=5000).contains(&n))
-    {
-        return Err(invalid(
-            "max concurrent tasks",
-            format!("{:?}", input.max_concurrent_tasks),
-            "1 to 5000",
-        ));
-    }
-    if input.title.is_empty() || input.title.chars().count() > 128 {
-        return Err(invalid("task title", &input.title, "1 to 128 characters"));
-    }
-    if input.description.is_empty() || input.description.chars().count() > 255 {
-        return Err(invalid(
-            "task description",
-            &input.description,
-            "1 to 255 characters",
-        ));
-    }
-    for c in &input.content_classifiers {
-        if !CONTENT_CLASSIFIERS.contains(&c.as_str()) {
-            return Err(invalid(
-                "content classifier",
-                c,
-                "FreeOfPersonallyIdentifiableInformation or FreeOfAdultContent",
-            ));
-        }
-    }
-    let public = input.workteam_arn.contains(":workteam/public-crowd/");
-    let price = match (&input.task_price, public) {
-        (Some(p), true) => Some(task_price(p)?),
-        (None, true) => {
-            return Err(invalid(
-                "task price",
-                "(none)",
-                "a public (Mechanical Turk) work team needs --task-price, in US dollars per task, e.g. 0.036",
-            ));
-        }
-        (Some(_), false) => {
-            warnings.push(
-                "--task-price applies to public (Mechanical Turk) work teams only; this work team is private or a vendor's, so it is left out"
-                    .to_owned(),
-            );
-            None
-        }
-        (None, false) => None,
+/// Runs `gtseg job-request`: the request on stdout, its notices on stderr.
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let (pre, acs) = function_arns(&a).await?;
+    let task_type = a.task_type.0;
+    let (title, description) = task_type.default_text();
+    let input = JobRequestInput {
+        task_type,
+        job_name: a.job_name,
+        label_attribute_name: a.label_attribute_name,
+        manifest_uri: a.manifest,
+        output_path: a.output,
+        label_config_uri: a.label_config,
+        template_uri: a.template,
+        workteam_arn: a.workteam,
+        role_arn: a.role_arn,
+        pre_lambda_arn: pre,
+        consolidation_lambda_arn: acs,
+        workers_per_image: a.workers,
+        task_time_limit_s: a.task_time_limit,
+        task_availability_s: a.task_availability,
+        max_concurrent_tasks: a.max_concurrent_tasks,
+        title: a.title.unwrap_or_else(|| title.to_owned()),
+        description: a.description.unwrap_or_else(|| description.to_owned()),
+        content_classifiers: a.content_classifier,
+        task_price: a.task_price,
     };
-    let mut keywords = vec!["Image", "Semantic Segmentation"];
-    if input.task_type != TaskType::Labeling {
-        keywords.push(if verification {
-            "Verification"
-        } else {
-            "Adjustment"
-        });
+    let (request, notices) = build_job_request(&input)?;
+    // `note: …` or `warning: …`, by the notice's kind.
+    for n in &notices {
+        eprintln!("gtseg: {n}");
     }
-    let mut human = json!({
-        "WorkteamArn": input.workteam_arn,
-        "UiConfig": {"UiTemplateS3Uri": input.template_uri},
-        "PreHumanTaskLambdaArn": input.pre_lambda_arn,
-        "TaskKeywords": keywords,
-        "TaskTitle": input.title,
-        "TaskDescription": input.description,
-        "NumberOfHumanWorkersPerDataObject": input.workers_per_image,
-        "TaskTimeLimitInSeconds": input.task_time_limit_s,
-        "TaskAvailabilityLifetimeInSeconds": input.task_availability_s,
-        "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": input.consolidation_lambda_arn},
-    });
-    if let Some(n) = input.max_concurrent_tasks {
-        human["MaxConcurrentTaskCount"] = n.into();
-    }
-    if let Some((dollars, cents, tenths)) = price {
-        human["PublicWorkforceTaskPrice"] = json!({"AmountInUsd": {
-            "Dollars": dollars, "Cents": cents, "TenthFractionsOfACent": tenths}});
-    }
-    let mut input_config =
-        json!({"DataSource": {"S3DataSource": {"ManifestS3Uri": input.manifest_uri}}});
-    if !input.content_classifiers.is_empty() {
-        input_config["DataAttributes"] = json!({"ContentClassifiers": input.content_classifiers});
-    }
-    let request = json!({
-        "LabelingJobName": input.job_name,
-        "LabelAttributeName": attr,
-        "InputConfig": input_config,
-        "OutputConfig": {"S3OutputPath": input.output_path},
-        "RoleArn": input.role_arn,
-        "LabelCategoryConfigS3Uri": input.label_config_uri,
-        "HumanTaskConfig": human,
-    });
-    Ok((request, warnings))
+    println!("{}", serde_json::to_string_pretty(&request)?);
+    Ok(())
 }
 
-/// What the label attribute's name implies for the task type.
-fn attribute_note(task: TaskType, attr: &str) -> String {
-    let with_ref = attr.ends_with("-ref");
-    match (task, with_ref) {
-        (TaskType::Verification, false) => format!(
-            "note: label attribute `{attr}` does not end in -ref, as the CreateLabelingJob reference requires for verification: its value in the output manifest is the chosen category's index"
-        ),
-        (TaskType::Verification, true) => format!(
-            "note: label attribute `{attr}` ends in -ref: older verification examples do so and these functions accept it, but the CreateLabelingJob reference now says a verification attribute must not"
-        ),
-        (_, true) => format!(
-            "note: label attribute `{attr}` ends in -ref, as Ground Truth's built-in semantic-segmentation jobs require: its value in the output manifest is the mask's S3 URI"
-        ),
-        (_, false) => format!(
-            "note: label attribute `{attr}` does not end in -ref: accepted with these functions, and its value is still the mask's S3 URI, but tools that expect Ground Truth's built-in naming look for -ref"
-        ),
-    }
-}
-
-/// `0.036` (US dollars) as `(dollars, cents, tenths of a cent)`, within what
-/// `PublicWorkforceTaskPrice` accepts (at most 2 dollars, and a positive amount).
-fn task_price(text: &str) -> Result<(u32, u32, u32), JobRequestError> {
-    let bad = || {
-        invalid(
-            "task price",
-            text,
-            "US dollars per task with at most 3 decimals, above 0 and at most 2, e.g. 0.036",
-        )
+/// Both functions' ARNs: given, else from the stack's outputs.
+async fn function_arns(a: &Args) -> anyhow::Result<(String, String)> {
+    let from_stack = match &a.stack_outputs {
+        Some(f) => {
+            let text = gtseg::read_file(f, MAX_STACK_OUTPUTS_BYTES).await?;
+            let doc: serde_json::Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not JSON", f.display()))?;
+            let arns = arns_from_stack_outputs(&doc).with_context(|| {
+                format!(
+                    "{} has no PreHumanTaskLambdaArn and AnnotationConsolidationLambdaArn outputs",
+                    f.display()
+                )
+            })?;
+            Some(arns)
+        }
+        None => None,
     };
-    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
-    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let dollars: u32 = whole.parse().map_err(|_| bad())?;
-    if dollars > 2 {
-        return Err(bad());
-    }
-    let tenths: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
-    let total = dollars * 1000 + tenths;
-    if total == 0 || total > 2000 {
-        return Err(bad());
-    }
-    Ok((total / 1000, total % 1000 / 10, total % 10))
-}
-
-/// The two function ARNs from `aws cloudformation describe-stacks` output (the whole
-/// document, or its `Stacks[0].Outputs` array): `(PreHumanTaskLambdaArn,
-/// AnnotationConsolidationLambdaArn)`.
-pub fn arns_from_stack_outputs(doc: &Value) -> Option<(String, String)> {
-    let outputs = doc
-        .get("Stacks")
-        .and_then(|s| s.get(0))
-        .and_then(|s| s.get("Outputs"))
-        .unwrap_or(doc);
-    let find = |key: &str| {
-        outputs
-            .as_array()?
-            .iter()
-            .find(|o| o["OutputKey"] == key)
-            .and_then(|o| o["OutputValue"].as_str())
-            .map(str::to_owned)
-    };
-    Some((
-        find("PreHumanTaskLambdaArn")?,
-        find("AnnotationConsolidationLambdaArn")?,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input() -> JobRequestInput {
-        JobRequestInput {
-            task_type: TaskType::Labeling,
-            job_name: "street-scenes".into(),
-            label_attribute_name: None,
-            manifest_uri: "s3://bkt/manifests/in.manifest".into(),
-            output_path: "s3://bkt/output/".into(),
-            label_config_uri: "s3://bkt/config/labels.json".into(),
-            template_uri: "s3://bkt/templates/labeling.liquid.html".into(),
-            workteam_arn: "arn:aws:sagemaker:us-east-1:111122223333:workteam/private-crowd/team".into(),
-            role_arn: "arn:aws:iam::111122223333:role/GroundTruthJobRole".into(),
-            pre_lambda_arn: "arn:aws:lambda:us-east-1:111122223333:function:gt-SageMaker-PreSemanticSegmentation".into(),
-            consolidation_lambda_arn: "arn:aws:lambda:us-east-1:111122223333:function:gt-SageMaker-Consolidate".into(),
-            workers_per_image: 3,
-            task_time_limit_s: 3600,
-            task_availability_s: 864_000,
-            max_concurrent_tasks: None,
-            title: "Paint the street".into(),
-            description: "Label every pixel".into(),
-            content_classifiers: Vec::new(),
-            task_price: None,
-        }
-    }
-
-    #[test]
-    fn a_complete_request_with_our_arns() {
-        let (r, warnings) = build_job_request(&input()).unwrap();
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].starts_with("note:") && warnings[0].contains("ends in -ref"));
-        assert_eq!(r["LabelAttributeName"], "street-scenes-ref");
-        assert_eq!(
-            r["HumanTaskConfig"]["PreHumanTaskLambdaArn"],
-            input().pre_lambda_arn
-        );
-        assert_eq!(
-            r["HumanTaskConfig"]["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"],
-            input().consolidation_lambda_arn
-        );
-        assert_eq!(r["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"], 3);
-    }
-
-    type Edit = Box<dyn Fn(&mut JobRequestInput)>;
-
-    #[test]
-    fn checks_refuse_what_ground_truth_would() {
-        let cases: Vec<(Edit, &str)> = vec![
-            (Box::new(|i| i.workers_per_image = 10), "1 to 9"),
-            (Box::new(|i| i.workers_per_image = 0), "1 to 9"),
-            (Box::new(|i| i.job_name = "bad_name".into()), "job name"),
-            (Box::new(|i| i.manifest_uri = "https://x/y".into()), "s3://"),
-            (Box::new(|i| i.task_time_limit_s = 10), "task time limit"),
-            (
-                Box::new(|i| i.pre_lambda_arn = "not-an-arn".into()),
-                "pre-annotation Lambda ARN",
-            ),
-        ];
-        for (edit, needle) in cases {
-            let mut i = input();
-            edit(&mut i);
-            let e = build_job_request(&i).unwrap_err().to_string();
-            assert!(e.contains(needle), "{e} lacks {needle}");
-        }
-    }
-
-    #[test]
-    fn functions_without_sagemaker_in_their_name_get_a_warning() {
-        let mut i = input();
-        i.consolidation_lambda_arn =
-            "arn:aws:lambda:us-east-1:111122223333:function:my-consolidation".into();
-        let (_, warnings) = build_job_request(&i).unwrap();
-        assert_eq!(warnings.len(), 2);
-        assert!(
-            warnings[1].contains("lambda:InvokeFunction")
-                && warnings[1].contains("my-consolidation")
-        );
-    }
-
-    #[test]
-    fn a_label_attribute_without_ref_is_accepted_with_a_note() {
-        let mut i = input();
-        i.label_attribute_name = Some("street".into());
-        let (r, warnings) = build_job_request(&i).unwrap();
-        assert_eq!(r["LabelAttributeName"], "street");
-        assert!(warnings[0].starts_with("note:") && warnings[0].contains("does not end in -ref"));
-    }
-
-    #[test]
-    fn verification_defaults_to_an_attribute_without_ref_and_accepts_one_with_it() {
-        let mut i = input();
-        i.task_type = TaskType::Verification;
-        i.template_uri = "s3://bkt/templates/verification.liquid.html".into();
-        let (r, warnings) = build_job_request(&i).unwrap();
-        assert_eq!(r["LabelAttributeName"], "street-scenes");
-        assert!(warnings[0].contains("category's index"), "{warnings:?}");
-        assert!(
-            warnings[1].contains("auditLabelAttributeName"),
-            "{warnings:?}"
-        );
-        assert_eq!(warnings.len(), 2);
-        i.label_attribute_name = Some("verify-ref".into());
-        let (r, warnings) = build_job_request(&i).unwrap();
-        assert_eq!(r["LabelAttributeName"], "verify-ref");
-        assert!(
-            warnings[0].contains("older verification examples"),
-            "{warnings:?}"
-        );
-        // The labeling template for a verification job is a mistake worth a warning.
-        i.template_uri = "s3://bkt/templates/labeling.liquid.html".into();
-        let (_, warnings) = build_job_request(&i).unwrap();
-        assert!(
-            warnings
-                .iter()
-                .any(|w| w.contains("verification.liquid.html")),
-            "{warnings:?}"
-        );
-    }
-
-    #[test]
-    fn content_classifiers_are_off_unless_asked_for() {
-        let (r, _) = build_job_request(&input()).unwrap();
-        assert!(r["InputConfig"].get("DataAttributes").is_none());
-        let mut i = input();
-        i.content_classifiers = vec!["FreeOfAdultContent".into()];
-        let (r, _) = build_job_request(&i).unwrap();
-        assert_eq!(
-            r["InputConfig"]["DataAttributes"]["ContentClassifiers"],
-            json!(["FreeOfAdultContent"])
-        );
-        i.content_classifiers = vec!["FreeOfCats".into()];
-        assert!(build_job_request(&i).is_err());
-    }
-
-    #[test]
-    fn public_work_teams_need_a_price_and_private_ones_ignore_it() {
-        let mut i = input();
-        i.workteam_arn =
-            "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default".into();
-        let e = build_job_request(&i).unwrap_err().to_string();
-        assert!(e.contains("--task-price"), "{e}");
-        i.task_price = Some("0.036".into());
-        let (r, _) = build_job_request(&i).unwrap();
-        assert_eq!(
-            r["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"],
-            json!({"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6})
-        );
-        for bad in [
-            "0",
-            "2.001",
-            "1.2345",
-            "x",
-            "-1",
-            "0.0x",
-            "4294968",
-            "99999999999",
-        ] {
-            i.task_price = Some(bad.into());
-            assert!(build_job_request(&i).is_err(), "{bad}");
-        }
-        assert_eq!(task_price("1.2").unwrap(), (1, 20, 0));
-        assert_eq!(task_price("2").unwrap(), (2, 0, 0));
-        let mut i = input();
-        i.task_price = Some("0.036".into());
-        let (r, warnings) = build_job_request(&i).unwrap();
-        assert!(
-            r["HumanTaskConfig"]
-                .get("PublicWorkforceTaskPrice")
-                .is_none()
-        );
-        assert!(warnings.iter().any(|w| w.contains("public")));
-    }
-
-    #[test]
-    fn functions_in_another_region_than_the_work_team_get_a_warning() {
-        let mut i = input();
-        i.pre_lambda_arn = i.pre_lambda_arn.replace("us-east-1", "eu-west-1");
-        let (_, warnings) = build_job_request(&i).unwrap();
-        let w: Vec<_> = warnings.iter().filter(|w| w.contains("region")).collect();
-        assert_eq!(w.len(), 1, "{warnings:?}");
-        assert!(w[0].contains("eu-west-1") && w[0].contains("us-east-1"));
-    }
-
-    #[test]
-    fn arns_come_from_stack_outputs() {
-        let doc = json!({"Stacks": [{"Outputs": [
-            {"OutputKey": "AnnotationConsolidationLambdaArn", "OutputValue": "arn:acs"},
-            {"OutputKey": "PreHumanTaskLambdaArn", "OutputValue": "arn:pre"}]}]});
-        assert_eq!(
-            arns_from_stack_outputs(&doc),
-            Some(("arn:pre".into(), "arn:acs".into()))
-        );
-        assert_eq!(
-            arns_from_stack_outputs(&doc["Stacks"][0]["Outputs"]),
-            Some(("arn:pre".into(), "arn:acs".into()))
-        );
-        assert_eq!(arns_from_stack_outputs(&json!({})), None);
+    match (
+        a.pre_lambda_arn.clone(),
+        a.consolidation_lambda_arn.clone(),
+        from_stack,
+    ) {
+        (Some(p), Some(c), _) => Ok((p, c)),
+        (p, c, Some((sp, sc))) => Ok((p.unwrap_or(sp), c.unwrap_or(sc))),
+        _ => anyhow::bail!(
+            "give --pre-lambda-arn and --consolidation-lambda-arn, or --stack-outputs"
+        ),
     }
 }

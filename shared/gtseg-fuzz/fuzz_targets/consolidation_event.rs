@@ -4,9 +4,8 @@
 #![no_main]
 
 use gtseg::event::{ConsolidationEvent, PayloadItem, PreAnnotationEvent, from_slice, from_value};
-use gtseg::{
-    Ballot, ClassList, ParsedAnswer, S3Uri, consolidate_categories, job_name, object_file_name,
-};
+use gtseg::fuzzing::{Ballot, ParsedAnswer, consolidate_categories, object_file_name};
+use gtseg::{ClassList, S3Uri, job_name};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -31,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut image = Vec::new();
                 for a in &it.annotations {
                     if let Some(c) = &a.annotation_data.content {
-                        if let Ok(ParsedAnswer::Verification(v)) = gtseg::parse_answer(c.as_bytes())
+                        if let Ok(ParsedAnswer::Verification(v)) = gtseg::fuzzing::parse_answer(c.as_bytes())
                         {
                             image.push((a.worker_id.clone(), v.label.len() % 4));
                         }
@@ -65,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(ev) = from_slice::<PreAnnotationEvent>("event", data) {
         if let Ok(classes) = ClassList::new(["car", "road"]) {
-            let (resp, skip) = gtseg::build_task(&ev, &classes, None);
+            let (resp, skip) = gtseg::fuzzing::build_task(&ev, &classes, None);
             assert_eq!(resp.is_human_annotation_required, skip.is_none());
         }
     }

@@ -1,7 +1,8 @@
 //! Any bytes as a worker PNG: the decoder must return a mask or an error within its limits.
 #![no_main]
 
-use gtseg::{ABSTAIN, ColorLookup, Rgb, decode_class_mask};
+use gtseg::Rgb;
+use gtseg::fuzzing::{ABSTAIN, ColorLookup, decode_class_mask};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,10 +2,10 @@
 //! weighted) and an encoded mask: exclusion errors are fine, panics and unbounded allocations are not.
 #![no_main]
 
-use gtseg::{
-    ABSTAIN, Census, ClassList, CrowdModel, Fusion, ImageVotes, Majority, Rgb, assign_palette,
-    decode_answer_json, encode_palette_png,
+use gtseg::fuzzing::{
+    ABSTAIN, Census, Fusion, Majority, assign_palette, decode_answer_json, encode_palette_png,
 };
+use gtseg::{ClassList, CrowdModel, ImageVotes, Rgb};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -100,7 +100,7 @@ pub struct Config {
 /// How the workers' masks of an image are fused (`CONSOLIDATION_ALGORITHM`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
-    /// Per-pixel plurality with a neighbourhood tie-break ([`crate::Majority`]).
+    /// Per-pixel plurality with a neighbourhood tie-break ([`crate::fuzzing::Majority`]).
     #[default]
     Majority,
     /// Votes weighed by each worker's reliability, estimated over the batch
@@ -109,12 +109,33 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// The name in the environment and in the metadata.
+    /// Every algorithm, the default first.
+    pub const ALL: [Self; 2] = [Self::Majority, Self::Weighted];
+
+    /// The name in the environment, on the command line and in the metadata.
     pub fn name(self) -> &'static str {
         match self {
             Self::Majority => "majority",
             Self::Weighted => "weighted",
         }
+    }
+}
+
+/// A name that is no algorithm's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not a consolidation algorithm: use majority or weighted")]
+pub struct UnknownAlgorithm(pub String);
+
+impl std::str::FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    /// An algorithm by its [`Algorithm::name`], in any case, spaces around ignored.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let wanted = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| UnknownAlgorithm(text.to_owned()))
     }
 }
 
@@ -203,19 +224,13 @@ impl Config {
                     }
                 },
             },
-            algorithm: match get("CONSOLIDATION_ALGORITHM")
-                .map(|v| v.trim().to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("" | "majority") => Algorithm::Majority,
-                Some("weighted") => Algorithm::Weighted,
-                Some(_) => {
-                    return Err(ConfigError {
-                        name: "CONSOLIDATION_ALGORITHM",
-                        value: get("CONSOLIDATION_ALGORITHM").unwrap_or_default(),
-                        expected: "majority or weighted",
-                    });
-                }
+            algorithm: match get("CONSOLIDATION_ALGORITHM").filter(|v| !v.trim().is_empty()) {
+                None => Algorithm::default(),
+                Some(v) => v.parse().map_err(|_| ConfigError {
+                    name: "CONSOLIDATION_ALGORITHM",
+                    value: v.clone(),
+                    expected: "majority or weighted",
+                })?,
             },
             assume_job_role: match get("ASSUME_JOB_ROLE")
                 .map(|v| v.trim().to_ascii_lowercase())
@@ -302,6 +317,16 @@ mod tests {
             Algorithm::Weighted
         );
         assert_eq!(c.label_category_config.as_deref(), Some("s3://b/l.json"));
+    }
+
+    #[test]
+    fn algorithms_are_found_by_their_names_and_only_by_them() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.name().parse::<Algorithm>(), Ok(a));
+            assert_eq!(a.name().to_uppercase().parse::<Algorithm>(), Ok(a));
+        }
+        let e = "best".parse::<Algorithm>().unwrap_err();
+        assert!(e.to_string().contains("majority or weighted"), "{e}");
     }
 
     #[test]

@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 use tracing::info;
 
-use crate::event::{LabelCategoryConfig, ShapeError, from_slice};
 use crate::catalog::{AnyCatalog, JobError};
+use crate::event::{LabelCategoryConfig, ShapeError, from_slice};
 use crate::labels::{ClassList, LabelError};
-use crate::store::{ObjectStore, StoreError};
-use crate::uri::{S3Uri, UriError};
+use crate::location::{Location, LocationError, ReadError};
+use crate::store::ObjectStore;
+use crate::uri::S3Uri;
 
 /// The largest label category configuration read. Real ones are a few kilobytes (254 labels
 /// at most, and instructions); the bound keeps a hostile one from exhausting a small function.
@@ -63,14 +64,11 @@ pub enum LabelsErrorKind {
     NotConfigured(String),
     /// The job could not be described.
     Describe(JobError),
-    /// The configuration's location is not an `s3://` URI.
-    Uri(UriError),
-    /// The configuration could not be read from the store.
-    Read(StoreError),
-    /// The configuration file could not be read.
-    File(std::io::Error),
-    /// The configuration is larger than [`MAX_LABEL_CONFIG_BYTES`].
-    TooLarge(u64),
+    /// The configuration's location is not an `s3://` URI (or, for the pin, a path).
+    Location(LocationError),
+    /// The configuration could not be read (from the store, or a local file), or is larger
+    /// than [`MAX_LABEL_CONFIG_BYTES`].
+    Read(ReadError),
     /// The configuration is not a label category configuration.
     Shape(ShapeError),
     /// Its labels cannot be a class list.
@@ -83,13 +81,10 @@ impl std::fmt::Display for LabelsError {
         match &self.kind {
             LabelsErrorKind::NotConfigured(why) => write!(f, "no label list for {o}: {why}"),
             LabelsErrorKind::Describe(e) => write!(f, "no label list for {o}: {e}"),
-            LabelsErrorKind::Uri(e) => write!(f, "{o}: {e}"),
-            LabelsErrorKind::Read(e) => write!(f, "{o}: cannot read it: {e}"),
-            LabelsErrorKind::File(e) => write!(f, "{o}: cannot read the file: {e}"),
-            LabelsErrorKind::TooLarge(size) => write!(
-                f,
-                "{o}: the label category configuration is {size} bytes, over the limit of {MAX_LABEL_CONFIG_BYTES}"
-            ),
+            LabelsErrorKind::Location(e) => write!(f, "{o}: {e}"),
+            LabelsErrorKind::Read(e) => {
+                write!(f, "{o}: cannot read the label category configuration: {e}")
+            }
             LabelsErrorKind::Shape(e) => write!(f, "{o}: {e}"),
             LabelsErrorKind::Labels(e) => write!(
                 f,
@@ -147,7 +142,11 @@ impl LabelResolver {
                 .pinned
                 .get_or_try_init(|| async {
                     let origin = format!("LABEL_CATEGORY_CONFIG={pin}");
-                    read_config(store, pin, origin, true).await.map(Arc::new)
+                    // The operator's pin may be a local path; a job's never is.
+                    let location = Location::parse(pin, None).map_err(|e| {
+                        LabelsError::new(origin.clone(), LabelsErrorKind::Location(e))
+                    })?;
+                    read_config(store, &location, origin).await.map(Arc::new)
                 })
                 .await?;
             return Ok(Configured::Labels(labels.clone()));
@@ -179,11 +178,18 @@ impl LabelResolver {
         let role = event_role
             .or(job.role_arn.as_deref())
             .filter(|_| assume_role);
+        let location = S3Uri::parse(location)
+            .map(Location::Object)
+            .map_err(|error| {
+                let text = location.to_owned();
+                LabelsError::new(
+                    origin.clone(),
+                    LabelsErrorKind::Location(LocationError::BadUri { text, error }),
+                )
+            })?;
         let labels = match role {
-            Some(role) => {
-                read_config(&store.assuming_role(role).await, location, origin, false).await
-            }
-            None => read_config(store, location, origin, false).await,
+            Some(role) => read_config(&store.assuming_role(role).await, &location, origin).await,
+            None => read_config(store, &location, origin).await,
         }?;
         info!(job = arn, labels = labels.classes.labels().len(), origin = %labels.origin, "the job's label list is read and cached");
         let labels = Arc::new(labels);
@@ -194,38 +200,27 @@ impl LabelResolver {
     }
 }
 
-/// Reads and parses a label category configuration: `s3://` through the store; anything else
-/// as a local path, when `local` allows it (the operator's pin, never a job's description).
+/// Reads and checks the label category configuration at `location` (an object of `store`,
+/// or a local file): the job's classes and its `auditLabelAttributeName`. What `gtseg job
+/// consolidate --label-config` and `LABEL_CATEGORY_CONFIG` read.
+pub async fn read_label_config<S: ObjectStore>(
+    store: &S,
+    location: &Location,
+) -> Result<JobLabels, LabelsError> {
+    read_config(store, location, location.to_string()).await
+}
+
+/// [`read_label_config`], with `origin` naming where the location came from in errors.
 async fn read_config<S: ObjectStore>(
     store: &S,
-    location: &str,
+    location: &Location,
     origin: String,
-    local: bool,
 ) -> Result<JobLabels, LabelsError> {
     let fail = |kind| LabelsError::new(origin.clone(), kind);
-    let bytes = if location.starts_with("s3://") || !local {
-        let uri = S3Uri::parse(location).map_err(|e| fail(LabelsErrorKind::Uri(e)))?;
-        store
-            .get(&uri, MAX_LABEL_CONFIG_BYTES)
-            .await
-            .map_err(|e| match e.kind {
-                crate::store::StoreErrorKind::TooLarge { size, .. } => {
-                    fail(LabelsErrorKind::TooLarge(size))
-                }
-                _ => fail(LabelsErrorKind::Read(e)),
-            })?
-    } else {
-        let size = tokio::fs::metadata(location)
-            .await
-            .map_err(|e| fail(LabelsErrorKind::File(e)))?
-            .len();
-        if size > MAX_LABEL_CONFIG_BYTES {
-            return Err(fail(LabelsErrorKind::TooLarge(size)));
-        }
-        tokio::fs::read(location)
-            .await
-            .map_err(|e| fail(LabelsErrorKind::File(e)))?
-    };
+    let bytes = location
+        .read(store, MAX_LABEL_CONFIG_BYTES)
+        .await
+        .map_err(|e| fail(LabelsErrorKind::Read(e)))?;
     let config: LabelCategoryConfig = from_slice("the label category configuration", &bytes)
         .map_err(|e| fail(LabelsErrorKind::Shape(e)))?;
     let classes =

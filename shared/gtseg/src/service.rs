@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::catalog::AnyCatalog;
 use crate::config::Config;
 use crate::consolidate::{
     BatchContext, BatchError, ImageCensus, census_batch, consolidate_batch, format_creation_date,
@@ -19,7 +20,6 @@ use crate::event::{
     ShapeError, from_value,
 };
 use crate::fusion::CrowdModel;
-use crate::catalog::AnyCatalog;
 use crate::pre::build_task;
 use crate::resolve::{Configured, LabelResolver, LabelsError, LabelsErrorKind};
 use crate::store::{Guarded, ObjectStore};
@@ -112,17 +112,11 @@ impl Service<crate::store::AnyStore> {
     /// standard AWS environment, path-style when an endpoint override is set).
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = crate::store::S3Store::from_sdk_config(
-            &conf,
-            config.endpoint_override,
-            config.s3_timeout,
-        );
-        let jobs = crate::catalog::SageMakerCatalog::new(&conf, config.sagemaker_endpoint.clone());
+        let aws = crate::aws::Aws::load(&config).await;
         Ok(Self::with_catalog(
-            crate::store::AnyStore::S3(store),
+            crate::store::AnyStore::S3(aws.s3()),
             config,
-            AnyCatalog::SageMaker(jobs),
+            AnyCatalog::SageMaker(aws.catalog()),
         ))
     }
 }
@@ -216,16 +210,27 @@ impl<S: ObjectStore> Service<S> {
             }))
     }
 
-    /// [`Service::consolidation`] with the weighted fusion's crowd model fitted beyond this
-    /// batch (over a whole job, from [`Service::census`]), and no deadline: what `gtseg job
-    /// consolidate` runs for each batch of a job.
+    /// [`Service::consolidation`] on an event built in code (the consolidation event of one
+    /// of a whole job's batches), with the weighted fusion's crowd model fitted beyond this
+    /// batch (over the whole job, from [`Service::census`]), and no deadline: what `gtseg
+    /// job consolidate` runs for each batch of a job.
     pub async fn consolidation_with_model(
         &self,
-        event: &Value,
+        event: &ConsolidationEvent,
         now: SystemTime,
         model: Option<Arc<CrowdModel>>,
     ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
-        self.consolidate(event, now, model).await
+        let (store, ctx) = self.batch(event, now, model).await?;
+        // The pinned or the job's labels, asked for only when the event has none. The store
+        // already acts as the job's role when it should.
+        let job_labels = self
+            .labels
+            .configured(&store, Some(&event.labeling_job_arn), None, false);
+        let items = consolidate_batch(&store, &ctx, event, job_labels)
+            .await
+            .map_err(ServiceError::Batch)?;
+        info!(images = items.len(), "batch consolidated");
+        Ok(items)
     }
 
     /// The weighted fusion's first pass alone over one batch: the number of classes and each
@@ -234,14 +239,14 @@ impl<S: ObjectStore> Service<S> {
     /// bound divided among its images), whatever the order in which images finish.
     pub async fn census(
         &self,
-        event: &Value,
+        event: &ConsolidationEvent,
         per_image: usize,
     ) -> Result<(usize, Vec<ImageCensus>), ServiceError> {
-        let (store, ctx, event) = self.batch(event, SystemTime::now(), None).await?;
+        let (store, ctx) = self.batch(event, SystemTime::now(), None).await?;
         let job_labels = self
             .labels
             .configured(&store, Some(&event.labeling_job_arn), None, false);
-        census_batch(&store, &ctx, &event, job_labels, per_image)
+        census_batch(&store, &ctx, event, job_labels, per_image)
             .await
             .map_err(ServiceError::Batch)
     }
@@ -252,28 +257,18 @@ impl<S: ObjectStore> Service<S> {
         now: SystemTime,
         model: Option<Arc<CrowdModel>>,
     ) -> Result<Vec<ConsolidationResponseItem>, ServiceError> {
-        let (store, ctx, event) = self.batch(event, now, model).await?;
-        // The pinned or the job's labels, asked for only when the event has none. The store
-        // already acts as the job's role when it should.
-        let job_labels = self
-            .labels
-            .configured(&store, Some(&event.labeling_job_arn), None, false);
-        let items = consolidate_batch(&store, &ctx, &event, job_labels)
-            .await
-            .map_err(ServiceError::Batch)?;
-        info!(images = items.len(), "batch consolidated");
-        Ok(items)
-    }
-
-    /// A consolidation event parsed, with the store to use for it and the batch's settings.
-    async fn batch(
-        &self,
-        event: &Value,
-        now: SystemTime,
-        model: Option<Arc<CrowdModel>>,
-    ) -> Result<(Guarded<S>, BatchContext, ConsolidationEvent), ServiceError> {
         let event: ConsolidationEvent =
             from_value("the consolidation event", event).map_err(ServiceError::Event)?;
+        self.consolidation_with_model(&event, now, model).await
+    }
+
+    /// The store to use for a consolidation event, and the batch's settings.
+    async fn batch(
+        &self,
+        event: &ConsolidationEvent,
+        now: SystemTime,
+        model: Option<Arc<CrowdModel>>,
+    ) -> Result<(Guarded<S>, BatchContext), ServiceError> {
         let store = match (self.config.assume_job_role, event.role_arn.as_deref()) {
             (false, _) => self.store.clone(),
             (true, Some(role)) => self.store.assuming_role(role).await,
@@ -288,7 +283,7 @@ impl<S: ObjectStore> Service<S> {
             low_agreement_threshold: self.config.low_agreement_threshold,
             model,
         };
-        Ok((store, ctx, event))
+        Ok((store, ctx))
     }
 
     /// Runs whichever function the event's shape calls for, returning its response JSON.

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use gtseg::{ObjectStore, PutOptions, S3Store, S3Uri};
+use gtseg::{ObjectStore, PutOptions, S3Uri};
 use serde_json::{Value, json};
 
 use super::memory::{Cost, measure_run};
@@ -113,40 +113,36 @@ fn replay_args(dir: &Path, store: bool) -> Vec<OsString> {
 
 /// Copies the local store `dir` into the bucket `bucket` of the environment's S3 (bucket
 /// names rewritten), and writes `dir/event-s3.json`, the one-batch event pointing there.
-async fn upload(dir: &Path, bucket: &str) -> Result<(), String> {
-    let config = gtseg::Config::from_env().map_err(|e| e.to_string())?;
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let s3 = S3Store::from_sdk_config(&conf, config.endpoint_override, config.s3_timeout);
+async fn upload(dir: &Path, bucket: &str) -> anyhow::Result<()> {
+    let s3 = crate::store::aws("bench --s3-bucket uploads the job to S3")
+        .await?
+        .s3();
     let root = dir.join(BUCKET);
     let mut todo = vec![root.clone()];
     while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
             if path.is_dir() {
                 todo.push(path);
                 continue;
             }
             let key = path
-                .strip_prefix(&root)
-                .map_err(|e| e.to_string())?
+                .strip_prefix(&root)?
                 .to_string_lossy()
                 .replace('\\', "/");
-            let body = std::fs::read(&path).map_err(|e| e.to_string())?;
-            let body = String::from_utf8(body)
-                .map_err(|e| e.to_string())?
+            let body = String::from_utf8(std::fs::read(&path)?)?
                 .replace(&format!("s3://{BUCKET}/"), &format!("s3://{bucket}/"));
-            let uri = S3Uri::parse(&format!("s3://{bucket}/{key}")).map_err(|e| e.to_string())?;
+            let uri = S3Uri::parse(&format!("s3://{bucket}/{key}"))?;
             s3.put(&uri, body.into_bytes(), &PutOptions::default())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
     }
-    let event = std::fs::read_to_string(dir.join("event.json")).map_err(|e| e.to_string())?;
+    let event = std::fs::read_to_string(dir.join("event.json"))?;
     std::fs::write(
         dir.join("event-s3.json"),
         event.replace(&format!("s3://{BUCKET}/"), &format!("s3://{bucket}/")),
-    )
-    .map_err(|e| e.to_string())
+    )?;
+    Ok(())
 }
 
 /// Replays the generated images as one batch, then consolidates them as a job: on the local
@@ -157,7 +153,7 @@ fn one_against_job(
     dir: &Path,
     bucket: Option<&str>,
     images: usize,
-) -> Result<(String, f64), String> {
+) -> anyhow::Result<(String, f64)> {
     let (place, store) = match bucket {
         Some(_) => ("S3", None),
         None => ("local", Some(dir)),
@@ -195,15 +191,15 @@ pub(super) async fn run(
     images: usize,
     s3_bucket: Option<&str>,
     keep: bool,
-) -> Result<String, String> {
-    let this = std::env::current_exe().map_err(|e| e.to_string())?;
+) -> anyhow::Result<String> {
+    let this = std::env::current_exe()?;
     let mut table =
         String::from("| run | images | time | throughput | peak RSS |\n|---|---|---|---|---|\n");
     let dir = root.join("job");
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("generating a job of {images} images of 1 MP with 3 workers ...");
-    generate(&dir, images, dims(1), 3).map_err(|e| e.to_string())?;
-    label_config(&dir).map_err(|e| e.to_string())?;
+    generate(&dir, images, dims(1), 3)?;
+    label_config(&dir)?;
 
     // A copy of the inputs in S3 first (the local runs add their outputs to the folder).
     if let Some(bucket) = s3_bucket {
@@ -232,8 +228,8 @@ pub(super) async fn run(
         let dir = root.join(format!("job-{n}"));
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!("generating a job of {n} images of 160×120 ...");
-        generate(&dir, n, (160, 120), 3).map_err(|e| e.to_string())?;
-        label_config(&dir).map_err(|e| e.to_string())?;
+        generate(&dir, n, (160, 120), 3)?;
+        label_config(&dir)?;
         let cost = measure_run("job consolidate", &this, &job_args(Some(&dir), BUCKET), &[])?;
         let _ = writeln!(
             table,

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use anyhow::Context as _;
 use nix::sys::resource::{UsageWho, getrusage};
 use serde_json::{Value, json};
 
@@ -43,8 +44,8 @@ pub(super) fn run(
     against: Option<&Path>,
     only: Option<&str>,
     keep: bool,
-) -> Result<String, String> {
-    let this = std::env::current_exe().map_err(|e| e.to_string())?;
+) -> anyhow::Result<String> {
+    let this = std::env::current_exe()?;
     let mut table = String::from(
         "| case | workers | answers | before: peak RSS | before: time | before: outcome | peak RSS | time | outcome |\n|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -54,9 +55,9 @@ pub(super) fn run(
         }
         let dir = root.join(name);
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)?;
         eprintln!("generating {name} ...");
-        let (workers, answers, env) = make(&dir).map_err(|e| format!("{name}: {e}"))?;
+        let (workers, answers, env) = make(&dir).with_context(|| name.to_string())?;
         let case = Case {
             name: (*name).to_owned(),
             dir: dir.clone(),
@@ -97,7 +98,7 @@ fn cell(c: &Cost) -> [String; 3] {
 
 /// Replays `case` with `bin` in a child of a fresh `gtseg bench --rss-of` process, whose
 /// children's peak RSS is then this replay's alone.
-fn replay(bin: &Path, case: &Case) -> Result<Cost, String> {
+fn replay(bin: &Path, case: &Case) -> anyhow::Result<Cost> {
     let mut args: Vec<std::ffi::OsString> = vec!["replay".into(), "--compact".into()];
     args.extend(["--store".into(), case.dir.clone().into_os_string()]);
     args.push(case.dir.join("event.json").into_os_string());
@@ -113,17 +114,17 @@ pub(super) fn measure_run(
     bin: &Path,
     args: &[std::ffi::OsString],
     env: &[(&'static str, String)],
-) -> Result<Cost, String> {
-    let this = std::env::current_exe().map_err(|e| e.to_string())?;
+) -> anyhow::Result<Cost> {
+    let this = std::env::current_exe()?;
     let mut cmd = Command::new(this);
     cmd.args(["bench", "--rss-of", "--"])
         .arg(bin)
         .args(args)
         .env("RUST_LOG", "error")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let out = cmd.output().map_err(|e| e.to_string())?;
+    let out = cmd.output()?;
     let report: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{name}: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+        .with_context(|| format!("{name}: {}", String::from_utf8_lossy(&out.stderr)))?;
     Ok(Cost {
         peak_rss_kib: report["peak_rss_kib"].as_u64().unwrap_or(0),
         seconds: report["seconds"].as_f64().unwrap_or(0.0),
@@ -134,17 +135,17 @@ pub(super) fn measure_run(
 
 /// `gtseg bench --rss-of -- BIN ARGS...`: runs BIN and prints its peak RSS, its time, the
 /// images of its response, and (when it failed) the last line of its error, as JSON.
-pub(super) fn rss_of(command: &[std::ffi::OsString]) -> Result<(), String> {
-    let (bin, args) = command.split_first().ok_or("--rss-of needs a command")?;
+pub(super) fn rss_of(command: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let (bin, args) = command.split_first().context("--rss-of needs a command")?;
     let t = Instant::now();
     let out = Command::new(bin)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", bin.to_string_lossy()))?;
+        .with_context(|| format!("cannot run {}", bin.to_string_lossy()))?;
     let seconds = t.elapsed().as_secs_f64();
-    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(|e| e.to_string())?;
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     let error = (!out.status.success()).then(|| {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr.lines().last().unwrap_or("(no message)");

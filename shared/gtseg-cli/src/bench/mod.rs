@@ -53,7 +53,7 @@ const BUCKET: &str = "bench-bucket";
 
 /// Options of `gtseg bench`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub struct Args {
     /// Image sizes, in megapixels (4:3).
     #[arg(long, value_delimiter = ',', default_value = "1,12,48")]
     sizes: Vec<u32>,
@@ -411,12 +411,10 @@ fn peak_rss_kib() -> u64 {
 }
 
 /// The measurement child: times consolidation end to end and the decode-only floor.
-async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
-    let event: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("event.json")).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+async fn measure(dir: &Path, repeat: usize) -> anyhow::Result<Value> {
+    let event: Value = serde_json::from_slice(&std::fs::read(dir.join("event.json"))?)?;
     // Only the settings that shape the work come from the environment.
-    let env = Config::from_env().map_err(|e| e.to_string())?;
+    let env = Config::from_env()?;
     let threads = env.threads;
     let service = Service::new(
         LocalStore::new(dir),
@@ -432,8 +430,7 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
         let t = Instant::now();
         let items = service
             .consolidation(&event, SystemTime::now(), None)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         e2e = e2e.min(t.elapsed());
         images = items.len();
     }
@@ -442,23 +439,16 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
     // The floor: the same PNGs through the same decoder (all rows, EXPAND), nothing else.
     let payload_uri = event["payload"]["s3Uri"].as_str().unwrap_or_default();
     let payload_path = dir.join(payload_uri.trim_start_matches("s3://"));
-    let payload: Value =
-        serde_json::from_slice(&std::fs::read(payload_path).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+    let payload: Value = serde_json::from_slice(&std::fs::read(payload_path)?)?;
     let mut pngs = Vec::new();
     for item in payload.as_array().into_iter().flatten() {
         for ann in item["annotations"].as_array().into_iter().flatten() {
             let content: Value =
-                serde_json::from_str(ann["annotationData"]["content"].as_str().unwrap_or("{}"))
-                    .map_err(|e| e.to_string())?;
+                serde_json::from_str(ann["annotationData"]["content"].as_str().unwrap_or("{}"))?;
             let b64 = content["crowd-semantic-segmentation"]["labeledImage"]["pngImageData"]
                 .as_str()
                 .unwrap_or("");
-            pngs.push(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|e| e.to_string())?,
-            );
+            pngs.push(base64::engine::general_purpose::STANDARD.decode(b64)?);
         }
     }
     let mut floor = Duration::MAX;
@@ -467,8 +457,8 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
         for png in &pngs {
             let mut dec = png::Decoder::new(std::io::Cursor::new(png.as_slice()));
             dec.set_transformations(png::Transformations::EXPAND);
-            let mut r = dec.read_info().map_err(|e| e.to_string())?;
-            while r.next_row().map_err(|e| e.to_string())?.is_some() {}
+            let mut r = dec.read_info()?;
+            while r.next_row()?.is_some() {}
         }
         floor = floor.min(t.elapsed());
     }
@@ -479,8 +469,8 @@ async fn measure(dir: &Path, repeat: usize) -> Result<Value, String> {
     )
 }
 
-fn run_child(dir: &Path, repeat: usize, threads: Option<usize>) -> Result<Value, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+fn run_child(dir: &Path, repeat: usize, threads: Option<usize>) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["bench", "--repeat", &repeat.to_string(), "--measure"])
         .arg(dir)
@@ -488,15 +478,17 @@ fn run_child(dir: &Path, repeat: usize, threads: Option<usize>) -> Result<Value,
     if let Some(t) = threads {
         cmd.env("MAX_THREADS", t.to_string());
     }
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// `gtseg bench`.
-pub async fn bench(args: BenchArgs) -> Result<(), String> {
+/// Runs `gtseg bench`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.measure {
         println!("{}", measure(dir, args.repeat).await?);
         return Ok(());
@@ -534,7 +526,20 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
         print!("{table}");
         return Ok(());
     }
-    let algorithm = Config::from_env().map_err(|e| e.to_string())?.algorithm;
+    let mut table = speed_table(&args, &root)?;
+    if args.batch {
+        table.push_str(&batch_line(&root, args.repeat)?);
+    }
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    print!("{table}");
+    Ok(())
+}
+
+/// The speed table: one row per size and worker count, each measured in fresh processes.
+fn speed_table(args: &Args, root: &Path) -> anyhow::Result<String> {
+    let algorithm = Config::from_env()?.algorithm;
     let mut table = format!(
         "CONSOLIDATION_ALGORITHM={}\n\n| image | workers | end to end, 1 thread | throughput | decode-only floor | ratio to floor | peak RSS | end to end, all cores | ratio |\n|---|---|---|---|---|---|---|---|---|\n",
         algorithm.name()
@@ -543,8 +548,8 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
         for &workers in &args.workers {
             let dir = root.join(format!("{mp}mp-{workers}w"));
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            generate(&dir, mp, workers, 1).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&dir)?;
+            generate(&dir, mp, workers, 1)?;
             let r = run_child(&dir, args.repeat, Some(1))?;
             let all = run_child(&dir, args.repeat, None)?;
             let e2e_all = all["e2e_s"].as_f64().unwrap_or(0.0);
@@ -572,31 +577,28 @@ pub async fn bench(args: BenchArgs) -> Result<(), String> {
             }
         }
     }
-    if args.batch {
-        let dir = root.join("batch");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let images = 16;
-        generate(&dir, 1, 5, images).map_err(|e| e.to_string())?;
-        let one = run_child(&dir, args.repeat, Some(1))?;
-        let all = run_child(&dir, args.repeat, None)?;
-        let (t1, tn) = (
-            one["e2e_s"].as_f64().unwrap_or(0.0),
-            all["e2e_s"].as_f64().unwrap_or(0.0),
-        );
-        let _ = writeln!(
-            table,
-            "\nBatch of {images} images (1 MP, 5 workers): {:.0} ms on 1 thread, {:.0} ms on {} threads ({:.2}× faster).",
-            t1 * 1e3,
-            tn * 1e3,
-            all["threads"],
-            t1 / tn
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    if !args.keep {
-        let _ = std::fs::remove_dir_all(&root);
-    }
-    print!("{table}");
-    Ok(())
+    Ok(table)
+}
+
+/// `--batch`: a batch of 16 one-megapixel images on one thread and on every core.
+fn batch_line(root: &Path, repeat: usize) -> anyhow::Result<String> {
+    let dir = root.join("batch");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let images = 16;
+    generate(&dir, 1, 5, images)?;
+    let one = run_child(&dir, repeat, Some(1))?;
+    let all = run_child(&dir, repeat, None)?;
+    let (t1, tn) = (
+        one["e2e_s"].as_f64().unwrap_or(0.0),
+        all["e2e_s"].as_f64().unwrap_or(0.0),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(format!(
+        "\nBatch of {images} images (1 MP, 5 workers): {:.0} ms on 1 thread, {:.0} ms on {} threads ({:.2}× faster).\n",
+        t1 * 1e3,
+        tn * 1e3,
+        all["threads"],
+        t1 / tn
+    ))
 }

@@ -35,22 +35,23 @@ pub struct Mask {
 
 /// Decodes the consolidated mask (an 8-bit palette PNG) to its indices, refusing one of more
 /// than `max_pixels` pixels before anything is allocated for it.
-pub fn decode_mask(bytes: &[u8], max_pixels: u64) -> Result<Mask, String> {
+pub fn decode_mask(bytes: &[u8], max_pixels: u64) -> anyhow::Result<Mask> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::IDENTITY);
-    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut reader = decoder.read_info()?;
     let info = reader.info();
     if info.color_type != png::ColorType::Indexed || info.bit_depth != png::BitDepth::Eight {
-        return Err("the mask is not an 8-bit palette PNG".into());
+        anyhow::bail!("the mask is not an 8-bit palette PNG");
     }
     let (width, height) = (info.width, info.height);
     if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(format!(
-            "the mask is {width}×{height}, more than MAX_PIXELS ({max_pixels}) pixels"
-        ));
+        anyhow::bail!("the mask is {width}×{height}, more than MAX_PIXELS ({max_pixels}) pixels");
     }
-    let mut index = vec![0; reader.output_buffer_size().ok_or("the mask is too large")?];
-    reader.next_frame(&mut index).map_err(|e| e.to_string())?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| anyhow::anyhow!("the mask is too large"))?;
+    let mut index = vec![0; size];
+    reader.next_frame(&mut index)?;
     index.truncate(width as usize * height as usize);
     Ok(Mask {
         width,
@@ -67,7 +68,7 @@ pub fn pictures(
     mask: &Mask,
     heat: Option<&[u8]>,
     colors: &[[u8; 3]],
-) -> Result<Pictures, String> {
+) -> anyhow::Result<Pictures> {
     let (w, h) = (mask.width, mask.height);
     let base = source
         .and_then(|b| image::load_from_memory(b).ok())
@@ -154,10 +155,10 @@ fn thumb(img: &RgbImage) -> RgbImage {
     image::imageops::resize(img, tw, th, FilterType::Triangle)
 }
 
-fn jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, String> {
+fn jpeg(img: &RgbImage, quality: u8) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-    img.write_with_encoder(enc).map_err(|e| e.to_string())?;
+    img.write_with_encoder(enc)?;
     Ok(out)
 }
 

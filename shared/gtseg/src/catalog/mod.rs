@@ -17,7 +17,7 @@ mod saved;
 
 #[cfg(feature = "s3")]
 pub use sagemaker::SageMakerCatalog;
-pub use saved::SavedJobs;
+pub use saved::{MAX_SAVED_JOB_BYTES, SavedJobError, SavedJobs};
 
 /// What the functions need of a labeling job's description.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

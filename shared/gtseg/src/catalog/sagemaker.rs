@@ -34,7 +34,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// `DescribeLabelingJob` against SageMaker (or any endpoint that speaks its JSON API).
 #[derive(Clone)]
 pub struct SageMakerCatalog {
-    conf: Arc<aws_config::SdkConfig>,
+    conf: Arc<aws_types::SdkConfig>,
     /// `AWS_ENDPOINT_URL_SAGEMAKER` (else `AWS_ENDPOINT_URL`, else SageMaker's own endpoint
     /// in the job's region).
     endpoint: Option<String>,
@@ -54,7 +54,7 @@ impl SageMakerCatalog {
     /// A catalog signing with `conf`'s credentials. `endpoint` overrides SageMaker's own
     /// endpoint (`AWS_ENDPOINT_URL_SAGEMAKER`); `conf`'s endpoint (`AWS_ENDPOINT_URL`) comes
     /// next.
-    pub fn new(conf: &aws_config::SdkConfig, endpoint: Option<String>) -> Self {
+    pub fn new(conf: &aws_types::SdkConfig, endpoint: Option<String>) -> Self {
         let endpoint = endpoint.or_else(|| conf.endpoint_url().map(str::to_owned));
         Self {
             conf: Arc::new(conf.clone()),

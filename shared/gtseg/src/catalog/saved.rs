@@ -1,10 +1,12 @@
 //! Saved job descriptions: the output of `aws sagemaker describe-labeling-job`, for replaying
 //! events offline (`gtseg replay --labeling-job FILE`).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{JobCatalog, JobDescription, JobError, JobErrorKind};
 use crate::event::{ShapeError, from_slice};
+use crate::location::{ReadError, read_file};
 
 /// Job descriptions kept in memory, found by ARN. A job that is not among them is an error:
 /// another job's description is never used instead.
@@ -24,6 +26,42 @@ impl SavedJobs {
             .collect::<Result<Vec<JobDescription>, _>>()?;
         Ok(Self { jobs: jobs.into() })
     }
+
+    /// The saved description in the file `path` (the JSON that `aws sagemaker
+    /// describe-labeling-job` prints), read up to [`MAX_SAVED_JOB_BYTES`].
+    pub async fn read_file(path: &Path) -> Result<Self, SavedJobError> {
+        let bytes = read_file(path, MAX_SAVED_JOB_BYTES)
+            .await
+            .map_err(SavedJobError::Read)?;
+        Self::parse(&[&bytes]).map_err(|error| SavedJobError::Shape {
+            path: path.to_path_buf(),
+            error,
+        })
+    }
+
+    /// The saved descriptions, in the order given.
+    pub fn jobs(&self) -> &[JobDescription] {
+        &self.jobs
+    }
+}
+
+/// The largest saved job description read: real ones are a few kilobytes.
+pub const MAX_SAVED_JOB_BYTES: u64 = 4 << 20;
+
+/// A saved job description that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedJobError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Read(ReadError),
+    /// The file is not a `describe-labeling-job` output.
+    #[error("{}: {error}", path.display())]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: ShapeError,
+    },
 }
 
 impl JobCatalog for SavedJobs {

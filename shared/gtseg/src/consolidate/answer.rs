@@ -29,7 +29,7 @@ pub enum Exclusion {
     BadUri(UriError),
     /// The object `annotationData.s3Uri` names could not be read.
     #[error("the annotation object could not be read: {0}")]
-    Unreadable(StoreError),
+    Unreadable(Box<StoreError>),
     /// The answer is not JSON.
     #[error("the answer is not JSON: {0}")]
     NotJson(serde_json::Error),

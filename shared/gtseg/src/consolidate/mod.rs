@@ -42,6 +42,7 @@ use tracing::{error, info, warn};
 
 pub use answer::{Exclusion, ParsedAnswer, decode_answer_json, parse_answer};
 pub use names::{InvalidId, MAX_FILE_NAME, format_creation_date, job_name, object_file_name};
+pub use response::{ExtrasError, with_extras};
 
 use crate::category;
 use crate::config::{Algorithm, Limits};

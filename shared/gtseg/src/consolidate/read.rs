@@ -143,7 +143,9 @@ async fn read_answer<S: ObjectStore>(
             };
             match store.get(&uri, limits.max_payload_bytes).await {
                 Ok(bytes) => fetched = bytes,
-                Err(e) if e.is_the_object_s_fault() => return Ok(Err(Exclusion::Unreadable(e))),
+                Err(e) if e.is_the_object_s_fault() => {
+                    return Ok(Err(Exclusion::Unreadable(Box::new(e))));
+                }
                 Err(e) => return Err(e),
             }
             &fetched

@@ -1,4 +1,6 @@
-//! Ground Truth's response items: the mask's URI and its `-metadata`.
+//! Ground Truth's response items: the mask's URI and its `-metadata`; and the metadata's
+//! optional extras, moved to a report object when the response would be too large for
+//! Lambda (`take_extras`) and read back into the metadata by the tools ([`with_extras`]).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,15 @@ use crate::event::{
     SEGMENTATION_TYPE, SegmentationMetadata,
 };
 use crate::labels::ClassList;
+use crate::store::{ObjectStore, StoreError};
 use crate::uri::S3Uri;
+
+/// The metadata keys that are extras: what moves to a report object when a response would be
+/// too large.
+const EXTRAS: [&str; 3] = ["excluded-workers", "warnings", "consolidation"];
+
+/// The largest report object read back.
+const MAX_REPORT_BYTES: u64 = 64 << 20;
 
 /// What every image of a batch shares in its response item.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +115,7 @@ pub(crate) fn take_extras(
         .get_mut(&format!("{attr}-metadata"))?
         .as_object_mut()?;
     let mut extras = Map::new();
-    for key in ["excluded-workers", "warnings", "consolidation"] {
+    for key in EXTRAS {
         if let Some(v) = meta.remove(key) {
             extras.insert(key.to_owned(), v);
         }
@@ -115,4 +125,98 @@ pub(crate) fn take_extras(
     }
     meta.insert("report-ref".to_owned(), Value::String(report.to_string()));
     serde_json::to_vec(&extras).ok()
+}
+
+/// An image's report object could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtrasError {
+    /// `report-ref` is not an `s3://` URI.
+    #[error("report-ref {0:?} is not an s3:// URI")]
+    BadRef(String),
+    /// The report object could not be read.
+    #[error("the image's report object could not be read: {0}")]
+    Read(StoreError),
+    /// The report object is not a JSON object.
+    #[error("{uri} is not an image's report object: {error}")]
+    NotJson {
+        /// The report object.
+        uri: S3Uri,
+        /// What the parser said.
+        error: serde_json::Error,
+    },
+}
+
+/// An image's metadata with its extras in place: when a response too large for Lambda moved
+/// them to a report object (`report-ref`), they are read back from it. Lists kept in both
+/// places (exclusions added after the move) are joined, the moved ones first. Metadata
+/// without `report-ref` comes back as it is.
+pub async fn with_extras<S: ObjectStore>(store: &S, meta: &Value) -> Result<Value, ExtrasError> {
+    let Some(reference) = meta.get("report-ref").and_then(Value::as_str) else {
+        return Ok(meta.clone());
+    };
+    let uri = S3Uri::parse(reference).map_err(|_| ExtrasError::BadRef(reference.to_owned()))?;
+    let bytes = store
+        .get(&uri, MAX_REPORT_BYTES)
+        .await
+        .map_err(ExtrasError::Read)?;
+    let extras: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|error| ExtrasError::NotJson { uri, error })?;
+    let mut merged = meta.clone();
+    if let Value::Object(m) = &mut merged {
+        for (key, value) in extras {
+            match (m.get_mut(&key), value) {
+                (Some(Value::Array(here)), Value::Array(moved)) => {
+                    let added = std::mem::take(here);
+                    *here = moved;
+                    here.extend(added);
+                }
+                (_, value) => {
+                    m.insert(key, value);
+                }
+            }
+        }
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LocalStore, PutOptions};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn extras_taken_out_are_read_back_into_the_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let report = S3Uri::parse("s3://b/out/consolidated-annotation/report/0.json").unwrap();
+        let meta =
+            json!({"type": "t", "warnings": ["w"], "consolidation": {"algorithm": "weighted"}});
+        let mut item = ConsolidationResponseItem {
+            dataset_object_id: "0".into(),
+            consolidated_annotation: ConsolidatedAnnotation {
+                content: Map::from_iter([("a-metadata".to_owned(), meta.clone())]),
+            },
+        };
+        let extras = take_extras(&mut item, "a", &report).unwrap();
+        store
+            .put(&report, extras, &PutOptions::default())
+            .await
+            .unwrap();
+        let mut slim = item.consolidated_annotation.content["a-metadata"].clone();
+        assert!(slim.get("consolidation").is_none());
+        // An exclusion noted after the move joins the moved list.
+        slim["warnings"] = json!(["added"]);
+        let full = with_extras(&store, &slim).await.unwrap();
+        assert_eq!(full["consolidation"]["algorithm"], "weighted");
+        assert_eq!(full["type"], "t");
+        assert_eq!(full["warnings"], json!(["w", "added"]));
+        // No report-ref: the metadata as it is; one that cannot be read: an error.
+        assert_eq!(with_extras(&store, &meta).await.unwrap(), meta);
+        let missing = json!({"report-ref": "s3://b/none.json"});
+        assert!(matches!(
+            with_extras(&store, &missing).await,
+            Err(ExtrasError::Read(_))
+        ));
+    }
 }

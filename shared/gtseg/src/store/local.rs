@@ -37,11 +37,11 @@ impl LocalStore {
     }
 }
 
-/// An I/O error as a store error: a missing file is a missing object.
-fn io_kind(e: &std::io::Error) -> StoreErrorKind {
+/// An I/O error on `path` as a store error's kind: a missing file is a missing object.
+fn io_kind(e: &std::io::Error, path: &Path) -> StoreErrorKind {
     match e.kind() {
         std::io::ErrorKind::NotFound => StoreErrorKind::NotFound,
-        _ => StoreErrorKind::Other(e.to_string()),
+        _ => StoreErrorKind::Other(format!("{}: {e}", path.display())),
     }
 }
 
@@ -49,21 +49,30 @@ impl ObjectStore for LocalStore {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         let fail = |kind| StoreError::new(uri, "GetObject", kind);
         let path = self.path_of(uri).map_err(fail)?;
-        let io = |e: std::io::Error| fail(io_kind(&e));
+        let io = |e: std::io::Error| fail(io_kind(&e, &path)).in_file(&path);
         let size = tokio::fs::metadata(&path).await.map_err(io)?.len();
-        if size > max_bytes {
-            return Err(fail(StoreErrorKind::TooLarge {
+        let too_large = |size: u64| {
+            fail(StoreErrorKind::TooLarge {
                 size,
                 max: max_bytes,
-            }));
+            })
+        };
+        if size > max_bytes {
+            return Err(too_large(size));
         }
-        tokio::fs::read(&path).await.map_err(io)
+        // Bounded by the bytes read, not the size reported (a device, a growing file).
+        let file = path.clone();
+        tokio::task::spawn_blocking(move || crate::location::read_bounded(&file, max_bytes))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .map_err(io)?
+            .ok_or_else(|| too_large(max_bytes.saturating_add(1)))
     }
 
     async fn get_stream(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectReader, StoreError> {
         let fail = |kind| StoreError::new(uri, "GetObject", kind);
         let path = self.path_of(uri).map_err(fail)?;
-        let io = |e: std::io::Error| fail(io_kind(&e));
+        let io = |e: std::io::Error| fail(io_kind(&e, &path)).in_file(&path);
         let file = tokio::fs::File::open(&path).await.map_err(io)?;
         let size = file.metadata().await.map_err(io)?.len();
         if size > max_bytes {
@@ -79,18 +88,19 @@ impl ObjectStore for LocalStore {
         let fail = |kind| StoreError::new(uri, "PutObject", kind);
         let path = self.path_of(uri).map_err(fail)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let target = path.clone();
         // A uniquely named temporary file in the same folder, then a rename: a reader never
         // sees half a mask, and concurrent writers of one key never share a temporary file.
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
             std::io::Write::write_all(&mut tmp, &body)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
+            tmp.persist(&target).map_err(|e| e.error)?;
             Ok(())
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        .map_err(|e| fail(io_kind(&e)))
+        .map_err(|e| fail(io_kind(&e, &path)))
     }
 
     async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
@@ -106,6 +116,7 @@ impl ObjectStore for LocalStore {
             self.path_of(&whole).map_err(fail)?
         };
         let (bucket, want) = (prefix.bucket().to_owned(), prefix.key().to_owned());
+        let listed = start.clone();
         let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
             let mut keys = Vec::new();
             for entry in walkdir::WalkDir::new(&start) {
@@ -143,7 +154,7 @@ impl ObjectStore for LocalStore {
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        .map_err(|e| fail(io_kind(&e)))?;
+        .map_err(|e| fail(io_kind(&e, &listed)))?;
         keys.into_iter()
             .map(|k| {
                 S3Uri::parse(&format!("s3://{bucket}/{k}"))

@@ -40,6 +40,8 @@ pub struct StoreError {
     pub op: &'static str,
     /// What went wrong.
     pub kind: StoreErrorKind,
+    /// For a local store, the file behind the URI: a mistyped `--store` shows in the message.
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// What went wrong with a read or write, and so what the caller should do about it.
@@ -51,6 +53,8 @@ pub enum StoreErrorKind {
     NoSuchBucket,
     /// The credentials may not do this.
     AccessDenied,
+    /// There are no credentials to sign the request with.
+    NoCredentials,
     /// A fault on the way, after the store's own retries: a timeout, throttling, a reset
     /// connection, a stalled body, a server error. Retrying the whole call may succeed.
     Unavailable(String),
@@ -76,7 +80,14 @@ impl StoreError {
             uri: uri.clone(),
             op,
             kind,
+            file: None,
         }
+    }
+
+    /// The same error, naming the local file behind the URI.
+    pub fn in_file(mut self, file: &std::path::Path) -> Self {
+        self.file = Some(file.to_path_buf());
+        self
     }
 
     /// Whether the object does not exist (rather than could not be read).
@@ -103,11 +114,22 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (uri, op) = (&self.uri, self.op);
         match &self.kind {
-            StoreErrorKind::NotFound => write!(f, "{uri} does not exist (no such key)"),
+            StoreErrorKind::NotFound => match &self.file {
+                None => write!(f, "{uri} does not exist (no such key)"),
+                Some(file) => write!(
+                    f,
+                    "{uri} does not exist: the local store has no file {}",
+                    file.display()
+                ),
+            },
             StoreErrorKind::NoSuchBucket => write!(f, "the bucket of {uri} does not exist"),
             StoreErrorKind::AccessDenied => write!(
                 f,
                 "access to {uri} was denied ({op}); check the function role's S3 permissions"
+            ),
+            StoreErrorKind::NoCredentials => write!(
+                f,
+                "{op} of {uri} needs AWS credentials, and none were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
             ),
             StoreErrorKind::TooLarge { size, max } => {
                 write!(f, "{uri} is {size} bytes, over the limit of {max} bytes")

@@ -36,7 +36,7 @@ pub const DEFAULT_S3_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The S3 configuration with this project's bounds and retries on top of `conf`.
 fn s3_config(
-    conf: &aws_config::SdkConfig,
+    conf: &aws_types::SdkConfig,
     path_style: bool,
     timeout: Duration,
 ) -> aws_sdk_s3::config::Builder {
@@ -68,7 +68,7 @@ use crate::uri::S3Uri;
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: aws_sdk_s3::Client,
-    conf: Arc<aws_config::SdkConfig>,
+    conf: Arc<aws_types::SdkConfig>,
     path_style: bool,
     timeout: Duration,
     /// Clients acting as assumed roles, one per role ARN, kept for the life of the process so
@@ -81,7 +81,7 @@ impl S3Store {
     /// whenever an endpoint override (`AWS_ENDPOINT_URL[_S3]`) is set; `timeout` bounds the
     /// wait for an answer's headers (see [`DEFAULT_S3_TIMEOUT`]).
     pub fn from_sdk_config(
-        conf: &aws_config::SdkConfig,
+        conf: &aws_types::SdkConfig,
         path_style: bool,
         timeout: Duration,
     ) -> Self {
@@ -106,14 +106,8 @@ impl S3Store {
         let client = match cached {
             Some(c) => c,
             None => {
-                let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-                    .session_name("gtseg-consolidation")
-                    .configure(&self.conf)
-                    .build()
-                    .await;
-                let s3 = s3_config(&self.conf, self.path_style, self.timeout)
-                    .credentials_provider(provider)
-                    .build();
+                let conf = crate::aws::sdk_config(Some((&self.conf, role_arn))).await;
+                let s3 = s3_config(&conf, self.path_style, self.timeout).build();
                 let c = aws_sdk_s3::Client::from_conf(s3);
                 if let Ok(mut m) = self.roles.lock() {
                     m.insert(role_arn.to_owned(), c.clone());
@@ -125,13 +119,6 @@ impl S3Store {
             client,
             ..self.clone()
         }
-    }
-
-    /// Loads the standard AWS environment (credentials chain, region, `AWS_ENDPOINT_URL`,
-    /// `AWS_ENDPOINT_URL_S3`) and builds a client.
-    pub async fn from_env(path_style: bool) -> Self {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_sdk_config(&conf, path_style, DEFAULT_S3_TIMEOUT)
     }
 }
 
@@ -150,6 +137,7 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
     );
     let kind = match (code.as_deref(), status) {
+        _ if lacks_credentials(&err) => StoreErrorKind::NoCredentials,
         _ if no_answer => StoreErrorKind::Unavailable(said()),
         (
             Some(
@@ -180,6 +168,21 @@ where
         _ => StoreErrorKind::Other(said()),
     };
     StoreError::new(uri, op, kind)
+}
+
+/// Whether the request failed because the credentials chain found no credentials: the SDK
+/// reports that as a failure to dispatch, which would otherwise read as a fault on the way.
+fn lacks_credentials(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl S3Store {

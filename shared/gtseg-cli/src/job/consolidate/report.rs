@@ -1,78 +1,41 @@
 //! The end of a run: the output manifest and the job report, from the saved responses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use anyhow::Context as _;
 use gtseg::event::ConsolidationResponseItem;
-use gtseg::finished::{output_line, parse_consolidation_response};
-use gtseg::{Algorithm, ObjectStore, format_creation_date};
-use serde_json::{Map, Value, json};
+use gtseg::finished::{
+    JobReport, ReportHeader, job_report_uri, output_line, output_manifest_uri,
+    parse_consolidation_response,
+};
+use gtseg::{ObjectStore, format_creation_date, with_extras};
+use serde_json::{Map, Value};
 
-use super::Run;
+use super::plan::Run;
 
-/// Per worker over the job: images answered, included, the sum of agreements, reliability.
-#[derive(Default)]
-struct WorkerTally {
-    images: u64,
-    included: u64,
-    agreement: f64,
-    agreed_images: u64,
-    /// The weighted fusion's weight (the same in every image with one model for the job).
-    weight: Option<f64>,
-    /// Verification: the estimated chance of picking the right category.
-    reliability: Option<f64>,
-    excluded_by_user: bool,
-}
+/// The largest saved response read back.
+const MAX_RESPONSE_OBJECT_BYTES: u64 = 1 << 30;
 
 /// Writes `manifests/output/output.manifest` (every input line, in order, with the new label
 /// or a failure) and `manifests/output/job-report.json` from the saved responses.
-pub(super) async fn write_manifest_and_report(
-    run: &Run,
-    lines: &[Result<Map<String, Value>, String>],
-    algorithm: Algorithm,
-) -> Result<(), String> {
+pub(super) async fn write_manifest_and_report(run: &Run) -> anyhow::Result<()> {
     let mut text = String::new();
-    let mut workers: BTreeMap<String, WorkerTally> = BTreeMap::new();
-    let (mut ok, mut failed) = (0usize, 0usize);
-    // The algorithm the function reports (with --via-lambda, its own setting).
-    let mut used: Option<String> = None;
+    let mut report = JobReport::default();
     for (k, range) in run.batches.iter().enumerate() {
-        let uri = run.response_uri(k);
-        let bytes = run
-            .store
-            .get(&uri, 1 << 30)
-            .await
-            .map_err(|e| format!("cannot read a batch's saved response: {e}"))?;
-        let items: Vec<ConsolidationResponseItem> =
-            parse_consolidation_response(&bytes).map_err(|e| format!("{uri}: {e}"))?;
-        let mut by_id: HashMap<String, Map<String, Value>> = items
-            .into_iter()
-            .map(|i| (i.dataset_object_id, i.consolidated_annotation.content))
-            .collect();
+        let mut by_id = saved_response(run, k).await?;
         for i in range.clone() {
             let content = by_id.remove(&i.to_string());
-            if let Some(c) = &content {
-                let meta = c
-                    .get(&format!("{}-metadata", run.attr))
-                    .unwrap_or(&Value::Null);
-                let meta = super::super::with_extras(&run.store, meta).await;
-                used.get_or_insert_with(|| {
-                    meta["consolidation"]["algorithm"]
-                        .as_str()
-                        .unwrap_or(algorithm.name())
-                        .to_owned()
-                });
-                tally(&mut workers, &meta);
-                ok += 1;
-            } else {
-                failed += 1;
+            match &content {
+                Some(c) => report.add_labelled(&metadata(run, c).await),
+                None => report.add_failed(),
             }
             let reason = if run.responses[i].is_empty() {
-                "no worker response for this image".to_owned()
+                "no worker response for this image"
             } else {
-                "no usable worker answer: every answer was excluded (the consolidation log gives each reason)".to_owned()
+                "no usable worker answer: every answer was excluded (the consolidation log gives each reason)"
             };
-            let line = match &lines[i] {
-                Ok(input) => output_line(input, &run.attr, content.as_ref(), &reason),
+            let line = match &run.lines[i] {
+                Ok(input) => output_line(input, &run.attr, content.as_ref(), reason),
                 Err(why) => output_line(
                     &Map::new(),
                     &run.attr,
@@ -85,77 +48,57 @@ pub(super) async fn write_manifest_and_report(
         }
     }
     for w in &run.exclude {
-        workers.entry(w.clone()).or_default().excluded_by_user = true;
+        report.excluded_by_user(w);
     }
-    let manifest = super::super::manifest_uri(&run.output);
-    super::super::put_text(&run.store, &manifest, text, "application/jsonlines").await?;
-    let mut ranked: Vec<(&String, &WorkerTally)> = workers.iter().collect();
-    let mean =
-        |t: &WorkerTally| (t.agreed_images > 0).then(|| t.agreement / t.agreed_images as f64);
-    ranked.sort_by(|a, b| {
-        mean(b.1)
-            .unwrap_or(-1.0)
-            .total_cmp(&mean(a.1).unwrap_or(-1.0))
-            .then(a.0.cmp(b.0))
-    });
-    let report = json!({
-        "job-output": run.output.to_string(),
-        "label-attribute-name": run.attr,
-        "algorithm": used.as_deref().unwrap_or(algorithm.name()),
-        "creation-date": format_creation_date(run.now),
-        "images": lines.len(),
-        "consolidated": ok,
-        "failed": failed,
-        "workers": ranked.iter().map(|(id, t)| {
-            let mut w = json!({"worker-id": id, "images": t.images, "included": t.included});
-            if let Some(m) = mean(t) { w["mean-agreement"] = json!((m * 10_000.0).round() / 10_000.0); }
-            if let Some(r) = t.weight { w["weight"] = json!(r); }
-            if let Some(r) = t.reliability { w["reliability"] = json!(r); }
-            if t.excluded_by_user { w["excluded-by-user"] = json!(true); }
-            w
-        }).collect::<Vec<_>>(),
-    });
-    let report_uri = run.output.join("manifests/output/job-report.json");
-    let body = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    super::super::put_text(&run.store, &report_uri, body, "application/json").await?;
+    let output = &run.layout.output;
+    let manifest = output_manifest_uri(output);
+    crate::job::put_text(&run.store, &manifest, text, "application/jsonlines").await?;
+    let header = ReportHeader {
+        output: &output.to_string(),
+        label_attribute_name: &run.attr,
+        algorithm: run.algorithm.name(),
+        creation_date: &format_creation_date(run.now),
+        images: run.lines.len(),
+    };
+    let report_uri = job_report_uri(output);
+    let body = serde_json::to_string_pretty(&report.to_json(&header))?;
+    crate::job::put_text(&run.store, &report_uri, body, "application/json").await?;
     eprintln!(
-        "gtseg: {} images: {ok} consolidated, {failed} failed; manifest {manifest}, report {report_uri}",
-        lines.len()
+        "gtseg: {} images: {} consolidated, {} failed; manifest {manifest}, report {report_uri}",
+        run.lines.len(),
+        report.consolidated(),
+        report.failed(),
     );
     Ok(())
 }
 
-/// Adds one image's workers (from its metadata, extras included) to the job's tallies.
-fn tally(workers: &mut BTreeMap<String, WorkerTally>, meta: &Value) {
-    let report = &meta["consolidation"]["workers"];
-    for w in report.as_array().into_iter().flatten() {
-        let Some(id) = w["worker-id"].as_str() else {
-            continue;
-        };
-        let t = workers.entry(id.to_owned()).or_default();
-        t.images += 1;
-        // Mask reports say `included`; verification reports list included workers only.
-        if w["included"].as_bool().unwrap_or(true) {
-            t.included += 1;
-        }
-        if let Some(a) = w["agreement"].as_f64() {
-            t.agreement += a;
-            t.agreed_images += 1;
-        }
-        if let Some(r) = w["weight"].as_f64() {
-            t.weight = Some(r);
-        }
-        if let Some(r) = w["reliability"].as_f64() {
-            t.reliability = Some(r);
-        }
-    }
-    for e in meta["excluded-workers"].as_array().into_iter().flatten() {
-        if let Some(id) = e["worker-id"].as_str()
-            && !report
-                .as_array()
-                .is_some_and(|r| r.iter().any(|w| w["worker-id"] == id))
-        {
-            workers.entry(id.to_owned()).or_default().images += 1;
-        }
-    }
+/// Batch `k`'s saved response, each image's content by id.
+async fn saved_response(
+    run: &Run,
+    k: usize,
+) -> anyhow::Result<HashMap<String, Map<String, Value>>> {
+    let uri = run.layout.response_uri(k);
+    let bytes = run
+        .store
+        .get(&uri, MAX_RESPONSE_OBJECT_BYTES)
+        .await
+        .context("reading a batch's saved response")?;
+    let items: Vec<ConsolidationResponseItem> =
+        parse_consolidation_response(&bytes).with_context(|| format!("{uri}"))?;
+    Ok(items
+        .into_iter()
+        .map(|i| (i.dataset_object_id, i.consolidated_annotation.content))
+        .collect())
+}
+
+/// An image's metadata with its extras read back; when its report object cannot be read,
+/// the metadata as it is, with a warning (the manifest line keeps the reference).
+async fn metadata(run: &Run, content: &Map<String, Value>) -> Value {
+    let meta = content
+        .get(&format!("{}-metadata", run.attr))
+        .unwrap_or(&Value::Null);
+    with_extras(&run.store, meta).await.unwrap_or_else(|e| {
+        tracing::warn!("an image's report is left out of the job report: {e}");
+        meta.clone()
+    })
 }

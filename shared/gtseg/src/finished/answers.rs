@@ -1,67 +1,15 @@
-//! A finished labeling job's saved objects, read back: the workers' responses by image, the
-//! consolidation function's saved responses, and output-manifest lines. Pure: the `gtseg job`
-//! commands read and write the objects; this decides what they mean.
-//!
-//! The layout under `<S3OutputPath>/<job-name>/` (see `docs/jobs.md` in the repository):
-//! `annotations/worker-response/iteration-N/<datasetObjectId>/<YYYY-MM-DD_HH:MM:SS>.json`
-//! holds `{"answers": [{"workerId", "answerContent", "submissionTime", ...}]}`, and
-//! `annotations/consolidated-annotation/consolidation-response/iteration-N/<ts>.json` the
-//! function's responses, verbatim. `datasetObjectId` is the 0-based line number of the input
-//! manifest.
+//! The workers' answers as Ground Truth saved them (`worker-response` objects), and the
+//! payload items built from them for a consolidation run.
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::Saved;
 use crate::event::{
     Annotation, AnnotationData, ConsolidationResponseItem, PayloadItem, ShapeError, from_slice,
 };
-
-/// Where the workers' responses are, under a job's output folder.
-pub const WORKER_RESPONSES: &str = "annotations/worker-response/";
-
-/// Where the consolidation function's saved responses are, under a job's output folder.
-pub const CONSOLIDATION_RESPONSES: &str =
-    "annotations/consolidated-annotation/consolidation-response/";
-
-/// Where a saved object sits in the job's history: its iteration and its file name (a
-/// timestamp), which order saved objects oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Saved {
-    /// `N` of `iteration-N`.
-    pub iteration: u32,
-    /// The file name, `YYYY-MM-DD_HH:MM:SS.json`.
-    pub name: String,
-}
-
-/// A worker-response object's key, relative to the worker-response folder
-/// (`iteration-N/<datasetObjectId>/<name>`): the image's id and where the object sits.
-/// `None` for any other key.
-pub fn worker_response_key(relative: &str) -> Option<(String, Saved)> {
-    let mut parts = relative.split('/');
-    let iteration = parts.next()?.strip_prefix("iteration-")?.parse().ok()?;
-    let (id, name) = (parts.next()?, parts.next()?);
-    (parts.next().is_none() && !id.is_empty() && name.ends_with(".json")).then(|| {
-        (
-            id.to_owned(),
-            Saved {
-                iteration,
-                name: name.to_owned(),
-            },
-        )
-    })
-}
-
-/// A consolidation-response object's key, relative to its folder (`iteration-N/<name>`).
-pub fn consolidation_response_key(relative: &str) -> Option<Saved> {
-    let (iteration, name) = relative.split_once('/')?;
-    let iteration = iteration.strip_prefix("iteration-")?.parse().ok()?;
-    (!name.contains('/') && name.ends_with(".json")).then(|| Saved {
-        iteration,
-        name: name.to_owned(),
-    })
-}
 
 /// One worker's answer as Ground Truth saved it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -145,45 +93,6 @@ pub fn payload_item(id: &str, source_ref: Option<&str>, answers: &[SavedAnswer])
     }
 }
 
-/// An input-manifest line, parsed: a JSON object per line.
-pub fn manifest_line(line: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err("the line is JSON but not an object".to_owned()),
-        Err(e) => Err(format!("the line is not JSON: {e}")),
-    }
-}
-
-/// An output-manifest line: the input line plus the image's label (`content`, as the function
-/// returned it), or, without one, Ground Truth's failure form
-/// `"<attr>-metadata": {"failure-reason": ..., "human-annotated": "yes"}`.
-pub fn output_line(
-    input: &Map<String, Value>,
-    attr: &str,
-    content: Option<&Map<String, Value>>,
-    failure: &str,
-) -> String {
-    let mut line = input.clone();
-    match content {
-        Some(c) => line.extend(c.iter().map(|(k, v)| (k.clone(), v.clone()))),
-        None => {
-            line.remove(attr);
-            line.insert(
-                format!("{attr}-metadata"),
-                json!({"failure-reason": failure, "human-annotated": "yes"}),
-            );
-        }
-    }
-    Value::Object(line).to_string()
-}
-
-/// The items of a saved consolidation-response object: the function's response array.
-pub fn parse_consolidation_response(
-    bytes: &[u8],
-) -> Result<Vec<ConsolidationResponseItem>, ShapeError> {
-    from_slice("the consolidation-response object", bytes)
-}
-
 /// Adds the workers dropped with `--exclude-worker` to an item's `excluded-workers`, so that
 /// its metadata says who was left out and why.
 pub fn note_excluded(item: &mut ConsolidationResponseItem, attr: &str, dropped: &[String]) {
@@ -228,28 +137,6 @@ mod tests {
     }
 
     #[test]
-    fn keys_of_the_job_layout_are_recognised_and_others_are_not() {
-        assert_eq!(
-            worker_response_key("iteration-2/17/2026-11-26_09:58:31.json"),
-            Some(("17".into(), at(2, "2026-11-26_09:58:31.json")))
-        );
-        for other in [
-            "iteration-x/1/a.json",
-            "iteration-1/1/a.txt",
-            "iteration-1/1/a/b.json",
-            "1/a.json",
-        ] {
-            assert_eq!(worker_response_key(other), None, "{other}");
-        }
-        assert_eq!(
-            consolidation_response_key("iteration-10/2026-11-26_10:00:00.json"),
-            Some(at(10, "2026-11-26_10:00:00.json"))
-        );
-        // Iterations order by number, not by text.
-        assert!(at(10, "a") > at(2, "b"));
-    }
-
-    #[test]
     fn each_worker_counts_once_with_the_newest_submission() {
         let saved = vec![
             (
@@ -285,26 +172,6 @@ mod tests {
         let (answers, dropped) = newest_per_worker(saved, &["w1".into(), "nobody".into()]);
         assert_eq!(answers.len(), 2);
         assert_eq!(dropped, ["w1"]);
-    }
-
-    #[test]
-    fn output_lines_add_the_label_or_the_failure() {
-        let input = manifest_line(r#"{"source-ref": "s3://b/i.jpg", "k": 1}"#).unwrap();
-        let mut content = Map::new();
-        content.insert("a-ref".into(), json!("s3://b/m.png"));
-        content.insert("a-ref-metadata".into(), json!({"type": "t"}));
-        let line: Value =
-            serde_json::from_str(&output_line(&input, "a-ref", Some(&content), "")).unwrap();
-        assert_eq!(line["k"], 1);
-        assert_eq!(line["a-ref"], "s3://b/m.png");
-        let line: Value =
-            serde_json::from_str(&output_line(&input, "a-ref", None, "no answer")).unwrap();
-        assert_eq!(
-            line["a-ref-metadata"],
-            json!({"failure-reason": "no answer", "human-annotated": "yes"})
-        );
-        assert!(line.get("a-ref").is_none());
-        assert!(manifest_line("[1]").is_err() && manifest_line("{").is_err());
     }
 
     #[test]
