@@ -24,9 +24,11 @@ tools: $(VENV)/.installed
 build:
 	cargo build --workspace --all-targets
 
-# The integration tests run the built gtseg and Lambda binaries, so build them first.
+# The integration tests run the built gtseg and Lambda binaries, so build them first. The
+# README's marked command blocks run last, once cargo's build lock is free (they call cargo).
 test: tools build
 	cargo test --workspace
+	$(VENV)/bin/python tests/readme_blocks.py
 
 replay:
 	cargo run -p gtseg-cli -- replay $(EVENT) --store events/store --labeling-job $(JOB)
@@ -56,10 +58,13 @@ fuzz: fuzz-seed
 # taken from its zip, so that `sam deploy --template-file dist/template.yaml --guided`
 # deploys them on a machine without Rust or zig.
 FUNCTIONS = pre-semantic-segmentation acs-semantic-segmentation
+# Where cargo builds (CARGO_TARGET_DIR or a cargo config may move it from target/): cargo-lambda
+# puts its zips under it.
+TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(VENV)/bin/python -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 dist: tools
 	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
 	mkdir -p dist
-	for f in $(FUNCTIONS); do cp target/lambda/$$f/bootstrap.zip dist/$$f.zip; done
+	for f in $(FUNCTIONS); do cp "$(TARGET_DIR)/lambda/$$f/bootstrap.zip" dist/$$f.zip; done
 	cd dist && sha256sum $(addsuffix .zip,$(FUNCTIONS)) > SHA256SUMS
 	awk '/^    Metadata:$$/ { drop = 1; next } \
 	     drop && /^        Binary: / { zip = $$2 ".zip"; next } \

@@ -71,7 +71,7 @@ pub use consolidate::{
     BatchError, DISAGREEMENT_FOLDER, Exclusion, ExtrasError, ImageCensus, InvalidId, MAX_FILE_NAME,
     MAX_RESPONSE_BYTES, OUTPUT_FOLDER, REPORT_FOLDER, format_creation_date, job_name, with_extras,
 };
-pub use mask::{MAX_INTERLACED_FRAME, MaskError};
+pub use mask::{EncodeError, MAX_INTERLACED_FRAME, MaskError};
 pub use pre::SkipReason;
 
 // The weighted fusion's crowd model, fitted over more than one batch (a whole job).

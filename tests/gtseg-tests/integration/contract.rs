@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use gtseg::JobDescription;
 use gtseg::event::{
-    AnswerObject, ConsolidationEvent, LabelCategoryConfig, PayloadItem, PreAnnotationEvent,
-    SEGMENTATION_TYPE, SegmentationMetadata, VerificationAnswer, WorkerAnswer, find_answer_object,
-    take_any_answer_object,
+    AnswerObject, ConsolidationEvent, ConsolidationResponseItem, LabelCategoryConfig, PayloadItem,
+    PreAnnotationEvent, SEGMENTATION_TYPE, SegmentationMetadata, VerificationAnswer, WorkerAnswer,
+    find_answer_object, take_any_answer_object,
 };
+use gtseg::finished::parse_worker_response;
 use gtseg_tests::{events, files_under, workspace_root};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,6 +56,30 @@ fn every_event_file_round_trips_through_the_wire_types() {
         } else if v.get("payload").is_some() {
             round_trip::<ConsolidationEvent>(&v, f);
             "consolidation event"
+        } else if v
+            .get(0)
+            .is_some_and(|i| i.get("consolidatedAnnotation").is_some())
+        {
+            // A saved consolidation response (the sample finished job's): the function's
+            // response items, each label's metadata Ground Truth's type.
+            for item in v.as_array().unwrap() {
+                let it: ConsolidationResponseItem = round_trip(item, f);
+                let meta = it
+                    .consolidated_annotation
+                    .content
+                    .iter()
+                    .find(|(k, _)| k.ends_with("-metadata"))
+                    .expect("a label's metadata");
+                round_trip::<SegmentationMetadata>(meta.1, f);
+            }
+            "saved consolidation response"
+        } else if v.get("answers").is_some() {
+            // A worker-response object: each answer's content is an answer of a mask's shape.
+            let answers = parse_worker_response(&std::fs::read(f).unwrap()).unwrap();
+            for a in answers {
+                round_trip::<WorkerAnswer>(find_answer_object(&a.answer_content).unwrap(), f);
+            }
+            "worker-response object"
         } else if v.is_array() {
             for item in v.as_array().unwrap() {
                 let it: PayloadItem = round_trip(item, f);
@@ -97,6 +122,8 @@ fn every_event_file_round_trips_through_the_wire_types() {
         "worker answer",
         "saved job description",
         "verification answer",
+        "saved consolidation response",
+        "worker-response object",
     ] {
         assert!(kinds.contains_key(k), "no {k} among {files:?}");
     }

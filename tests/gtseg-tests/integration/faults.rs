@@ -10,9 +10,9 @@ use gtseg_tests::{assert_succeeded, built_binary, workspace_root};
 use serde_json::{Value, json};
 
 /// The one answer of the sample batch that is read from S3 (`annotationData.s3Uri`).
-const ANSWER: &str = "worker-response/iteration-1/0/2026-11-26_09:58:31.json";
-/// What the proxy sees of its path (the SDK percent-encodes the `:`s).
-const ANSWER_PATH: &str = "worker-response/iteration-1/0/2026-11-26_09";
+const ANSWER: &str = "worker-answers/0/O5P6Q7R8S9T0U1.json";
+/// What the proxy sees of its path.
+const ANSWER_PATH: &str = "worker-answers/0/O5P6Q7R8S9T0U1";
 
 fn replay(proxy: &FaultProxy) -> Output {
     Command::new(built_binary("gtseg"))

@@ -144,7 +144,8 @@ pub fn sample_files() -> Vec<File> {
         h,
         &mappings_for(&s0_no_person, &TAB10),
     );
-    let a2_uri = format!("{OUTPUT}/worker-response/iteration-1/0/2026-11-26_09:58:31.json");
+    // An answer kept as its own object (`annotationData.s3Uri`), not inline.
+    let a2_uri = format!("{OUTPUT}/worker-answers/0/O5P6Q7R8S9T0U1.json");
     files.push(json_file(&store_path(&a2_uri), &a2));
 
     let s1 = Scene::street(w, h, 6);
@@ -188,6 +189,22 @@ pub fn sample_files() -> Vec<File> {
             "maxHumanWorkersPerDataObject": 3,
             "payload": {"s3Uri": payload_uri}});
     files.push(json_file("consolidation/street-scenes.json", &event));
+    let workers = [
+        "private.us-east-1.A1B2C3D4E5F6G7",
+        "private.us-east-1.H8I9J0K1L2M3N4",
+        "private.us-east-1.O5P6Q7R8S9T0U1",
+    ];
+    let responses = [
+        (
+            "2026-11-26_09:58:31.json",
+            vec![(workers[0], &a0), (workers[1], &a1), (workers[2], &a2)],
+        ),
+        (
+            "2026-11-26_09:59:02.json",
+            vec![(workers[0], &b0), (workers[1], &b1)],
+        ),
+    ];
+    files.extend(finished_job_files(&files, &event, &responses));
     // As real jobs send it: without labelCategories, so the labels come from the job.
     event.as_object_mut().map(|e| e.remove("labelCategories"));
     files.push(json_file(
@@ -200,6 +217,116 @@ pub fn sample_files() -> Vec<File> {
     ));
     files.extend(verification_files(&color_map, &previous));
     files
+}
+
+/// The time the sample job's consolidation ran: 2026-11-26T10:00:03.511235Z.
+const CONSOLIDATED_AT_MICROS: u64 = 1_795_687_203_511_235;
+
+/// The sample job once it has finished, as Ground Truth leaves it: its input manifest, each
+/// image's worker-response object (`{"answers": [...]}`), the consolidation function's saved
+/// response with its masks and disagreement maps (made here by the function's own code, on
+/// `event`), and Ground Truth's output manifest, which keeps only its own metadata keys.
+fn finished_job_files(
+    base: &[File],
+    event: &Value,
+    responses: &[(&str, Vec<(&str, &Value)>)],
+) -> Vec<File> {
+    let mut files = Vec::new();
+    let sources = [1, 2].map(|i| format!("s3://{BUCKET}/images/street-000{i}.png"));
+    let manifest: String = sources
+        .iter()
+        .map(|s| format!("{}\n", json!({"source-ref": s})))
+        .collect();
+    files.push((
+        format!("store/{BUCKET}/manifests/street-scenes.manifest"),
+        manifest.into_bytes(),
+    ));
+    for (id, (name, answers)) in responses.iter().enumerate() {
+        let list: Vec<(&str, &Value, &str)> = answers
+            .iter()
+            .map(|(w, a)| (*w, *a, "2026-11-26T09:57:40.211Z"))
+            .collect();
+        files.push(json_file(
+            &store_path(&format!("{OUTPUT}/worker-response/iteration-1/{id}/{name}")),
+            &crate::finished::worker_response(&list),
+        ));
+    }
+    let (response, written) = consolidate(base, event);
+    files.push(json_file(
+        &store_path(&format!(
+            "{OUTPUT}/consolidated-annotation/consolidation-response/iteration-1/2026-11-26_10:00:03.json"
+        )),
+        &response,
+    ));
+    files.extend(written);
+    let attr = "street-scenes-ref";
+    let mut manifest = String::new();
+    for (item, source) in response.as_array().into_iter().flatten().zip(&sources) {
+        let content = &item["consolidatedAnnotation"]["content"];
+        let mut meta = json!({});
+        for key in [
+            "internal-color-map",
+            "type",
+            "human-annotated",
+            "creation-date",
+            "job-name",
+        ] {
+            meta[key] = content[format!("{attr}-metadata")][key].clone();
+        }
+        let line =
+            json!({"source-ref": source, attr: content[attr], format!("{attr}-metadata"): meta});
+        manifest.push_str(&format!("{line}\n"));
+    }
+    files.push((
+        store_path("s3://gt-example-bucket/output/street-scenes/manifests/output/output.manifest"),
+        manifest.into_bytes(),
+    ));
+    files
+}
+
+/// Runs the consolidation function's code on `event` over the store files of `base`: its
+/// response, and the masks and maps it wrote, as sample files.
+fn consolidate(base: &[File], event: &Value) -> (Value, Vec<File>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (rel, bytes) in base {
+        if let Some(rel) = rel.strip_prefix("store/") {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, bytes).expect("write");
+        }
+    }
+    let service = gtseg::Service::new(gtseg::LocalStore::new(dir.path()), gtseg::Config::default());
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(CONSOLIDATED_AT_MICROS);
+    let response = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(service.replay(event, at))
+        .expect("the sample batch consolidates");
+    let written = walkdir::WalkDir::new(dir.path())
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir.path())
+                .ok()?
+                .to_string_lossy()
+                .into_owned();
+            let new = !base
+                .iter()
+                .any(|(b, _)| b.strip_prefix("store/") == Some(rel.as_str()));
+            new.then(|| {
+                (
+                    format!("store/{rel}"),
+                    std::fs::read(e.path()).expect("read"),
+                )
+            })
+        })
+        .collect();
+    (response, written)
 }
 
 /// The verification job's categories (its label list), as Ground Truth's console offers them.

@@ -23,7 +23,7 @@ pub(crate) enum Decision {
     /// response, so that Ground Truth marks it failed.
     NoUsableAnswer(Vec<ExcludedWorker>),
     /// Encoding the result failed (no worker's fault): the batch fails.
-    EncodingFailed(png::EncodingError),
+    EncodingFailed(crate::mask::EncodeError),
 }
 
 /// A consolidated image, ready to be written.
@@ -233,7 +233,7 @@ fn stream_vote(
     palette: Vec<Rgb>,
     threads: usize,
     kept: Option<&Retained>,
-) -> Result<StreamFused, PassError<png::EncodingError>> {
+) -> Result<StreamFused, PassError<crate::mask::EncodeError>> {
     let (width, height) = cands[0].size;
     let w = width as usize;
     // The mask and the disagreement map are encoded as the rows are decided: neither is

@@ -164,7 +164,7 @@ pub enum BatchError {
         /// The image's `datasetObjectId`.
         id: String,
         /// What the encoder said.
-        cause: png::EncodingError,
+        cause: crate::mask::EncodeError,
     },
 }
 

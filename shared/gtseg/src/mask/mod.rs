@@ -12,6 +12,10 @@ pub(crate) use decode::{MaskReader, png_dimensions};
 pub(crate) use encode::RowEncoder;
 pub use encode::encode_palette_png;
 
+/// Why a mask or a map could not be encoded (the PNG encoder's own error: writing to memory,
+/// it fails only on a size the format cannot hold).
+pub use png::EncodingError as EncodeError;
+
 /// Bytes the PNG decoder itself may allocate (line buffers, inflate state). Independent of
 /// the image size for non-interlaced PNGs; interlaced frames are bounded by the pixel limit.
 const DECODER_BYTES: usize = 64 << 20;
