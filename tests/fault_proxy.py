@@ -9,6 +9,8 @@ its first `times` matches (every match when `times` is absent), and does its `fa
   reset     closes the connection with no answer
   hang      never answers (holds the connection)
   stall     forwards the request, sends the answer's headers and half its body, then holds
+  garble    forwards the request and sends the answer whole, but with its body's middle
+            bytes overwritten (a corrupted object, as a broken disk or proxy would give)
 Every request is appended to CALLS.jsonl as {"method", "path", "fault"}.
 
 usage: python3 fault_proxy.py --port PORT --upstream http://127.0.0.1:MOTO --rules RULES.json
@@ -116,6 +118,9 @@ def main():
                 self.wfile.flush()
                 time.sleep(600)
                 return
+            if fault == "garble" and data:
+                middle = len(data) // 2
+                data = data[:middle] + b"\x00" * min(16, len(data) - middle) + data[middle + 16:]
             if self.command != "HEAD":
                 self.wfile.write(data)
 

@@ -9,6 +9,7 @@ mod bench;
 mod choices;
 mod job;
 mod job_request;
+mod outcome;
 mod progress;
 mod replay;
 mod review;
@@ -64,6 +65,10 @@ async fn main() -> ExitCode {
     };
     match ended {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<outcome::Incomplete>() => {
+            eprintln!("gtseg: incomplete: {e:#}");
+            ExitCode::from(outcome::INCOMPLETE)
+        }
         Err(e) => {
             // Each layer of context, then the library's message (which holds its cause).
             eprintln!("gtseg: error: {e:#}");

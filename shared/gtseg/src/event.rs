@@ -434,8 +434,9 @@ fn answer_pointer(root: &Value, key: &str) -> Option<String> {
 /// One consolidated image, as returned to Ground Truth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsolidationResponseItem {
-    /// The image's id in the batch (the input manifest's line number).
-    #[serde(rename = "datasetObjectId")]
+    /// The image's id in the batch (the input manifest's line number); a number is read as
+    /// its text.
+    #[serde(rename = "datasetObjectId", deserialize_with = "string_or_number")]
     pub dataset_object_id: String,
     /// The new label attribute and its metadata.
     #[serde(rename = "consolidatedAnnotation")]
@@ -670,7 +671,9 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
     }
 }
 
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// A string, or a number turned into one: ids that Ground Truth writes as strings and some
+/// tools as numbers.
+pub(crate) fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),

@@ -188,12 +188,49 @@ fn aws_name(s: &str, max: usize) -> bool {
         && !s.ends_with('-')
 }
 
-/// The function name of a Lambda ARN (`arn:aws:lambda:region:account:function:NAME[:qualifier]`).
+/// An ARN of `service` in the form botocore's model accepts
+/// (`arn:aws[a-z-]*:SERVICE:[a-z0-9-]*:ACCOUNT:RESOURCE`): the partition, the region in lower
+/// case, and an account of twelve digits (`:` empty for IAM, which has no region). Returns
+/// the resource, `None` for any other text, such as a placeholder (`REGION`, `ACCOUNT`).
+fn arn_resource<'a>(arn: &'a str, service: &str) -> Option<&'a str> {
+    let mut parts = arn.splitn(6, ':');
+    let (prefix, partition, svc) = (parts.next()?, parts.next()?, parts.next()?);
+    let (region, account, resource) = (parts.next()?, parts.next()?, parts.next()?);
+    let ok = prefix == "arn"
+        && partition
+            .strip_prefix("aws")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        && svc == service
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit());
+    ok.then_some(resource)
+}
+
+/// The function name of a Lambda ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:qualifier]`).
 fn lambda_function_name(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    let (arn_, _, service) = (parts.next()?, parts.next()?, parts.next()?);
-    let (_, _, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (arn_ == "arn" && service == "lambda" && kind == "function" && !name.is_empty()).then_some(name)
+    let name = arn_resource(arn, "lambda")?.strip_prefix("function:")?;
+    let name = name.split(':').next()?;
+    (!name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+    .then_some(name)
+}
+
+/// An S3 bucket name as S3 accepts it for a new bucket: 3 to 63 lower-case letters, digits,
+/// dots and hyphens, starting and ending with a letter or digit (not a placeholder like `B`).
+fn new_style_bucket(name: &str) -> bool {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
+        && !name.contains("..")
 }
 
 /// Builds the request, or says what is wrong, with the notices the user should read.
@@ -250,6 +287,13 @@ fn label_attribute(input: &JobRequestInput) -> Result<String, JobRequestError> {
             "1-127 letters, digits and inner hyphens",
         ));
     }
+    if attr.ends_with("-metadata") {
+        return Err(invalid(
+            "label attribute name",
+            attr,
+            "a name that does not end in -metadata (Ground Truth writes <name>-metadata beside it)",
+        ));
+    }
     Ok(attr)
 }
 
@@ -276,8 +320,12 @@ fn check_locations(
         ("label category configuration", &input.label_config_uri),
         ("worker task template", &input.template_uri),
     ] {
-        if S3Uri::parse(uri).is_err() {
-            return Err(invalid(field, uri.as_str(), "an s3://bucket/key URI"));
+        if !S3Uri::parse(uri).is_ok_and(|u| new_style_bucket(u.bucket())) {
+            return Err(invalid(
+                field,
+                uri.as_str(),
+                "an s3://bucket/key URI, with the bucket's real name",
+            ));
         }
     }
     let file = input.template_uri.rsplit('/').next().unwrap_or_default();
@@ -289,11 +337,15 @@ fn check_locations(
             input.task_type.name()
         )));
     }
-    if !input.output_path.starts_with("s3://") || input.output_path.len() <= "s3://".len() {
+    let bucket = input
+        .output_path
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split('/').next());
+    if !bucket.is_some_and(new_style_bucket) {
         return Err(invalid(
             "output path",
             &input.output_path,
-            "an s3://bucket/prefix URI",
+            "an s3://bucket/prefix URI, with the bucket's real name",
         ));
     }
     Ok(())
@@ -305,18 +357,27 @@ fn check_functions(
     input: &JobRequestInput,
     notices: &mut Vec<Notice>,
 ) -> Result<(), JobRequestError> {
-    if !input.workteam_arn.starts_with("arn:") || !input.workteam_arn.contains(":workteam") {
+    if !arn_resource(&input.workteam_arn, "sagemaker").is_some_and(|r| r.starts_with("workteam/")) {
         return Err(invalid(
             "work team ARN",
             &input.workteam_arn,
-            "arn:aws:sagemaker:REGION:ACCOUNT:workteam/...",
+            "arn:aws:sagemaker:REGION:ACCOUNT:workteam/..., with the real region and 12-digit account",
         ));
     }
-    if !input.role_arn.starts_with("arn:") || !input.role_arn.contains(":role/") {
+    let role = arn_resource(&input.role_arn, "iam")
+        .filter(|_| input.role_arn.split(':').nth(3) == Some(""))
+        .and_then(|r| r.strip_prefix("role"))
+        .map(|r| r.trim_start_matches('/'));
+    let role_ok = role.is_some_and(|r| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-/".contains(&b))
+    });
+    if !role_ok || !(20..=2048).contains(&input.role_arn.len()) {
         return Err(invalid(
             "role ARN",
             &input.role_arn,
-            "arn:aws:iam::ACCOUNT:role/NAME",
+            "arn:aws:iam::ACCOUNT:role/NAME, with the real 12-digit account",
         ));
     }
     let team_region = input.workteam_arn.split(':').nth(3).unwrap_or_default();
@@ -334,7 +395,7 @@ fn check_functions(
             invalid(
                 field,
                 arn.as_str(),
-                "arn:aws:lambda:REGION:ACCOUNT:function:NAME",
+                "arn:aws:lambda:REGION:ACCOUNT:function:NAME, with the real region and 12-digit account",
             )
         })?;
         if !name.to_ascii_lowercase().contains("sagemaker") {
@@ -395,8 +456,19 @@ fn check_limits(input: &JobRequestInput) -> Result<(), JobRequestError> {
 
 /// The title, the description and the content classifiers.
 fn check_texts(input: &JobRequestInput) -> Result<(), JobRequestError> {
-    if input.title.is_empty() || input.title.chars().count() > 128 {
-        return Err(invalid("task title", &input.title, "1 to 128 characters"));
+    // botocore's pattern: tab, line breaks and printable characters only.
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    };
+    if input.title.is_empty()
+        || input.title.chars().count() > 128
+        || !input.title.chars().all(printable)
+    {
+        return Err(invalid(
+            "task title",
+            &input.title,
+            "1 to 128 characters, no control characters",
+        ));
     }
     if input.description.is_empty() || input.description.chars().count() > 255 {
         return Err(invalid(
@@ -745,5 +817,60 @@ mod tests {
             Some(("arn:pre".into(), "arn:acs".into()))
         );
         assert_eq!(arns_from_stack_outputs(&json!({})), None);
+    }
+
+    #[test]
+    fn what_botocore_refuses_is_refused_here_placeholders_included() {
+        let cases: Vec<(Edit, &str)> = vec![
+            (Box::new(|i| i.role_arn = "arn::role/r".into()), "role ARN"),
+            (
+                Box::new(|i| i.role_arn = "arn:aws:iam::ACCOUNT:role/GroundTruthJobRole".into()),
+                "role ARN",
+            ),
+            (
+                Box::new(|i| i.workteam_arn = "arn::workteam".into()),
+                "work team ARN",
+            ),
+            (
+                Box::new(|i| {
+                    i.workteam_arn =
+                        "arn:aws:sagemaker:REGION:ACCOUNT:workteam/private-crowd/TEAM".into()
+                }),
+                "work team ARN",
+            ),
+            (
+                Box::new(|i| {
+                    i.pre_lambda_arn = "arn:aws:lambda:us-east-1:1:function:gt-SageMaker-Pre".into()
+                }),
+                "pre-annotation Lambda ARN",
+            ),
+            (
+                Box::new(|i| i.title = "Paint\u{1b}[31m".into()),
+                "task title",
+            ),
+            (Box::new(|i| i.title = "Paint\u{1}".into()), "task title"),
+            (
+                Box::new(|i| i.label_attribute_name = Some("street-metadata".into())),
+                "-metadata",
+            ),
+            (
+                Box::new(|i| i.manifest_uri = "s3://B/manifests/street.manifest".into()),
+                "input manifest",
+            ),
+            (
+                Box::new(|i| i.output_path = "s3://B/output/".into()),
+                "output path",
+            ),
+        ];
+        for (edit, needle) in cases {
+            let mut i = input();
+            edit(&mut i);
+            let e = build(&i).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} lacks {needle}");
+        }
+        // Tabs and line breaks are allowed in a title, as botocore allows them.
+        let mut i = input();
+        i.title = "Paint\tthe street".into();
+        assert!(build(&i).is_ok());
     }
 }

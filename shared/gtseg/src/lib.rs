@@ -55,7 +55,7 @@ pub use uri::{S3Uri, UriError};
 pub use catalog::SageMakerCatalog;
 pub use catalog::{
     AnyCatalog, JobCatalog, JobDescription, JobError, JobErrorKind, MAX_SAVED_JOB_BYTES,
-    SavedJobError, SavedJobs, parse_job_arn,
+    SavedJobError, SavedJobs, parse_job_arn, same_job,
 };
 pub use job_request::{
     CONTENT_CLASSIFIERS, JobRequestError, JobRequestInput, Notice, TaskType, UnknownTaskType,

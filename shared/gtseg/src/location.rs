@@ -7,7 +7,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{ObjectReader, ObjectStore, StoreError, limited};
 use crate::uri::{S3Uri, UriError};
 
 /// A file the tools read or write: an object in the store, or a local file.
@@ -37,13 +37,6 @@ pub enum LocationError {
         .0.display()
     )]
     NotInStore(PathBuf),
-    /// A path inside the store's folder that names no object (the folder itself, or a path
-    /// with a segment an object key cannot have).
-    #[error(
-        "{} is inside the store's folder but names no object under a bucket",
-        .0.display()
-    )]
-    NotAnObject(PathBuf),
 }
 
 /// A read that failed: which file, and why.
@@ -92,7 +85,8 @@ impl std::fmt::Display for Location {
 
 impl Location {
     /// `text` as a location: an `s3://` URI, else a local path, which is the store's object
-    /// when it lies inside `store_root` (the local store's folder, if there is one).
+    /// when it names one inside `store_root` (the local store's folder, if there is one): a
+    /// file under one of its buckets. Any other path is a plain file.
     pub fn parse(text: &str, store_root: Option<&Path>) -> Result<Self, LocationError> {
         if text.starts_with("s3://") {
             return S3Uri::parse(text)
@@ -103,13 +97,10 @@ impl Location {
                 });
         }
         let path = PathBuf::from(text);
-        let inside = store_root.and_then(|root| relative_to(&path, root));
-        match inside {
-            None => Ok(Self::File(path)),
-            Some(rel) => object_of(&rel)
-                .map(Self::Object)
-                .ok_or(LocationError::NotAnObject(path)),
-        }
+        let object = store_root
+            .and_then(|root| relative_to(&path, root))
+            .and_then(|rel| object_of(&rel));
+        Ok(object.map_or(Self::File(path), Self::Object))
     }
 
     /// `text` as a folder of the store (`s3://bucket/prefix`, its trailing slashes dropped, or
@@ -124,6 +115,28 @@ impl Location {
         match self {
             Self::Object(uri) => Ok(uri),
             Self::File(path) => Err(LocationError::NotInStore(path)),
+        }
+    }
+
+    /// Opens the file or object for reading as it arrives, failing past `max_bytes` read:
+    /// what a reader of a large manifest streams.
+    pub async fn open<S: ObjectStore>(
+        &self,
+        store: &S,
+        max_bytes: u64,
+    ) -> Result<ObjectReader, ReadError> {
+        match self {
+            Self::Object(uri) => store
+                .get_stream(uri, max_bytes)
+                .await
+                .map_err(|e| ReadError::Store(Box::new(e))),
+            Self::File(path) => match tokio::fs::File::open(path).await {
+                Ok(file) => Ok(limited(tokio::io::BufReader::new(file), max_bytes)),
+                Err(error) => Err(ReadError::File {
+                    path: path.clone(),
+                    error,
+                }),
+            },
         }
     }
 
@@ -209,6 +222,9 @@ fn object_of(rel: &Path) -> Option<S3Uri> {
         })
         .collect::<Option<_>>()?;
     let (bucket, key) = parts.split_first()?;
+    if key.is_empty() {
+        return None;
+    }
     S3Uri::parse(&format!("s3://{bucket}/{}", key.join("/"))).ok()
 }
 
@@ -235,10 +251,11 @@ mod tests {
             Location::parse("/data/store/b/x", None).unwrap(),
             Location::File("/data/store/b/x".into())
         );
-        assert!(matches!(
-            Location::parse("/data/store", Some(root)),
-            Err(LocationError::NotAnObject(_))
-        ));
+        assert_eq!(
+            Location::parse("/data/store/notes.txt", Some(root)).unwrap(),
+            Location::File("/data/store/notes.txt".into()),
+            "a file beside the buckets is a plain file"
+        );
         assert!(matches!(
             Location::parse("s3://", None),
             Err(LocationError::BadUri { .. })

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 use tracing::info;
 
-use crate::catalog::{AnyCatalog, JobError};
+use crate::catalog::{AnyCatalog, JobError, JobErrorKind, same_job};
 use crate::event::{LabelCategoryConfig, ShapeError, from_slice};
 use crate::labels::{ClassList, LabelError};
 use crate::location::{Location, LocationError, ReadError};
@@ -166,6 +166,10 @@ impl LabelResolver {
                 ));
             }
             Some(Err(e)) => return Err(LabelsError::new(arn, LabelsErrorKind::Describe(e))),
+            Some(Ok(job)) if !same_job(arn, &job.arn) => {
+                let e = JobError::new(arn, JobErrorKind::WrongJob(job.arn));
+                return Err(LabelsError::new(arn, LabelsErrorKind::Describe(e)));
+            }
             Some(Ok(job)) => job,
         };
         let Some(location) = job.label_category_config.as_deref() else {

@@ -77,6 +77,7 @@ fn every_event_file_round_trips_through_the_wire_types() {
             // A worker-response object: each answer's content is an answer of a mask's shape.
             let answers = parse_worker_response(&std::fs::read(f).unwrap()).unwrap();
             for a in answers {
+                let a = a.expect("every sample answer is well formed");
                 round_trip::<WorkerAnswer>(find_answer_object(&a.answer_content).unwrap(), f);
             }
             "worker-response object"

@@ -15,6 +15,8 @@
 //! - `templates`: the worker task templates rendered by Liquid and parsed as HTML.
 //! - `verification`: label verification: the output line, the category rule, mixed batches.
 //! - `review`: `gtseg review`'s report as files and in headless Chromium.
+//! - `safety`: the job tools never write over an input, never drop a label in silence, take
+//!   one lock per output, and end with an exit status a script can trust.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
@@ -31,5 +33,6 @@ mod oracle;
 mod replay;
 mod review;
 mod s3;
+mod safety;
 mod templates;
 mod verification;

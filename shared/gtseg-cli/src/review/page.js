@@ -19,14 +19,13 @@
   }
   const pct = (x) => (x === null || x === undefined ? "–" : (x * 100).toFixed(1) + " %");
 
-  // The header: figures, the histogram of agreement, the workers, the legend.
+  // The header: figures over every line of the manifest, computed by gtseg (the rows are
+  // only the worst ones): the histogram of agreement, the workers, the legend.
   byId("images").textContent = String(data.images);
-  byId("failed-count").textContent = String(data.failed.length);
+  byId("failed-count").textContent = String(data.failed_count);
+  byId("shown").textContent = String(data.rows.length);
   byId("title").textContent = "Review of " + data.attribute;
-  const bins = new Array(10).fill(0);
-  for (const r of data.rows) {
-    if (r.agreement !== null) bins[Math.min(9, Math.floor(r.agreement * 10))] += 1;
-  }
+  const bins = data.histogram;
   const svgNS = "http://www.w3.org/2000/svg";
   const svg = byId("histogram");
   const most = Math.max(1, ...bins);
@@ -48,26 +47,9 @@
     svg.append(label);
   });
 
-  const workers = new Map();
-  for (const r of data.rows) {
-    for (const w of r.workers) {
-      const t = workers.get(w.id) || { images: 0, sum: 0, n: 0 };
-      t.images += 1;
-      if (w.agreement !== null) { t.sum += w.agreement; t.n += 1; }
-      workers.set(w.id, t);
-    }
-    for (const x of r.excluded) {
-      const t = workers.get(x.id) || { images: 0, sum: 0, n: 0 };
-      t.images += 1;
-      workers.set(x.id, t);
-    }
-  }
-  const ranked = [...workers.entries()]
-    .map(([id, t]) => ({ id, images: t.images, mean: t.n ? t.sum / t.n : null }))
-    .sort((a, b) => (b.mean ?? -1) - (a.mean ?? -1) || (a.id < b.id ? -1 : 1));
   const ranking = byId("ranking");
   const workerSelect = byId("worker");
-  for (const w of ranked) {
+  for (const w of data.workers) {
     ranking.append(el("li", { text: `${w.id}: ${pct(w.mean)} over ${w.images} images` }));
     workerSelect.append(el("option", { value: w.id, text: w.id }));
   }
@@ -84,6 +66,9 @@
 
   const failed = byId("failed");
   for (const f of data.failed) failed.append(el("li", { text: `${f.id}: ${f.reason}` }));
+  if (data.failed_count > data.failed.length) {
+    failed.append(el("li", { text: `… and ${data.failed_count - data.failed.length} more` }));
+  }
 
   // The rows: filtered, then one page of them.
   function visible() {
@@ -101,8 +86,9 @@
 
   function row(r) {
     const tr = el("tr", { className: r.low ? "row low" : "row", "data-agreement": r.agreement === null ? "" : String(r.agreement) });
+    // The image by its file name; its full URI (and its id) on hover.
     const facts = el("td", { className: "id" },
-      el("div", { text: "image " + r.id }),
+      el("div", { className: "name", text: r.name, title: (r.source ?? r.id) + " (id " + r.id + ")" }),
       el("div", { text: "agreement " + pct(r.agreement) }),
       el("div", { text: "confidence " + pct(r.confidence) }),
       el("div", { text: `${r.workers.filter((w) => w.included).length} workers` }),
@@ -118,8 +104,8 @@
       people.append(el("div", { className: "excluded", text: `excluded ${x.id}: ${x.reason}` }));
     }
     tr.append(
-      el("td", {}, picture(r.overlay_thumb, r.overlay, "mask over image " + r.id)),
-      el("td", {}, picture(r.heat_thumb, r.heat, "disagreement over image " + r.id)),
+      el("td", {}, picture(r.overlay_thumb, r.overlay, "mask over " + r.name)),
+      el("td", {}, picture(r.heat_thumb, r.heat, "disagreement over " + r.name)),
       facts,
       people);
     return tr;
@@ -130,7 +116,7 @@
     const pages = Math.max(1, Math.ceil(rows.length / PAGE));
     state.page = Math.min(state.page, pages - 1);
     byId("rows").replaceChildren(...rows.slice(state.page * PAGE, (state.page + 1) * PAGE).map(row));
-    byId("status").textContent = `${rows.length} of ${data.rows.length} images, page ${state.page + 1} of ${pages}`;
+    byId("status").textContent = `${rows.length} of ${data.rows.length} images shown, page ${state.page + 1} of ${pages}`;
     byId("prev").disabled = state.page === 0;
     byId("next").disabled = state.page >= pages - 1;
   }

@@ -6,15 +6,23 @@ use base64::Engine as _;
 use serde::Serialize;
 use sha2::Digest as _;
 
-use super::rows::{Class, Failed, Row};
+use super::rows::{Class, Failed, Row, WorkerRank};
 
-/// What the page shows, as its JSON block.
+/// What the page shows, as its JSON block: the kept rows, and figures over every line.
 #[derive(Debug, Serialize)]
 pub(super) struct Data {
     pub(super) attribute: String,
+    /// Every line of the manifest.
     pub(super) images: usize,
+    /// The worst images, worst first, with their pictures.
     pub(super) rows: Vec<Row>,
+    /// Lines without a label to show: how many, and the first of them.
+    pub(super) failed_count: usize,
     pub(super) failed: Vec<Failed>,
+    /// Images by agreement, in tenths, over every line.
+    pub(super) histogram: [u64; 10],
+    /// Every worker, ranked by mean agreement over every line.
+    pub(super) workers: Vec<WorkerRank>,
     pub(super) classes: Vec<Class>,
 }
 
@@ -61,6 +69,9 @@ mod tests {
             attribute: "</script><script>alert(1)</script>".into(),
             images: 1,
             rows: Vec::new(),
+            failed_count: 1,
+            histogram: [0; 10],
+            workers: Vec::new(),
             failed: vec![Failed {
                 id: "<!--".into(),
                 reason: "a & b \u{2028}".into(),

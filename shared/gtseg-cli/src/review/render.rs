@@ -33,6 +33,13 @@ pub struct Mask {
     pub index: Vec<u8>,
 }
 
+/// The size a PNG's header gives, without decoding the rest.
+pub fn png_size(bytes: &[u8]) -> anyhow::Result<(u32, u32)> {
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info()?;
+    let info = reader.info();
+    Ok((info.width, info.height))
+}
+
 /// Decodes the consolidated mask (an 8-bit palette PNG) to its indices, refusing one of more
 /// than `max_pixels` pixels before anything is allocated for it.
 pub fn decode_mask(bytes: &[u8], max_pixels: u64) -> anyhow::Result<Mask> {
@@ -45,7 +52,9 @@ pub fn decode_mask(bytes: &[u8], max_pixels: u64) -> anyhow::Result<Mask> {
     }
     let (width, height) = (info.width, info.height);
     if u64::from(width) * u64::from(height) > max_pixels {
-        anyhow::bail!("the mask is {width}×{height}, more than MAX_PIXELS ({max_pixels}) pixels");
+        anyhow::bail!(
+            "the mask is {width}×{height}, over the review's limit of {max_pixels} pixels (--max-pixels)"
+        );
     }
     let size = reader
         .output_buffer_size()
@@ -60,9 +69,22 @@ pub fn decode_mask(bytes: &[u8], max_pixels: u64) -> anyhow::Result<Mask> {
     })
 }
 
+/// Decodes an image (JPEG or PNG), refusing one whose decoding would allocate more than
+/// `max_bytes`: a source image or a map is not trusted to be the mask's size.
+fn decode_bounded(bytes: &[u8], max_bytes: u64) -> Option<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_bytes);
+    reader.limits(limits);
+    reader.decode().ok()
+}
+
 /// The pictures of one image. `source` is the image's bytes (JPEG or PNG), `None` when it
 /// could not be had; `heat` the disagreement map's bytes (8-bit grey PNG); `colors[k]` class
-/// k's colour.
+/// k's colour. A source or map whose decoding would take more than 4 bytes a pixel of the
+/// mask (with room for a source larger than the mask) is left out.
 pub fn pictures(
     source: Option<&[u8]>,
     mask: &Mask,
@@ -70,8 +92,9 @@ pub fn pictures(
     colors: &[[u8; 3]],
 ) -> anyhow::Result<Pictures> {
     let (w, h) = (mask.width, mask.height);
+    let budget = (u64::from(w) * u64::from(h) * 16).max(64 << 20);
     let base = source
-        .and_then(|b| image::load_from_memory(b).ok())
+        .and_then(|b| decode_bounded(b, budget))
         .map(|img| {
             let rgb = img.to_rgb8();
             if rgb.dimensions() == (w, h) {
@@ -96,7 +119,7 @@ pub fn pictures(
     let heat = match heat {
         Some(bytes) => {
             // A map that cannot be read leaves the row without a heat map, not without a mask.
-            let Ok(grey) = image::load_from_memory(bytes).map(|m| m.to_luma8()) else {
+            let Some(grey) = decode_bounded(bytes, budget).map(|m| m.to_luma8()) else {
                 return Ok(Pictures {
                     overlay_thumb: jpeg(&thumb(&overlay), THUMB_QUALITY)?,
                     overlay: jpeg(&overlay, FULL_QUALITY)?,

@@ -1,8 +1,10 @@
-//! What the report shows of each line, from the manifest alone: the failed lines and their
-//! reasons, the lines to draw, the classes' legend, and each image's figures from its
-//! metadata (agreement, confidence, workers, exclusions).
+//! What the report shows of each line, from the manifest alone: an image's figures from its
+//! metadata (agreement, confidence, workers, exclusions, its name), the classes' legend, and
+//! the figures over every line (the histogram of agreement, the workers ranked, the failed
+//! lines), which stay the same size however long the manifest is.
 
-use gtseg::finished::OutputLine;
+use std::collections::{BTreeMap, HashMap};
+
 use gtseg::{Rgb, S3Uri};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -11,11 +13,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Serialize)]
 pub(super) struct Row {
     pub(super) id: String,
+    /// The source image's file name (its `source-ref`'s last segment), else the id.
+    pub(super) name: String,
+    /// The source image's URI, shown on hover.
+    pub(super) source: Option<String>,
     pub(super) agreement: Option<f64>,
-    confidence: Option<f64>,
-    low: bool,
-    workers: Vec<WorkerRow>,
-    excluded: Vec<Excluded>,
+    pub(super) confidence: Option<f64>,
+    pub(super) low: bool,
+    pub(super) workers: Vec<WorkerRow>,
+    pub(super) excluded: Vec<Excluded>,
     pub(super) classes: Vec<u8>,
     pub(super) overlay: Option<String>,
     pub(super) overlay_thumb: Option<String>,
@@ -38,6 +44,7 @@ pub(super) struct Excluded {
     pub(super) reason: String,
 }
 
+/// A line that has no label to show, and why.
 #[derive(Debug, Serialize)]
 pub(super) struct Failed {
     pub(super) id: String,
@@ -51,74 +58,94 @@ pub(super) struct Class {
     pub(super) color: String,
 }
 
-/// A line with a mask to draw.
-#[derive(Debug)]
-pub(super) struct ToDraw {
-    /// The line's place in the manifest (pictures are named by it).
-    pub(super) n: usize,
+/// A worker over every line: images, and its mean agreement.
+#[derive(Debug, Serialize)]
+pub(super) struct WorkerRank {
     pub(super) id: String,
-    /// The mask's URI.
-    pub(super) mask: String,
-    /// The label's metadata, as the manifest has it.
-    pub(super) meta: Value,
-    /// The source image, when `source-ref` is an `s3://` URI.
-    pub(super) source: Option<S3Uri>,
+    pub(super) images: u64,
+    pub(super) mean: Option<f64>,
 }
 
-/// The manifest's lines sorted out: the failed ones, the ones to draw, and the legend (from
-/// the first colour map).
+/// The failed lines kept as examples; the rest are only counted.
+const FAILED_EXAMPLES: usize = 200;
+
+/// Figures over every line of the manifest: the same size whatever its length (workers and
+/// classes aside, which a job has few of).
 #[derive(Debug, Default)]
-pub(super) struct Sorted {
-    pub(super) failed: Vec<Failed>,
-    pub(super) to_draw: Vec<ToDraw>,
+pub(super) struct Totals {
+    pub(super) images: usize,
+    pub(super) failed: usize,
+    pub(super) failed_examples: Vec<Failed>,
+    /// Images by agreement, in tenths (the last holds 1.0).
+    pub(super) histogram: [u64; 10],
+    /// Images, summed agreement and images with an agreement, by worker.
+    workers: HashMap<String, (u64, f64, u64)>,
     pub(super) classes: Vec<Class>,
     /// Class k's colour, for every k.
     pub(super) colors: Vec<[u8; 3]>,
+    /// The label attributes the lines carry (to name them when the one asked for is absent).
+    pub(super) attributes: BTreeMap<String, usize>,
 }
 
-/// Sorts out the lines of label attribute `attr`.
-pub(super) fn sort_out(lines: Vec<OutputLine>, attr: &str) -> Sorted {
-    let mut sorted = Sorted::default();
-    let mut legend_found = false;
-    for l in lines {
-        let meta = l
-            .line
-            .get(&format!("{attr}-metadata"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        if let Some(reason) = meta.get("failure-reason") {
-            sorted.failed.push(Failed {
-                id: l.id,
-                reason: reason.as_str().unwrap_or("failed").to_owned(),
-            });
-            continue;
+impl Totals {
+    /// Counts a line without a label to show.
+    pub(super) fn add_failed(&mut self, id: String, reason: String) {
+        self.failed += 1;
+        if self.failed_examples.len() < FAILED_EXAMPLES {
+            self.failed_examples.push(Failed { id, reason });
         }
-        let Some(mask) = l.line.get(attr).and_then(Value::as_str) else {
-            sorted.failed.push(Failed {
-                id: l.id,
-                reason: format!("no mask under `{attr}`"),
-            });
-            continue;
-        };
-        if !legend_found
+    }
+
+    /// Counts an image's figures.
+    pub(super) fn add_row(&mut self, row: &Row) {
+        if let Some(a) = row.agreement {
+            self.histogram[((a * 10.0) as usize).min(9)] += 1;
+        }
+        for w in &row.workers {
+            let t = self.workers.entry(w.id.clone()).or_default();
+            t.0 += 1;
+            if let Some(a) = w.agreement {
+                t.1 += a;
+                t.2 += 1;
+            }
+        }
+        for x in &row.excluded {
+            self.workers.entry(x.id.clone()).or_default().0 += 1;
+        }
+    }
+
+    /// Takes the legend from the first colour map seen.
+    pub(super) fn see_legend(&mut self, meta: &Value) {
+        if self.classes.is_empty()
             && let Some(map) = meta.get("internal-color-map").and_then(Value::as_object)
         {
-            (sorted.classes, sorted.colors) = legend(map);
-            legend_found = true;
+            (self.classes, self.colors) = legend(map);
         }
-        sorted.to_draw.push(ToDraw {
-            n: l.n,
-            id: l.id,
-            mask: mask.to_owned(),
-            source: source_of(&l.line),
-            meta,
-        });
     }
-    sorted
+
+    /// The workers ranked by mean agreement, best first, then by id.
+    pub(super) fn ranked_workers(&self) -> Vec<WorkerRank> {
+        let mut ranked: Vec<WorkerRank> = self
+            .workers
+            .iter()
+            .map(|(id, (images, sum, n))| WorkerRank {
+                id: id.clone(),
+                images: *images,
+                mean: (*n > 0).then(|| sum / *n as f64),
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.mean
+                .unwrap_or(-1.0)
+                .total_cmp(&a.mean.unwrap_or(-1.0))
+                .then(a.id.cmp(&b.id))
+        });
+        ranked
+    }
 }
 
 /// The source image of a line (`source-ref`), when it is an `s3://` URI.
-fn source_of(line: &Map<String, Value>) -> Option<S3Uri> {
+pub(super) fn source_of(line: &Map<String, Value>) -> Option<S3Uri> {
     S3Uri::parse(line.get("source-ref")?.as_str()?).ok()
 }
 
@@ -149,9 +176,9 @@ fn legend(map: &Map<String, Value>) -> (Vec<Class>, Vec<[u8; 3]>) {
     (classes, colors)
 }
 
-/// An image's row with its figures from its metadata (extras read back); its pictures are
-/// drawn later.
-pub(super) fn figures(id: String, meta: &Value) -> Row {
+/// An image's row with its figures from its metadata (extras read back) and its name from its
+/// line's `source-ref`; its pictures are drawn later.
+pub(super) fn figures(id: String, line: &Map<String, Value>, meta: &Value) -> Row {
     let report = &meta["consolidation"];
     let workers = report["workers"]
         .as_array()
@@ -177,7 +204,15 @@ pub(super) fn figures(id: String, meta: &Value) -> Row {
         .as_object()
         .and_then(|m| m.values().next())
         .and_then(|c| c["confidence"].as_f64());
+    let source = line.get("source-ref").and_then(Value::as_str);
+    let name = source
+        .and_then(|s| s.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&id)
+        .to_owned();
     Row {
+        name,
+        source: source.map(str::to_owned),
         id,
         agreement: report["mean-pairwise-agreement"].as_f64(),
         confidence,
@@ -210,5 +245,25 @@ mod tests {
         assert_eq!(order, [0, 2, 10]);
         assert_eq!(classes[1].color, "#808080");
         assert_eq!(colors[10], [0, 0, 255]);
+    }
+
+    #[test]
+    fn a_row_is_named_by_its_source_image_and_totals_do_not_grow_with_the_lines() {
+        let line: Map<String, Value> =
+            serde_json::from_str(r#"{"source-ref": "s3://b/photos/street-0007.jpg"}"#).unwrap();
+        let meta = serde_json::json!({"consolidation": {"mean-pairwise-agreement": 0.95,
+            "workers": [{"worker-id": "w", "included": true, "agreement": 0.9}]}});
+        let row = figures("7".into(), &line, &meta);
+        assert_eq!(row.name, "street-0007.jpg");
+        assert_eq!(row.source.as_deref(), Some("s3://b/photos/street-0007.jpg"));
+        let mut totals = Totals::default();
+        for i in 0..1000 {
+            totals.add_row(&row);
+            totals.add_failed(i.to_string(), "no answer".into());
+        }
+        assert_eq!(totals.histogram[9], 1000);
+        assert_eq!(totals.failed, 1000);
+        assert_eq!(totals.failed_examples.len(), FAILED_EXAMPLES);
+        assert_eq!(totals.ranked_workers()[0].images, 1000);
     }
 }

@@ -70,6 +70,9 @@ pub enum JobErrorKind {
     NoCredentials(String),
     /// The catalog knows only other jobs (a saved description of another job).
     OtherJob(String),
+    /// The description names another job (another account, region or name) than the one
+    /// asked for.
+    WrongJob(String),
 }
 
 impl std::fmt::Display for JobError {
@@ -111,6 +114,10 @@ impl std::fmt::Display for JobError {
                 f,
                 "the saved job descriptions are of {known}, not of {job}: another job's labels are never used"
             ),
+            JobErrorKind::WrongJob(described) => write!(
+                f,
+                "DescribeLabelingJob on {job} described another job, {described}: another job's labels are never used"
+            ),
         }
     }
 }
@@ -118,7 +125,7 @@ impl std::fmt::Display for JobError {
 impl std::error::Error for JobError {}
 
 impl JobError {
-    fn new(job: &str, kind: JobErrorKind) -> Self {
+    pub(crate) fn new(job: &str, kind: JobErrorKind) -> Self {
         Self {
             job: job.to_owned(),
             kind,
@@ -160,6 +167,17 @@ impl AnyCatalog {
     }
 }
 
+/// Whether a description's ARN names the job asked for: the same partition, region and
+/// account, and the same name but for case (ARNs carry the name in lower case, a description
+/// may keep its original case).
+pub fn same_job(asked: &str, described: &str) -> bool {
+    let (a, d): (Vec<&str>, Vec<&str>) = (
+        asked.splitn(6, ':').collect(),
+        described.splitn(6, ':').collect(),
+    );
+    a.len() == 6 && d.len() == 6 && a[..5] == d[..5] && a[5].eq_ignore_ascii_case(d[5])
+}
+
 /// The job's region and name from a labeling job's ARN
 /// (`arn:PARTITION:sagemaker:REGION:ACCOUNT:labeling-job/NAME`).
 pub fn parse_job_arn(arn: &str) -> Option<(&str, &str)> {
@@ -178,6 +196,24 @@ pub fn parse_job_arn(arn: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_description_is_of_the_job_asked_for_only_in_the_same_account_and_region() {
+        let asked = "arn:aws:sagemaker:us-east-1:222222222222:labeling-job/street";
+        assert!(same_job(
+            asked,
+            "arn:aws:sagemaker:us-east-1:222222222222:labeling-job/Street"
+        ));
+        for other in [
+            "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/street",
+            "arn:aws:sagemaker:eu-west-1:222222222222:labeling-job/street",
+            "arn:aws-cn:sagemaker:us-east-1:222222222222:labeling-job/street",
+            "arn:aws:sagemaker:us-east-1:222222222222:labeling-job/street2",
+            "street",
+        ] {
+            assert!(!same_job(asked, other), "{other}");
+        }
+    }
 
     #[test]
     fn job_arns_give_region_and_name() {

@@ -387,8 +387,9 @@ enum Done {
 
 /// Keeps the response within Lambda's limit: when it would be larger, every image's optional
 /// extras (the agreement report, the excluded workers, the warnings) move to a JSON object
-/// beside its mask, named in the metadata as `report-ref`; when even that is too large, the
-/// batch fails and says so.
+/// beside its mask, named in the metadata as `report-ref`; when that is not enough, the
+/// verification votes and comments move too. When even the required fields are too large,
+/// the batch fails and says so.
 async fn fit_response<S: ObjectStore>(
     store: &S,
     output: &S3Uri,
@@ -401,16 +402,31 @@ async fn fit_response<S: ObjectStore>(
     if size(items) <= MAX_RESPONSE_BYTES {
         return Ok(());
     }
+    let report_of = |id: &str| {
+        let file = object_file_name(id)
+            .map(|f| f.trim_end_matches(".png").to_owned() + ".json")
+            .unwrap_or_default();
+        output.join(&format!("{REPORT_FOLDER}/{file}"))
+    };
+    // The first tier that fits (measured on a copy), else the last.
+    let tier = response::EXTRAS
+        .iter()
+        .find(|keys| {
+            let mut trial = items.to_vec();
+            for item in &mut trial {
+                let report = report_of(&item.dataset_object_id);
+                response::take_extras(item, attr, &report, keys);
+            }
+            size(&trial) <= MAX_RESPONSE_BYTES
+        })
+        .unwrap_or(&response::EXTRAS[response::EXTRAS.len() - 1]);
     let opts = PutOptions {
         content_type: Some("application/json"),
         kms_key_id: kms_key_id.map(str::to_owned),
     };
     for item in items.iter_mut() {
-        let file = object_file_name(&item.dataset_object_id)
-            .map(|f| f.trim_end_matches(".png").to_owned() + ".json")
-            .unwrap_or_default();
-        let uri = output.join(&format!("{REPORT_FOLDER}/{file}"));
-        if let Some(extras) = response::take_extras(item, attr, &uri) {
+        let uri = report_of(&item.dataset_object_id);
+        if let Some(extras) = response::take_extras(item, attr, &uri, tier) {
             store
                 .put(&uri, extras, &opts)
                 .await
@@ -429,7 +445,9 @@ async fn fit_response<S: ObjectStore>(
     }
     info!(
         images = items.len(),
-        bytes, "the response's extras moved to report objects to fit Lambda's limit"
+        bytes,
+        moved = ?tier,
+        "the metadata's optional keys moved to report objects to fit Lambda's limit"
     );
     Ok(())
 }

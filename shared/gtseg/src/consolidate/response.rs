@@ -15,9 +15,19 @@ use crate::labels::ClassList;
 use crate::store::{ObjectStore, StoreError};
 use crate::uri::S3Uri;
 
-/// The metadata keys that are extras: what moves to a report object when a response would be
-/// too large.
-const EXTRAS: [&str; 3] = ["excluded-workers", "warnings", "consolidation"];
+/// The metadata keys that move to a report object when a response would be too large, in
+/// tiers: first our extras; then, when those are not enough (long verification comments),
+/// the per-category votes and the workers' comments too. The required fields always stay.
+pub(crate) const EXTRAS: [&[&str]; 2] = [
+    &["excluded-workers", "warnings", "consolidation"],
+    &[
+        "excluded-workers",
+        "warnings",
+        "consolidation",
+        "votes",
+        "worker-feedback",
+    ],
+];
 
 /// The largest report object read back.
 const MAX_REPORT_BYTES: u64 = 64 << 20;
@@ -101,13 +111,14 @@ pub(crate) fn labelled_item(
     }
 }
 
-/// Moves an item's optional extras (`excluded-workers`, `warnings`, `consolidation`) out of
-/// its metadata, names `report` there as `report-ref`, and returns the extras as JSON (`None`
-/// when it has none).
+/// Moves an item's metadata keys `keys` (one of the tiers of [`EXTRAS`]) out of its metadata,
+/// names `report` there as `report-ref`, and returns what moved as JSON (`None` when it has
+/// none of them).
 pub(crate) fn take_extras(
     item: &mut ConsolidationResponseItem,
     attr: &str,
     report: &S3Uri,
+    keys: &[&str],
 ) -> Option<Vec<u8>> {
     let meta = item
         .consolidated_annotation
@@ -115,7 +126,7 @@ pub(crate) fn take_extras(
         .get_mut(&format!("{attr}-metadata"))?
         .as_object_mut()?;
     let mut extras = Map::new();
-    for key in EXTRAS {
+    for &key in keys {
         if let Some(v) = meta.remove(key) {
             extras.insert(key.to_owned(), v);
         }
@@ -198,7 +209,7 @@ mod tests {
                 content: Map::from_iter([("a-metadata".to_owned(), meta.clone())]),
             },
         };
-        let extras = take_extras(&mut item, "a", &report).unwrap();
+        let extras = take_extras(&mut item, "a", &report, EXTRAS[0]).unwrap();
         store
             .put(&report, extras, &PutOptions::default())
             .await

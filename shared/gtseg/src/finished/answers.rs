@@ -8,14 +8,15 @@ use serde_json::{Value, json};
 
 use super::Saved;
 use crate::event::{
-    Annotation, AnnotationData, ConsolidationResponseItem, PayloadItem, ShapeError, from_slice,
+    Annotation, AnnotationData, ConsolidationResponseItem, ExcludedWorker, PayloadItem, ShapeError,
+    from_slice, from_value, string_or_number,
 };
 
 /// One worker's answer as Ground Truth saved it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SavedAnswer {
-    /// The worker.
-    #[serde(rename = "workerId")]
+    /// The worker (a number is read as its text, as the consolidation function reads it).
+    #[serde(rename = "workerId", deserialize_with = "string_or_number")]
     pub worker_id: String,
     /// The answer, as the template's form submitted it.
     #[serde(rename = "answerContent")]
@@ -27,12 +28,42 @@ pub struct SavedAnswer {
 
 #[derive(Deserialize)]
 struct WorkerResponseFile {
-    answers: Vec<SavedAnswer>,
+    answers: Vec<Value>,
 }
 
-/// The answers of one worker-response object.
-pub fn parse_worker_response(bytes: &[u8]) -> Result<Vec<SavedAnswer>, ShapeError> {
-    from_slice::<WorkerResponseFile>("the worker-response object", bytes).map(|f| f.answers)
+/// The answers of one worker-response object, each parsed on its own: a malformed answer (no
+/// `answerContent`, a `workerId` that is neither text nor a number) is excluded alone, with
+/// its reason, and the others stand. `Err` only when the object as a whole is not a
+/// worker-response object (not JSON, truncated, no `answers` list): then its image cannot be
+/// decided from it.
+pub fn parse_worker_response(
+    bytes: &[u8],
+) -> Result<Vec<Result<SavedAnswer, ExcludedWorker>>, ShapeError> {
+    let file: WorkerResponseFile = from_slice("the worker-response object", bytes)?;
+    Ok(file
+        .answers
+        .into_iter()
+        .enumerate()
+        .map(|(n, v)| {
+            let worker = match &v["workerId"] {
+                Value::String(s) => s.clone(),
+                Value::Number(x) => x.to_string(),
+                _ => format!("(answer {n}, no workerId)"),
+            };
+            from_value::<SavedAnswer>("a saved answer", &v).map_err(|e| ExcludedWorker {
+                worker_id: worker,
+                reason: format!("its saved answer is malformed: {e}"),
+            })
+        })
+        .collect())
+}
+
+/// The exclusion of a worker the user left out with `--exclude-worker`.
+pub fn excluded_by_user(worker: &str) -> ExcludedWorker {
+    ExcludedWorker {
+        worker_id: worker.to_owned(),
+        reason: "excluded by the user (--exclude-worker)".to_owned(),
+    }
 }
 
 /// One image's answers from all its worker-response objects: each worker once, with the
@@ -93,9 +124,10 @@ pub fn payload_item(id: &str, source_ref: Option<&str>, answers: &[SavedAnswer])
     }
 }
 
-/// Adds the workers dropped with `--exclude-worker` to an item's `excluded-workers`, so that
-/// its metadata says who was left out and why.
-pub fn note_excluded(item: &mut ConsolidationResponseItem, attr: &str, dropped: &[String]) {
+/// Adds answers left out before consolidation (by `--exclude-worker`, or malformed in their
+/// worker-response object) to an item's `excluded-workers`, so that its metadata says who was
+/// left out and why.
+pub fn note_excluded(item: &mut ConsolidationResponseItem, attr: &str, dropped: &[ExcludedWorker]) {
     if dropped.is_empty() {
         return;
     }
@@ -112,7 +144,7 @@ pub fn note_excluded(item: &mut ConsolidationResponseItem, attr: &str, dropped: 
         .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = list {
         for w in dropped {
-            list.push(json!({"worker-id": w, "reason": "excluded by the user (--exclude-worker)"}));
+            list.push(json!({"worker-id": w.worker_id, "reason": w.reason}));
         }
     }
 }
@@ -179,7 +211,11 @@ mod tests {
         let text = br#"{"answers": [{"workerId": "w", "answerContent": {"e": {"label": "x"}},
             "submissionTime": "2026-11-26T10:00:00.000Z", "acceptanceTime": "t",
             "timeSpentInSeconds": 40.5, "workerMetadata": {"identityData": {}}}]}"#;
-        let answers = parse_worker_response(text).unwrap();
+        let answers: Vec<SavedAnswer> = parse_worker_response(text)
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         let item = payload_item("3", Some("s3://b/i.jpg"), &answers);
         assert_eq!(item.dataset_object_id, "3");
         let content = item.annotations[0]
@@ -192,5 +228,27 @@ mod tests {
             json!({"e": {"label": "x"}})
         );
         assert!(parse_worker_response(b"{\"answers\": 3}").is_err());
+    }
+
+    #[test]
+    fn one_malformed_answer_is_excluded_alone_and_a_numeric_worker_id_is_text() {
+        let text = br#"{"answers": [
+            {"workerId": 42, "answerContent": {"e": {"label": "x"}}},
+            {"workerId": "w2"},
+            {"answerContent": {"e": {"label": "y"}}}]}"#;
+        let answers = parse_worker_response(text).unwrap();
+        assert_eq!(answers[0].as_ref().unwrap().worker_id, "42");
+        let bad = answers[1].as_ref().unwrap_err();
+        assert_eq!(bad.worker_id, "w2");
+        assert!(bad.reason.contains("answerContent"), "{}", bad.reason);
+        assert!(
+            answers[2]
+                .as_ref()
+                .unwrap_err()
+                .worker_id
+                .contains("no workerId")
+        );
+        // A truncated object is not a worker-response object at all.
+        assert!(parse_worker_response(&text[..40]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::event::{ConsolidationResponseItem, ShapeError, from_slice};
+use crate::event::{ConsolidationResponseItem, ShapeError, from_slice, from_value};
 
 /// A manifest that is not UTF-8 text.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub type InputLine = Result<Map<String, Value>, String>;
 /// An input manifest's lines; blank lines are skipped, so line `i` is `datasetObjectId` `i`.
 pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<InputLine>, NotUtf8> {
     let text = std::str::from_utf8(bytes).map_err(|e| NotUtf8(e.valid_up_to()))?;
+    // A byte-order mark (some editors write one) is not part of line 0.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -94,11 +96,56 @@ pub fn output_line(
     Value::Object(line).to_string()
 }
 
-/// The items of a saved consolidation-response object: the function's response array.
+/// The items of a saved consolidation-response object (the function's response array), each
+/// parsed on its own, so that one malformed item costs only its image. `Err` when the object
+/// is not a JSON array at all.
 pub fn parse_consolidation_response(
     bytes: &[u8],
-) -> Result<Vec<ConsolidationResponseItem>, ShapeError> {
-    from_slice("the consolidation-response object", bytes)
+) -> Result<Vec<Result<ConsolidationResponseItem, ShapeError>>, ShapeError> {
+    let items: Vec<Value> = from_slice("the consolidation-response object", bytes)?;
+    Ok(items
+        .iter()
+        .map(|v| from_value("an item of the consolidation response", v))
+        .collect())
+}
+
+/// A label that the job made by machine (automated data labeling): Ground Truth writes such
+/// an output line with `"human-annotated": "no"` in the label's metadata, and no worker ever
+/// answered for it. The attribute, its value and its metadata.
+pub fn machine_label(line: &Map<String, Value>) -> Option<(String, Value, Value)> {
+    line.iter().find_map(|(key, meta)| {
+        let attr = key.strip_suffix("-metadata")?;
+        (meta.get("human-annotated")? == "no").then(|| {
+            let value = line.get(attr).cloned().unwrap_or(Value::Null);
+            (attr.to_owned(), value, meta.clone())
+        })
+    })
+}
+
+/// The label attributes a manifest line carries: the keys that have a `-metadata` beside them.
+pub fn label_attributes(line: &Map<String, Value>) -> Vec<&str> {
+    line.keys()
+        .filter_map(|k| k.strip_suffix("-metadata"))
+        .collect()
+}
+
+/// Why `attr` cannot be written into lines like `first` (an input manifest's first line):
+/// it would replace the image's own fields (`source-ref`, `source`, any key the line has) or
+/// pose as metadata. `None` when it can be.
+pub fn attribute_collision(attr: &str, first: Option<&Map<String, Value>>) -> Option<String> {
+    if attr.ends_with("-metadata") {
+        return Some(format!(
+            "the label attribute name {attr:?} ends in -metadata, which names a label's metadata"
+        ));
+    }
+    let own = ["source-ref", "source"].contains(&attr);
+    let in_line =
+        first.is_some_and(|l| l.contains_key(attr) || l.contains_key(&format!("{attr}-metadata")));
+    (own || in_line).then(|| {
+        format!(
+            "the label attribute name {attr:?} is a key of the input manifest's lines, so writing it would replace the image's own data; choose a new name"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -136,5 +183,41 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].id, "1");
         assert_eq!(parse_output_lines(b"\xff"), Err(NotUtf8(0)));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_line_zero() {
+        let lines =
+            parse_manifest("\u{feff}{\"source-ref\": \"s3://b/0.png\"}\n{\"a\": 1}\n".as_bytes())
+                .unwrap();
+        assert_eq!(lines[0].as_ref().unwrap()["source-ref"], "s3://b/0.png");
+        assert_eq!(lines.len(), 2);
+    }
+
+    #[test]
+    fn one_malformed_response_item_costs_only_itself() {
+        let text = br#"[{"datasetObjectId": 3, "consolidatedAnnotation": {"content": {"a": 1}}},
+                        {"datasetObjectId": "4"},
+                        {"datasetObjectId": "5", "consolidatedAnnotation": {"content": {}}}]"#;
+        let items = parse_consolidation_response(text).unwrap();
+        assert_eq!(items[0].as_ref().unwrap().dataset_object_id, "3");
+        assert!(items[1].is_err());
+        assert_eq!(items[2].as_ref().unwrap().dataset_object_id, "5");
+        assert!(parse_consolidation_response(b"{}").is_err());
+    }
+
+    #[test]
+    fn machine_labels_and_colliding_attribute_names_are_recognised() {
+        let line = manifest_line(r#"{"source-ref": "s3://b/i.png", "j-ref": "s3://b/m.png",
+            "j-ref-metadata": {"human-annotated": "no", "type": "groundtruth/semantic-segmentation"}}"#).unwrap();
+        let (attr, value, _) = machine_label(&line).unwrap();
+        assert_eq!((attr.as_str(), value), ("j-ref", json!("s3://b/m.png")));
+        assert_eq!(label_attributes(&line), ["j-ref"]);
+        let human = manifest_line(r#"{"j-ref-metadata": {"human-annotated": "yes"}}"#).unwrap();
+        assert!(machine_label(&human).is_none());
+        for bad in ["source-ref", "source", "j-ref", "x-metadata"] {
+            assert!(attribute_collision(bad, Some(&line)).is_some(), "{bad}");
+        }
+        assert!(attribute_collision("v2-ref", Some(&line)).is_none());
     }
 }

@@ -11,19 +11,24 @@
 //! manifest.
 
 mod answers;
+mod lock;
 mod manifest;
 mod report;
 mod run;
 
 pub use answers::{
-    SavedAnswer, newest_per_worker, note_excluded, parse_worker_response, payload_item,
+    SavedAnswer, excluded_by_user, newest_per_worker, note_excluded, parse_worker_response,
+    payload_item,
 };
+pub use lock::{Holder, LockError, OutputLock, lock_uri};
 pub use manifest::{
-    InputLine, NotUtf8, OutputLine, manifest_line, output_line, parse_consolidation_response,
-    parse_manifest, parse_output_lines,
+    InputLine, NotUtf8, OutputLine, attribute_collision, label_attributes, machine_label,
+    manifest_line, output_line, parse_consolidation_response, parse_manifest, parse_output_lines,
 };
 pub use report::{JobReport, ReportHeader};
-pub use run::{RunLayout, RunState, StateError, epoch_micros, state_uri};
+pub use run::{
+    BatchNotes, FailedImage, RunLayout, RunState, StateError, epoch_micros, new_run_id, state_uri,
+};
 
 use crate::uri::S3Uri;
 

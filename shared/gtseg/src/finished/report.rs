@@ -31,6 +31,7 @@ impl WorkerTally {
 pub struct JobReport {
     workers: BTreeMap<String, WorkerTally>,
     consolidated: usize,
+    machine_labelled: usize,
     failed: usize,
     /// The algorithm the images' metadata names (with `--via-lambda`, the function's own).
     algorithm: Option<String>,
@@ -81,6 +82,16 @@ impl JobReport {
     /// Adds an image that failed.
     pub fn add_failed(&mut self) {
         self.failed += 1;
+    }
+
+    /// Adds an image the job labelled by machine, kept as it is.
+    pub fn add_machine_labelled(&mut self) {
+        self.machine_labelled += 1;
+    }
+
+    /// Images kept as the job labelled them by machine.
+    pub fn machine_labelled(&self) -> usize {
+        self.machine_labelled
     }
 
     /// Marks a worker as left out by the user (`--exclude-worker`).
@@ -138,6 +149,7 @@ impl JobReport {
             "creation-date": run.creation_date,
             "images": run.images,
             "consolidated": self.consolidated,
+            "machine-labelled": self.machine_labelled,
             "failed": self.failed,
             "workers": workers,
         })

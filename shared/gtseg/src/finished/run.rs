@@ -22,12 +22,9 @@ pub struct RunLayout {
 }
 
 impl RunLayout {
-    /// The layout of the run created at `created` under `output`.
-    pub fn new(output: S3Uri, created: SystemTime) -> Self {
-        Self {
-            output,
-            run_id: format!("{:016}", epoch_micros(created)),
-        }
+    /// The layout of run `run_id` under `output`.
+    pub fn new(output: S3Uri, run_id: String) -> Self {
+        Self { output, run_id }
     }
 
     /// Batch `k`'s payload: what Ground Truth would have sent.
@@ -52,6 +49,22 @@ impl RunLayout {
             .join(&format!("{CONSOLIDATION_RESPONSES}iteration-1/"))
     }
 
+    /// The run that a batch object's `key` names (`<run>-batch-NNNNNN.json`), any run's.
+    pub fn run_of(key: &str) -> Option<&str> {
+        let name = key.rsplit('/').next()?;
+        let (run, rest) = name.rsplit_once("-batch-")?;
+        rest.strip_suffix(".json")?
+            .parse::<usize>()
+            .ok()
+            .map(|_| run)
+    }
+
+    /// The folder that holds the batches' payloads.
+    pub fn requests_folder(&self) -> S3Uri {
+        self.output
+            .join("annotations/consolidated-annotation/consolidation-request/iteration-1/")
+    }
+
     /// The batch whose saved response `key` is, if it is one of this run's.
     pub fn batch_of_response(&self, key: &str) -> Option<usize> {
         let name = key.rsplit('/').next()?;
@@ -59,6 +72,19 @@ impl RunLayout {
             .strip_suffix(".json")?
             .parse()
             .ok()
+    }
+
+    /// Batch `k`'s notes: the images it could not send to consolidation, and why (written
+    /// only when there are some, before the batch's response).
+    pub fn notes_uri(&self, k: usize) -> S3Uri {
+        self.notes_folder()
+            .join(&format!("{}-batch-{k:06}.json", self.run_id))
+    }
+
+    /// The folder that holds the batches' notes.
+    pub fn notes_folder(&self) -> S3Uri {
+        self.output
+            .join("annotations/consolidated-annotation/gtseg-run")
     }
 
     /// The run's state.
@@ -75,6 +101,19 @@ impl RunLayout {
 /// Where the state of the run into `output` is.
 pub fn state_uri(output: &S3Uri) -> S3Uri {
     output.join("annotations/consolidated-annotation/gtseg-job.json")
+}
+
+/// A new run's id: its creation time in microseconds, and, when an earlier run into the same
+/// output already used that (one `--creation-date`, or `--force` over an earlier run), the
+/// first `-N` that none used. `used` lists the ids the output's objects carry (see
+/// [`RunLayout::run_of`]). The same inputs give the same id, so a run is reproducible, and
+/// two runs into one output never share one.
+pub fn new_run_id(created: SystemTime, used: &std::collections::BTreeSet<String>) -> String {
+    let base = format!("{:016}", epoch_micros(created));
+    std::iter::once(base.clone())
+        .chain((1..).map(|n| format!("{base}-{n}")))
+        .find(|id| !used.contains(id))
+        .unwrap_or(base)
 }
 
 /// Microseconds since the epoch (0 before it): how a run's time is saved and named.
@@ -103,6 +142,8 @@ pub struct RunState {
     /// The run's creation time, in microseconds since the epoch, as a decimal string.
     #[serde(with = "decimal")]
     pub creation_time_micros: u64,
+    /// The run's id, in the names of its objects.
+    pub run_id: String,
     /// The job's output folder, as given.
     pub job_output: String,
     /// The input manifest, as given.
@@ -169,7 +210,7 @@ impl RunState {
             .as_object()
             .into_iter()
             .flatten()
-            .filter(|(k, _)| k.as_str() != "creation-time-micros")
+            .filter(|(k, _)| !["creation-time-micros", "run-id"].contains(&k.as_str()))
             .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
             .map(|(k, v)| format!("{k}: {v} then, {} now", b[k.as_str()]))
             .collect();
@@ -181,6 +222,42 @@ impl RunState {
                 fields,
             })
         }
+    }
+}
+
+/// What a batch could not send to consolidation (saved beside its response when there is
+/// something to say): an image whose worker-response objects could not be read, or whose
+/// answers were all unusable, fails with its reason in its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BatchNotes {
+    /// The images that failed before consolidation, by id.
+    pub failed: std::collections::BTreeMap<String, FailedImage>,
+}
+
+/// An image that failed before consolidation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FailedImage {
+    /// Why, naming the object or the answers.
+    pub reason: String,
+    /// The reason lies outside the workers' data (an object that could not be read, a stray
+    /// object): `--resume` tries the image's batch again, and the run does not end in success.
+    pub retry: bool,
+}
+
+impl BatchNotes {
+    /// The notes saved at `uri`.
+    pub fn parse(uri: &S3Uri, bytes: &[u8]) -> Result<Self, StateError> {
+        from_slice("a batch's notes", bytes).map_err(|error| StateError::Shape {
+            uri: uri.clone(),
+            error,
+        })
+    }
+
+    /// Whether an image of the batch must be tried again.
+    pub fn wants_retry(&self) -> bool {
+        self.failed.values().any(|f| f.retry)
     }
 }
 
@@ -214,6 +291,7 @@ mod tests {
             labels: vec!["car".into()],
             images: 4,
             creation_time_micros: 1_795_680_000_123_456,
+            run_id: "1795680000123456-0000abcd".into(),
             job_output: "s3://b/out/job/".into(),
             manifest: "s3://b/in.manifest".into(),
             via_lambda: None,
@@ -232,6 +310,7 @@ mod tests {
         assert_eq!(back, s);
         let mut later = state();
         later.creation_time_micros += 5;
+        later.run_id = "another".into();
         assert!(
             s.check_resume(&later, &uri).is_ok(),
             "the time is the saved one's"
@@ -263,18 +342,29 @@ mod tests {
     }
 
     #[test]
-    fn batch_objects_are_named_by_the_run() {
+    fn batch_objects_are_named_by_the_run_and_ids_are_never_reused_in_an_output() {
         let out = S3Uri::parse("s3://b/out").unwrap();
-        let run = RunLayout::new(out, SystemTime::UNIX_EPOCH + Duration::from_micros(42));
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(42);
+        let mut used = std::collections::BTreeSet::new();
+        let id = new_run_id(at, &used);
+        assert_eq!(id, "0000000000000042");
+        used.insert(id.clone());
+        assert_eq!(new_run_id(at, &used), "0000000000000042-1");
+        assert_eq!(
+            RunLayout::run_of("a/0000000000000042-1-batch-000003.json"),
+            Some("0000000000000042-1")
+        );
+        let run = RunLayout::new(out, id.clone());
         let r = run.response_uri(7);
         assert!(
             r.key()
-                .ends_with("iteration-1/0000000000000042-batch-000007.json")
+                .ends_with(&format!("iteration-1/{id}-batch-000007.json"))
         );
         assert_eq!(run.batch_of_response(r.key()), Some(7));
         assert_eq!(
-            run.batch_of_response("x/0000000000000043-batch-000007.json"),
+            run.batch_of_response("x/0000000000000042-1-batch-000007.json"),
             None
         );
+        assert!(run.notes_uri(7).key().contains("gtseg-run/"));
     }
 }

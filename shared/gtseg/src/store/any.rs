@@ -46,6 +46,27 @@ impl ObjectStore for AnyStore {
         }
     }
 
+    async fn create(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        opts: &PutOptions,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Local(s) => s.create(uri, body, opts).await,
+            #[cfg(feature = "s3")]
+            Self::S3(s) => s.create(uri, body, opts).await,
+        }
+    }
+
+    async fn delete(&self, uri: &S3Uri) -> Result<(), StoreError> {
+        match self {
+            Self::Local(s) => s.delete(uri).await,
+            #[cfg(feature = "s3")]
+            Self::S3(s) => s.delete(uri).await,
+        }
+    }
+
     async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
         match self {
             Self::Local(s) => s.list(prefix).await,

@@ -53,6 +53,21 @@ impl<S: ObjectStore> ObjectStore for Guarded<S> {
         self.inner.put(uri, body, opts).await
     }
 
+    async fn create(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        opts: &PutOptions,
+    ) -> Result<bool, StoreError> {
+        self.check(uri, "PutObject")?;
+        self.inner.create(uri, body, opts).await
+    }
+
+    async fn delete(&self, uri: &S3Uri) -> Result<(), StoreError> {
+        self.check(uri, "DeleteObject")?;
+        self.inner.delete(uri).await
+    }
+
     async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
         self.check(prefix, "ListObjectsV2")?;
         self.inner.list(prefix).await

@@ -45,6 +45,82 @@ fn io_kind(e: &std::io::Error, path: &Path) -> StoreErrorKind {
     }
 }
 
+impl LocalStore {
+    /// Writes `uri` whole: a uniquely named temporary file in the same folder, then a rename,
+    /// so that a reader never sees half an object and concurrent writers of one key never
+    /// share a temporary file. Without `clobber`, the rename refuses an existing object
+    /// (`Ok(false)`). Files get the usual mode (0666 less the umask), not a temporary file's
+    /// 0600.
+    async fn write(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        op: &'static str,
+        clobber: bool,
+    ) -> Result<bool, StoreError> {
+        let fail = |kind| StoreError::new(uri, op, kind);
+        let path = self.path_of(uri).map_err(fail)?;
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
+            std::fs::create_dir_all(&dir)?;
+            let mut builder = tempfile::Builder::new();
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            let mut tmp = builder.tempfile_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, &body)?;
+            if clobber {
+                tmp.persist(&target).map_err(|e| e.error)?;
+                return Ok(true);
+            }
+            match tmp.persist_noclobber(&target) {
+                Ok(_) => Ok(true),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e.error),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|e| fail(io_kind(&e, &path)))
+    }
+
+    /// Removes the temporary files that writers killed mid-write left under `prefix`'s
+    /// folder (see `write`); returns how many. Only for a writer that holds the folder's lock.
+    pub async fn remove_stale_temporaries(&self, prefix: &S3Uri) -> Result<usize, StoreError> {
+        let fail = |kind| StoreError::new(prefix, "DeleteObject", kind);
+        let start = self.path_of(prefix).map_err(fail)?;
+        let listed = start.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            let mut removed = 0;
+            for entry in walkdir::WalkDir::new(&start).follow_links(true) {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e)
+                        if e.io_error()
+                            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if entry.file_type().is_file()
+                    && entry.file_name().to_string_lossy().starts_with(TEMPORARY)
+                {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|e| fail(io_kind(&e, &listed)))
+    }
+}
+
+/// How a write's temporary file is named (`tempfile`'s prefix): never an object.
+const TEMPORARY: &str = ".tmp";
+
 impl ObjectStore for LocalStore {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         let fail = |kind| StoreError::new(uri, "GetObject", kind);
@@ -85,22 +161,26 @@ impl ObjectStore for LocalStore {
     }
 
     async fn put(&self, uri: &S3Uri, body: Vec<u8>, _opts: &PutOptions) -> Result<(), StoreError> {
-        let fail = |kind| StoreError::new(uri, "PutObject", kind);
+        self.write(uri, body, "PutObject", true).await.map(|_| ())
+    }
+
+    async fn create(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        _opts: &PutOptions,
+    ) -> Result<bool, StoreError> {
+        self.write(uri, body, "PutObject", false).await
+    }
+
+    async fn delete(&self, uri: &S3Uri) -> Result<(), StoreError> {
+        let fail = |kind| StoreError::new(uri, "DeleteObject", kind);
         let path = self.path_of(uri).map_err(fail)?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let target = path.clone();
-        // A uniquely named temporary file in the same folder, then a rename: a reader never
-        // sees half a mask, and concurrent writers of one key never share a temporary file.
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-            std::io::Write::write_all(&mut tmp, &body)?;
-            tmp.persist(&target).map_err(|e| e.error)?;
-            Ok(())
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        .map_err(|e| fail(io_kind(&e, &path)))
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(fail(io_kind(&e, &path))),
+        }
     }
 
     async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
@@ -119,7 +199,8 @@ impl ObjectStore for LocalStore {
         let listed = start.clone();
         let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
             let mut keys = Vec::new();
-            for entry in walkdir::WalkDir::new(&start) {
+            // Links are followed, as they are for reads: a linked response or folder is listed.
+            for entry in walkdir::WalkDir::new(&start).follow_links(true) {
                 let entry = match entry {
                     Ok(e) => e,
                     // A prefix that names no folder holds no objects.
@@ -133,7 +214,7 @@ impl ObjectStore for LocalStore {
                 };
                 // A write in progress (see `put`) is not an object yet.
                 if !entry.file_type().is_file()
-                    || entry.file_name().to_string_lossy().starts_with(".tmp")
+                    || entry.file_name().to_string_lossy().starts_with(TEMPORARY)
                 {
                     continue;
                 }

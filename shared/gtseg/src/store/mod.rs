@@ -222,6 +222,17 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         body: Vec<u8>,
         opts: &PutOptions,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Writes a whole object only if none exists at `uri` (S3's conditional write,
+    /// `If-None-Match: *`; a local store's no-clobber rename): `Ok(false)` when one does. Two
+    /// writers racing for one key: exactly one gets `true`. What a lock is made of.
+    fn create(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        opts: &PutOptions,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes an object; an object that does not exist is not an error.
+    fn delete(&self, uri: &S3Uri) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every object whose key starts with `prefix`'s key, in key order (a whole finished
     /// job's worker responses, say).
     fn list(&self, prefix: &S3Uri) -> impl Future<Output = Result<Vec<S3Uri>, StoreError>> + Send;

@@ -268,6 +268,48 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn create(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        opts: &PutOptions,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(uri.bucket())
+            .key(uri.key())
+            .if_none_match("*")
+            .body(ByteStream::from(body));
+        if let Some(ct) = opts.content_type {
+            req = req.content_type(ct);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            // The object exists (412), or another conditional write of it is under way (409).
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(409 | 412)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(s3_error(uri, "PutObject", e)),
+        }
+    }
+
+    async fn delete(&self, uri: &S3Uri) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(uri.bucket())
+            .key(uri.key())
+            .send()
+            .await
+            .map_err(|e| s3_error(uri, "DeleteObject", e))?;
+        Ok(())
+    }
+
     async fn list(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
         let mut pages = self
             .client

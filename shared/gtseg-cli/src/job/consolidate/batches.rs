@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use gtseg::event::ExcludedWorker;
 use gtseg::event::{ConsolidationEvent, LabelCategory, PayloadRef};
 use gtseg::finished::{
-    Saved, SavedAnswer, newest_per_worker, note_excluded, parse_worker_response, payload_item,
+    BatchNotes, FailedImage, Saved, SavedAnswer, excluded_by_user, newest_per_worker,
+    note_excluded, parse_worker_response, payload_item,
 };
 use gtseg::{CrowdModel, ImageCensus, ImageVotes, MAX_BATCH_VOTES, ObjectStore, PutOptions};
 use tokio::sync::Semaphore;
@@ -17,11 +19,16 @@ use tracing::{info, warn};
 use super::plan::Run;
 use crate::progress::Progress;
 
-/// The workers `--exclude-worker` left out of a batch, by image id.
-pub(super) type Dropped = HashMap<String, Vec<String>>;
+/// The answers left out of a batch before consolidation (by `--exclude-worker`, or malformed
+/// in their worker-response object), by image id: noted in the images' metadata.
+pub(super) type Dropped = HashMap<String, Vec<ExcludedWorker>>;
 
 /// Worker-response objects read at once.
 const READS_IN_FLIGHT: usize = 16;
+
+/// One worker-response object of an image, read: its answers, or why the image cannot be
+/// decided from it (a reason outside the workers' data).
+type ReadObject = Result<(Saved, Vec<Result<SavedAnswer, ExcludedWorker>>), String>;
 
 /// What a finished batch gave.
 struct BatchDone {
@@ -53,11 +60,13 @@ impl Run {
         }
     }
 
-    /// Reads the answers of batch `k`'s images, a few objects at once, by (image, object).
+    /// Reads the worker-response objects of batch `k`'s images, a few at once, by (image,
+    /// object). An object that is not there, too large, or not a worker-response object fails
+    /// only its image; any other failure to read (throttling, access denied) fails the batch.
     async fn read_answers(
         self: &Arc<Self>,
         k: usize,
-    ) -> anyhow::Result<BTreeMap<(usize, usize), (Saved, Vec<SavedAnswer>)>> {
+    ) -> anyhow::Result<BTreeMap<(usize, usize), ReadObject>> {
         let reads = Arc::new(Semaphore::new(READS_IN_FLIGHT));
         let mut reading = tokio::task::JoinSet::new();
         for i in self.batches[k].clone() {
@@ -70,55 +79,119 @@ impl Run {
                 );
                 reading.spawn(async move {
                     let _permit = reads.acquire().await?;
-                    let bytes = run
-                        .store
-                        .get(&uri, run.limits.max_payload_bytes)
-                        .await
-                        .context("reading a worker response")?;
-                    let answers = parse_worker_response(&bytes).unwrap_or_else(|e| {
-                        warn!(object = %uri, "worker response left out: {e}");
-                        Vec::new()
-                    });
-                    anyhow::Ok(((i, n), at, answers))
+                    let read = match run.store.get(&uri, run.limits.max_payload_bytes).await {
+                        Ok(bytes) => parse_worker_response(&bytes)
+                            .map(|answers| (at, answers))
+                            .map_err(|e| {
+                                format!("its worker-response object {uri} is unusable: {e}")
+                            }),
+                        Err(e) if e.is_the_object_s_fault() => {
+                            Err(format!("its worker-response object cannot be read: {e}"))
+                        }
+                        Err(e) => return Err(e).context("reading a worker response"),
+                    };
+                    anyhow::Ok(((i, n), read))
                 });
             }
         }
         let mut by_object = BTreeMap::new();
         while let Some(joined) = reading.join_next().await {
-            let (place, at, answers) = joined??;
-            by_object.insert(place, (at, answers));
+            let (place, read) = joined??;
+            by_object.insert(place, read);
         }
         Ok(by_object)
     }
 
-    /// Prepares batch `k`: reads its worker responses and writes its payload; returns the
-    /// workers left out by `--exclude-worker`, by image id.
+    /// Prepares batch `k`: reads its worker responses, writes its notes (the images it cannot
+    /// send, and why) and its payload; returns the answers left out, by image id.
     pub(super) async fn prepare(self: &Arc<Self>, k: usize) -> anyhow::Result<Dropped> {
         let mut by_object = self.read_answers(k).await?;
-        let mut items = Vec::new();
-        let mut dropped = HashMap::new();
+        let (mut items, mut dropped, mut notes) =
+            (Vec::new(), HashMap::new(), BatchNotes::default());
         for i in self.batches[k].clone() {
             // This image's objects, taken (the images come in order).
             let rest = by_object.split_off(&(i + 1, 0));
-            let saved: Vec<(Saved, SavedAnswer)> = std::mem::replace(&mut by_object, rest)
-                .into_values()
-                .flat_map(|(at, answers)| answers.into_iter().map(move |a| (at.clone(), a)))
-                .collect();
-            let (answers, out) = newest_per_worker(saved, &self.exclude);
-            if answers.is_empty() {
-                continue;
-            }
+            let objects = std::mem::replace(&mut by_object, rest);
             let id = i.to_string();
-            items.push(payload_item(&id, self.source(i), &answers));
-            if !out.is_empty() {
-                dropped.insert(id, out);
+            match self.image_answers(objects) {
+                Ok((answers, out)) if answers.is_empty() && !out.is_empty() => {
+                    let reasons: Vec<String> = out
+                        .iter()
+                        .map(|e| format!("{}: {}", e.worker_id, e.reason))
+                        .collect();
+                    let reason = format!("no usable worker answer: {}", reasons.join("; "));
+                    notes.failed.insert(
+                        id,
+                        FailedImage {
+                            reason,
+                            retry: false,
+                        },
+                    );
+                }
+                Ok((answers, _)) if answers.is_empty() => {}
+                Ok((answers, out)) => {
+                    items.push(payload_item(&id, self.source(i), &answers));
+                    if !out.is_empty() {
+                        dropped.insert(id, out);
+                    }
+                }
+                Err(reason) => {
+                    notes.failed.insert(
+                        id,
+                        FailedImage {
+                            reason,
+                            retry: true,
+                        },
+                    );
+                }
             }
+        }
+        let notes_uri = self.layout.notes_uri(k);
+        if !notes.failed.is_empty() {
+            warn!(
+                batch = k,
+                images = notes.failed.len(),
+                "images that cannot be consolidated, with why, in {notes_uri}"
+            );
+            self.put_json(&notes_uri, serde_json::to_vec_pretty(&notes)?)
+                .await
+                .context("writing the batch's notes")?;
+        } else if self.noted.contains(&k) {
+            // Notes of an earlier attempt at this batch no longer hold.
+            self.store.delete(&notes_uri).await?;
         }
         let uri = self.layout.request_uri(k);
         self.put_json(&uri, serde_json::to_vec(&items)?)
             .await
             .context("writing the batch's payload")?;
         Ok(dropped)
+    }
+
+    /// One image's answers from its objects: each worker's newest usable answer, and the
+    /// answers left out (by `--exclude-worker`, or malformed, unless the worker has a usable
+    /// one). `Err` when one of its objects is unusable: the image waits for a `--resume`.
+    fn image_answers(
+        &self,
+        objects: BTreeMap<(usize, usize), ReadObject>,
+    ) -> Result<(Vec<SavedAnswer>, Vec<ExcludedWorker>), String> {
+        let (mut saved, mut malformed) = (Vec::new(), Vec::new());
+        for object in objects.into_values() {
+            let (at, answers) = object?;
+            for answer in answers {
+                match answer {
+                    Ok(a) => saved.push((at.clone(), a)),
+                    Err(bad) => malformed.push(bad),
+                }
+            }
+        }
+        let (answers, by_user) = newest_per_worker(saved, &self.exclude);
+        let mut out: Vec<ExcludedWorker> = by_user.iter().map(|w| excluded_by_user(w)).collect();
+        out.extend(
+            malformed
+                .into_iter()
+                .filter(|bad| !answers.iter().any(|a| a.worker_id == bad.worker_id)),
+        );
+        Ok((answers, out))
     }
 
     /// Consolidates batch `k` (prepared) here or on the function, notes the workers left out,
@@ -162,17 +235,20 @@ impl Run {
     }
 }
 
-/// The batches an earlier run finished (their response is saved).
+/// The batches an earlier run finished (their response is saved), but those with an image to
+/// try again (see `BatchNotes`).
 pub(super) async fn finished(run: &Run) -> anyhow::Result<Vec<usize>> {
     let keys = run
         .store
         .list(&run.layout.responses_folder())
         .await
         .context("--resume: listing the saved responses")?;
+    let notes = run.batch_notes().await?;
     let done: Vec<usize> = keys
         .iter()
         .filter_map(|u| run.layout.batch_of_response(u.key()))
         .filter(|&k| k < run.batches.len())
+        .filter(|k| !notes.get(k).is_some_and(BatchNotes::wants_retry))
         .collect();
     info!(
         done = done.len(),

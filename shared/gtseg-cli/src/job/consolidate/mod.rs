@@ -68,6 +68,14 @@ pub struct Args {
     /// reproducible reruns.
     #[arg(long, value_name = "TIME")]
     creation_date: Option<String>,
+    /// Start a new run into an --output that holds an earlier run's objects (they are
+    /// replaced); without it such an output is refused.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
+    /// Take the output's lock even though another run holds it: only when that run is known
+    /// to be gone (killed on another machine). See docs/jobs.md, "Safety".
+    #[arg(long)]
+    break_lock: bool,
 }
 
 /// Runs `gtseg job consolidate`.
@@ -76,14 +84,26 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.batch_size > 0 && (1..=1000).contains(&a.concurrency),
         "--batch-size must be at least 1, and --concurrency from 1 to 1000"
     );
-    let run = Arc::new(plan::Run::open(&a).await?);
+    let (run, lock) = plan::Run::open(&a).await?;
+    let run = Arc::new(run);
+    let result = consolidate(&a, &run).await;
+    // The lock goes whatever happened; a run killed before this leaves it for the next run
+    // to find stale.
+    if let Err(e) = lock.release(&run.store).await {
+        warn!("the output's lock could not be removed: {e}");
+    }
+    result
+}
+
+/// Every batch not yet done, then the manifest and the report.
+async fn consolidate(a: &Args, run: &Arc<plan::Run>) -> anyhow::Result<()> {
     let finished = if a.resume {
-        batches::finished(&run).await?
+        batches::finished(run).await?
     } else {
         Vec::new()
     };
     let (model, prepared) = if run.algorithm == Algorithm::Weighted && run.lambda.is_none() {
-        let (model, prepared) = batches::fit_job_model(&run).await?;
+        let (model, prepared) = batches::fit_job_model(run).await?;
         (Some(Arc::new(model)), prepared)
     } else {
         (None, Default::default())
@@ -95,7 +115,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     } else {
         2
     };
-    let work = batches::consolidate_all(Arc::clone(&run), model, prepared, finished, concurrency);
+    let work = batches::consolidate_all(Arc::clone(run), model, prepared, finished, concurrency);
     let failed = tokio::select! {
         r = work => r?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!(
@@ -112,5 +132,5 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             run.batches.len()
         );
     }
-    report::write_manifest_and_report(&run).await
+    report::write_manifest_and_report(run).await
 }
