@@ -65,6 +65,7 @@ impl LocalStore {
             let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
             std::fs::create_dir_all(&dir)?;
             let mut builder = tempfile::Builder::new();
+            builder.prefix(if clobber { TEMPORARY } else { CREATING });
             #[cfg(unix)]
             builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
             let mut tmp = builder.tempfile_in(&dir)?;
@@ -120,6 +121,10 @@ impl LocalStore {
 
 /// How a write's temporary file is named (`tempfile`'s prefix): never an object.
 const TEMPORARY: &str = ".tmp";
+/// How a create-if-absent's temporary file is named: another prefix, which
+/// `remove_stale_temporaries` leaves alone, since a contender for a lock may be writing it
+/// while the lock's holder cleans up (a few bytes, if a kill leaves one).
+const CREATING: &str = ".new";
 
 impl ObjectStore for LocalStore {
     async fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
@@ -304,6 +309,37 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(files.len(), 1, "no temporary file is left behind");
+    }
+
+    #[tokio::test]
+    async fn a_lock_contender_s_temporary_outlives_the_holder_s_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let out = dir.path().join("bucket/out");
+        std::fs::create_dir_all(&out).unwrap();
+        // A put killed mid-write, and a contender for the lock still writing its own.
+        std::fs::write(out.join(format!("{TEMPORARY}abc")), b"half").unwrap();
+        std::fs::write(out.join(format!("{CREATING}def")), b"{}").unwrap();
+        let removed = store
+            .remove_stale_temporaries(&uri("s3://bucket/out"))
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(out.join(format!("{CREATING}def")).exists());
+        // A create's own temporary is named so.
+        let lock = uri("s3://bucket/out/gtseg.lock");
+        assert!(
+            store
+                .create(&lock, b"{}".to_vec(), &PutOptions::default())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .create(&lock, b"{}".to_vec(), &PutOptions::default())
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
