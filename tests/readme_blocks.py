@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the README's marked command blocks as written, so that the manual cannot drift from
-the tool: every ```sh block right after a `<!-- readme-test: NAME -->` line runs in bash from
-the repository's root, stopping at its first failing command; a block that fails fails this
+"""Runs the manual's marked command blocks as written, so that it cannot drift from the tool:
+every ```sh block right after a `<!-- readme-test: NAME -->` line, in README.md and then in
+docs/*.md, runs in bash from the repository's root, stopping at its first failing command; a block that fails fails this
 test. `make test` runs it after `cargo test`, when nothing holds cargo's build lock (the
 blocks call cargo themselves).
 
@@ -22,23 +22,26 @@ MARK = re.compile(r"^<!-- readme-test: ([a-z0-9-]+) -->\n```sh\n(.*?)^```$", re.
 EXAMPLE_OUTPUTS = [
     "events/store/gt-example-bucket/output/street-scenes-v2",
     "events/store/gt-example-bucket/output/street-scenes-rebuilt",
+    "/tmp/gtseg-train-voc",
+    "/tmp/gtseg-train-coco",
+    "/tmp/gtseg-train-hf",
 ]
 TIMEOUT_S = 40 * 60
 
 
 def blocks():
-    text = (ROOT / "README.md").read_text()
-    return [(m.group(1), m.group(2)) for m in MARK.finditer(text)]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [(m.group(1), m.group(2)) for page in pages for m in MARK.finditer(page.read_text())]
 
 
 def main(wanted):
     found = blocks()
     if not found:
-        sys.exit("readme_blocks: README.md has no <!-- readme-test: NAME --> block")
+        sys.exit("readme_blocks: the manual has no <!-- readme-test: NAME --> block")
     names = [n for n, _ in found]
     unknown = [w for w in wanted if w not in names]
     if unknown:
-        sys.exit(f"readme_blocks: no block named {unknown}; the README has {names}")
+        sys.exit(f"readme_blocks: no block named {unknown}; the manual has {names}")
     for rel in EXAMPLE_OUTPUTS:
         shutil.rmtree(ROOT / rel, ignore_errors=True)
     passed, failed = 0, []

@@ -45,6 +45,12 @@ choice!(
     gtseg::TaskType
 );
 
+choice!(
+    /// `gtseg export --format`: [`gtseg::export::Format`].
+    FormatArg,
+    gtseg::export::Format
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +69,11 @@ mod tests {
             TaskTypeArg::value_variants().len(),
             gtseg::TaskType::ALL.len()
         );
+        let formats: Vec<_> = FormatArg::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_owned())
+            .collect();
+        assert_eq!(formats, ["voc", "coco", "hf"]);
     }
 }

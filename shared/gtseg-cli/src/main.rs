@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod choices;
+mod export;
 mod job;
 mod job_request;
 mod outcome;
@@ -43,6 +44,10 @@ enum Command {
     /// Write a static report (index.html and pictures) of where the workers of each image
     /// disagreed, worst first, from an output manifest.
     Review(review::Args),
+    /// Turn finished jobs (a chain: labeling, then adjustment, …) into a training set that
+    /// an ecosystem's own reader takes: voc, coco or hf; with the class balance, and every
+    /// image left out counted in export-report.json.
+    Export(Box<export::Args>),
 }
 
 #[tokio::main]
@@ -62,6 +67,7 @@ async fn main() -> ExitCode {
         Command::JobRequest(a) => job_request::run(*a).await,
         Command::Job(c) => job::run(c).await,
         Command::Review(a) => review::run(a).await,
+        Command::Export(a) => export::run(*a).await,
     };
     match ended {
         Ok(()) => ExitCode::SUCCESS,

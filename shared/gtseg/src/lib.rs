@@ -20,6 +20,8 @@ mod category;
 mod config;
 mod consolidate;
 pub mod event;
+#[cfg(feature = "export")]
+pub mod export;
 pub mod finished;
 mod fusion;
 mod job_request;
@@ -71,7 +73,9 @@ pub use consolidate::{
     BatchError, DISAGREEMENT_FOLDER, Exclusion, ExtrasError, ImageCensus, InvalidId, MAX_FILE_NAME,
     MAX_RESPONSE_BYTES, OUTPUT_FOLDER, REPORT_FOLDER, format_creation_date, job_name, with_extras,
 };
-pub use mask::{EncodeError, MAX_INTERLACED_FRAME, MaskError};
+pub use mask::{
+    EncodeError, IndexImage, MAX_INTERLACED_FRAME, MaskError, decode_index_png, encode_grey_png,
+};
 pub use pre::SkipReason;
 
 // The weighted fusion's crowd model, fitted over more than one batch (a whole job).

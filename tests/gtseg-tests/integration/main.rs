@@ -17,6 +17,7 @@
 //! - `review`: `gtseg review`'s report as files and in headless Chromium.
 //! - `safety`: the job tools never write over an input, never drop a label in silence, take
 //!   one lock per output, and end with an exit status a script can trust.
+//! - `export`: `gtseg export` read back by Datumaro, pycocotools and Hugging Face `datasets`.
 //! - `lambda`: both binaries under cargo-lambda's Lambda runtime emulator, over moto.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
@@ -24,6 +25,7 @@
 mod consolidation;
 mod contract;
 mod crowd;
+mod export;
 mod faults;
 mod finished;
 mod job_request;

@@ -5,13 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use gtseg_tests::events::LABEL_CONFIG_URI;
 use gtseg_tests::finished::{BUCKET, job_output, manifest, put_worker_response, worker_response};
 use gtseg_tests::fixtures::{Background, Scene, TAB10, answer_json, mappings_for, worker_png};
 use gtseg_tests::harness::{FaultProxy, Moto, aws_env};
-use gtseg_tests::{Scratch, assert_succeeded, built_binary, copy_tree, temp_dir, workspace_root};
+use gtseg_tests::{
+    Scratch, assert_succeeded, built_binary, copy_tree, run_gtseg, temp_dir, workspace_root,
+};
 use serde_json::{Value, json};
 
 const ATTR: &str = "street-v2-ref";
@@ -71,28 +72,8 @@ fn response_path(dir: &Path, i: usize) -> PathBuf {
     )
 }
 
-/// Runs gtseg, killing it after a minute: a regression must fail the test, not hang or eat
-/// the machine's memory.
 fn gtseg(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut child = Command::new(built_binary("gtseg"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("LABEL_CATEGORY_CONFIG")
-        .env_remove("CONSOLIDATION_ALGORITHM")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run gtseg");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("gtseg {args:?} ran for more than a minute");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    run_gtseg(args, env)
 }
 
 fn consolidate(dir: &Path, out: &str, extra: &[&str]) -> Output {

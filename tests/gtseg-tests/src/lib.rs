@@ -135,3 +135,29 @@ pub fn assert_succeeded(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs the built `gtseg` with `args` and `env` (no `RUST_LOG` noise, none of the caller's
+/// function settings), killing it after two minutes: a regression must fail the test, not
+/// hang or eat the machine's memory.
+pub fn run_gtseg(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(built_binary("gtseg"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("LABEL_CATEGORY_CONFIG")
+        .env_remove("CONSOLIDATION_ALGORITHM")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gtseg");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            child.kill().expect("kill");
+            panic!("gtseg {args:?} ran for more than two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}

@@ -2,8 +2,11 @@
 //! against the same images consolidated as one batch (`gtseg replay`), and the job's peak
 //! memory for many small images against few.
 //!
-//! The job is generated as Ground Truth leaves it (an input manifest, one worker-response
-//! object per image) in a local store; each run is a fresh process measured by
+//! Each consolidated job is then exported in every format (`gtseg export`), in the same run,
+//! so that an export and the consolidation of the same job are measured side by side.
+//!
+//! The job is generated as Ground Truth leaves it (an input manifest, its source images, one
+//! worker-response object per image) in a local store; each run is a fresh process measured by
 //! `gtseg bench --rss-of`. With `--s3-bucket`, the same tree is uploaded to that existing
 //! bucket of the S3 the environment names (moto, say) and both runs read and write there.
 
@@ -11,6 +14,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use gtseg::export::Format;
 use gtseg::{ObjectStore, PutOptions, S3Uri};
 use serde_json::{Value, json};
 
@@ -62,7 +66,38 @@ fn generate(dir: &Path, images: usize, (w, h): (u32, u32), workers: usize) -> st
     let p = dir.join(BUCKET).join(MANIFEST);
     std::fs::create_dir_all(p.parent().unwrap_or(dir))?;
     std::fs::write(p, manifest)?;
+    sources(dir, images, (w, h))?;
     write_batch(dir, &payload, &LABELS)
+}
+
+/// Writes the job's source images, `images/<i>.jpg`: eight distinct JPEG photos of `(w, h)`,
+/// the rest hard links to them (the cost of an export does not depend on what images show).
+fn sources(dir: &Path, images: usize, (w, h): (u32, u32)) -> std::io::Result<()> {
+    let folder = dir.join(BUCKET).join("images");
+    std::fs::create_dir_all(&folder)?;
+    for i in 0..images {
+        let path = folder.join(format!("{i}.jpg"));
+        if i >= 8 {
+            let first = folder.join(format!("{}.jpg", i % 8));
+            if std::fs::hard_link(&first, &path).is_err() {
+                std::fs::copy(&first, &path)?;
+            }
+            continue;
+        }
+        let photo = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x + 31 * i as u32) as u8,
+                (y * 2) as u8,
+                ((x ^ y) >> 2) as u8,
+            ])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+            .encode_image(&photo)
+            .map_err(std::io::Error::other)?;
+        std::fs::write(path, jpeg)?;
+    }
+    Ok(())
 }
 
 /// Writes the job's label category configuration into the local store `dir`.
@@ -100,6 +135,67 @@ fn job_args(store: Option<&Path>, bucket: &str) -> Vec<OsString> {
     a
 }
 
+/// The `gtseg export` arguments for the consolidated job in `bucket`, in `format`, into
+/// `out` (`--store` when `store`).
+fn export_args(store: Option<&Path>, bucket: &str, format: Format, out: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = [
+        "export",
+        "--manifest",
+        &format!("s3://{bucket}/output/bench-job-v2/manifests/output/output.manifest"),
+        "--label-attribute-name",
+        "bench-v2-ref",
+        "--format",
+        format.name(),
+        "--split",
+        "train=0.8,val=0.2",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    a.extend(["--out".into(), out.as_os_str().to_owned()]);
+    if let Some(dir) = store {
+        a.extend(["--store".into(), dir.as_os_str().to_owned()]);
+    }
+    a
+}
+
+/// Exports the consolidated job in every format; a table row each, and the time of `voc`.
+fn exports(
+    this: &Path,
+    dir: &Path,
+    bucket: Option<&str>,
+    images: usize,
+    what: &str,
+) -> anyhow::Result<(String, f64)> {
+    let store = bucket.is_none().then_some(dir);
+    let mut rows = String::new();
+    let mut voc = f64::NAN;
+    for format in Format::ALL {
+        let out = dir.join(format!(
+            "export-{}-{}",
+            format.name(),
+            bucket.unwrap_or("local")
+        ));
+        let _ = std::fs::remove_dir_all(&out);
+        let args = export_args(store, bucket.unwrap_or(BUCKET), format, &out);
+        let cost = measure_run("export", this, &args, &[])?;
+        if format == Format::Voc && cost.failure.is_none() {
+            voc = cost.seconds;
+        }
+        let _ = writeln!(
+            rows,
+            "{}",
+            row(
+                &format!("`gtseg export --format {}`, {what}", format.name()),
+                images,
+                &cost
+            )
+        );
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    Ok((rows, voc))
+}
+
 fn replay_args(dir: &Path, store: bool) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["replay".into(), "--compact".into()];
     if store {
@@ -130,11 +226,16 @@ async fn upload(dir: &Path, bucket: &str) -> anyhow::Result<()> {
                 .strip_prefix(&root)?
                 .to_string_lossy()
                 .replace('\\', "/");
-            let body = String::from_utf8(std::fs::read(&path)?)?
-                .replace(&format!("s3://{BUCKET}/"), &format!("s3://{bucket}/"));
+            let bytes = std::fs::read(&path)?;
+            // Text (manifests, answers) names the bucket; images go as they are.
+            let body = match String::from_utf8(bytes) {
+                Ok(text) => text
+                    .replace(&format!("s3://{BUCKET}/"), &format!("s3://{bucket}/"))
+                    .into_bytes(),
+                Err(e) => e.into_bytes(),
+            };
             let uri = S3Uri::parse(&format!("s3://{bucket}/{key}"))?;
-            s3.put(&uri, body.into_bytes(), &PutOptions::default())
-                .await?;
+            s3.put(&uri, body, &PutOptions::default()).await?;
         }
     }
     let event = std::fs::read_to_string(dir.join("event.json"))?;
@@ -146,14 +247,15 @@ async fn upload(dir: &Path, bucket: &str) -> anyhow::Result<()> {
 }
 
 /// Replays the generated images as one batch, then consolidates them as a job: on the local
-/// store, or in `bucket` on S3. Returns the two table rows and the job's throughput relative
-/// to the one batch.
+/// store, or in `bucket` on S3, and exports the job in every format. Returns the table rows
+/// and a summary: the job's throughput relative to the one batch, and the voc export's time
+/// relative to the job's.
 fn one_against_job(
     this: &Path,
     dir: &Path,
     bucket: Option<&str>,
     images: usize,
-) -> anyhow::Result<(String, f64)> {
+) -> anyhow::Result<(String, String)> {
     let (place, store) = match bucket {
         Some(_) => ("S3", None),
         None => ("local", Some(dir)),
@@ -165,12 +267,23 @@ fn one_against_job(
         &job_args(store, bucket.unwrap_or(BUCKET)),
         &[],
     )?;
+    let (exported, voc) = exports(this, dir, bucket, images, place)?;
     let rows = format!(
-        "{}\n{}\n",
+        "{}\n{}\n{exported}",
         row(&format!("`gtseg replay`, one batch, {place}"), images, &one),
         row(&format!("`gtseg job consolidate`, {place}"), images, &job)
     );
-    Ok((rows, one.seconds / job.seconds.max(1e-9)))
+    // A failed run has no time to compare.
+    let ratio = |a: &Cost, b: &Cost, a_seconds: f64| match (&a.failure, &b.failure) {
+        (None, None) => format!("{:.2}×", a_seconds / b.seconds.max(1e-9)),
+        _ => "– (a run failed)".to_owned(),
+    };
+    let summary = format!(
+        "{place}: job consolidate runs at {} the throughput of one batch; a voc export of the job takes {} the time of its consolidation.\n",
+        ratio(&one, &job, one.seconds),
+        ratio(&job, &job, voc),
+    );
+    Ok((rows, summary))
 }
 
 fn row(what: &str, images: usize, c: &Cost) -> String {
@@ -206,17 +319,13 @@ pub(super) async fn run(
         eprintln!("uploading the job to s3://{bucket}/ ...");
         upload(&dir, bucket).await?;
     }
-    let (rows, ratio) = one_against_job(&this, &dir, None, images)?;
+    let (rows, mut summary) = one_against_job(&this, &dir, None, images)?;
     table.push_str(&rows);
-    let mut summary =
-        format!("\nLocal: job consolidate runs at {ratio:.2}× the throughput of one batch.\n");
+    summary.insert(0, '\n');
     if let Some(bucket) = s3_bucket {
-        let (rows, ratio) = one_against_job(&this, &dir, Some(bucket), images)?;
+        let (rows, more) = one_against_job(&this, &dir, Some(bucket), images)?;
         table.push_str(&rows);
-        let _ = writeln!(
-            summary,
-            "S3: job consolidate runs at {ratio:.2}× the throughput of one batch."
-        );
+        summary.push_str(&more);
     }
     if !keep {
         let _ = std::fs::remove_dir_all(&dir);
@@ -236,6 +345,7 @@ pub(super) async fn run(
             "{}",
             row("`gtseg job consolidate`, 160×120, local", n, &cost)
         );
+        table.push_str(&exports(&this, &dir, None, n, "160×120, local")?.0);
         if !keep {
             let _ = std::fs::remove_dir_all(&dir);
         }

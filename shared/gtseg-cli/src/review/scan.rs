@@ -6,18 +6,15 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use anyhow::Context as _;
-use gtseg::finished::{label_attributes, parse_output_lines};
+use gtseg::finished::{LineReader, MAX_LINE_BYTES, label_attributes, parse_output_lines};
 use gtseg::{AnyStore, Location, S3Uri};
 use serde_json::{Map, Value};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tracing::warn;
 
 use super::rows::{Row, Totals, figures, source_of};
 
 /// The largest manifest read (it is streamed: this bounds only the time).
 const MAX_MANIFEST_BYTES: u64 = 64 << 30;
-/// The longest line read, and the largest response array (`gtseg replay`'s, at most 6 MB).
-const MAX_LINE_BYTES: u64 = 64 << 20;
 
 /// An image kept for the report, with where its pictures come from.
 #[derive(Debug)]
@@ -75,7 +72,7 @@ pub(super) async fn scan(
     attr: &str,
     limit: usize,
 ) -> anyhow::Result<Scan> {
-    let mut reader = BufReader::new(at.open(store, MAX_MANIFEST_BYTES).await?);
+    let mut reader = LineReader::new(at.open(store, MAX_MANIFEST_BYTES).await?);
     let mut pass = Pass {
         store,
         attr,
@@ -84,42 +81,18 @@ pub(super) async fn scan(
         totals: Totals::default(),
         carrying: 0,
     };
-    let starts_array = reader
-        .fill_buf()
-        .await?
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        == Some(&b'[');
-    if starts_array {
-        let mut bytes = Vec::new();
-        (&mut reader)
-            .take(MAX_LINE_BYTES)
-            .read_to_end(&mut bytes)
-            .await?;
+    if reader.starts_with_array().await? {
+        let bytes = reader.read_rest(MAX_LINE_BYTES).await?;
         for line in parse_output_lines(&bytes)? {
             pass.line(line.n, line.id, line.line).await;
         }
     } else {
-        let mut n = 0;
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let read = (&mut reader)
-                .take(MAX_LINE_BYTES)
-                .read_until(b'\n', &mut buf)
-                .await
-                .with_context(|| format!("reading {at}"))?;
-            if read == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&buf);
-            let text = text.trim_start_matches('\u{feff}').trim();
-            if text.is_empty() {
-                continue;
-            }
-            let line = gtseg::finished::manifest_line(text).unwrap_or_default();
-            pass.line(n, n.to_string(), line).await;
-            n += 1;
+        while let Some((n, line)) = reader
+            .next_line()
+            .await
+            .with_context(|| format!("reading {at}"))?
+        {
+            pass.line(n, n.to_string(), line.unwrap_or_default()).await;
         }
     }
     if pass.totals.images > 0 && pass.carrying == 0 {

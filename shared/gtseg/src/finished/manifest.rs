@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::event::{ConsolidationResponseItem, ShapeError, from_slice, from_value};
+use crate::store::ObjectReader;
 
 /// A manifest that is not UTF-8 text.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,6 +25,90 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<InputLine>, NotUtf8> {
         .filter(|l| !l.trim().is_empty())
         .map(manifest_line)
         .collect())
+}
+
+/// A manifest read line by line as it arrives, so that memory does not grow with it: each
+/// non-blank line as a JSON object (or why it is not one), a byte-order mark and surrounding
+/// spaces ignored. A line longer than [`MAX_LINE_BYTES`] is an error, not a reason to read on.
+pub struct LineReader {
+    reader: tokio::io::BufReader<ObjectReader>,
+    buf: Vec<u8>,
+    /// The place of the next line.
+    n: usize,
+}
+
+/// The longest manifest line read (Ground Truth's input lines are at most 100 KB; an output
+/// line adds a label's metadata).
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+impl std::fmt::Debug for LineReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineReader")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LineReader {
+    /// Reads from an open object or file.
+    pub fn new(reader: ObjectReader) -> Self {
+        Self {
+            reader: tokio::io::BufReader::new(reader),
+            buf: Vec::new(),
+            n: 0,
+        }
+    }
+
+    /// Whether what comes first is a JSON array (a consolidation response, as `gtseg replay`
+    /// prints it) rather than JSON Lines.
+    pub async fn starts_with_array(&mut self) -> std::io::Result<bool> {
+        use tokio::io::AsyncBufReadExt as _;
+        let head = self.reader.fill_buf().await?;
+        Ok(head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'['))
+    }
+
+    /// The rest, whole, up to `max` bytes (for a JSON array).
+    pub async fn read_rest(&mut self, max: u64) -> std::io::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt as _;
+        let mut bytes = Vec::new();
+        (&mut self.reader).take(max).read_to_end(&mut bytes).await?;
+        Ok(bytes)
+    }
+
+    /// The next non-blank line and its place (from 0, blank lines not counted), or `None` at
+    /// the end.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<(usize, InputLine)>> {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+        loop {
+            self.buf.clear();
+            let read = (&mut self.reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut self.buf)
+                .await?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if read as u64 == MAX_LINE_BYTES && self.buf.last() != Some(&b'\n') {
+                return Err(std::io::Error::other(format!(
+                    "line {} is longer than {MAX_LINE_BYTES} bytes",
+                    self.n
+                )));
+            }
+            let line = match std::str::from_utf8(&self.buf) {
+                Ok(text) => {
+                    let text = text.trim_start_matches('\u{feff}').trim();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    manifest_line(text)
+                }
+                Err(_) => Err("the line is not UTF-8 text".to_owned()),
+            };
+            let n = self.n;
+            self.n += 1;
+            return Ok(Some((n, line)));
+        }
+    }
 }
 
 /// One line of an output manifest, or of a consolidation response: its place, its id and its

@@ -22,8 +22,9 @@ pub use answers::{
 };
 pub use lock::{Holder, LockError, OutputLock, lock_uri};
 pub use manifest::{
-    InputLine, NotUtf8, OutputLine, attribute_collision, label_attributes, machine_label,
-    manifest_line, output_line, parse_consolidation_response, parse_manifest, parse_output_lines,
+    InputLine, LineReader, MAX_LINE_BYTES, NotUtf8, OutputLine, attribute_collision,
+    label_attributes, machine_label, manifest_line, output_line, parse_consolidation_response,
+    parse_manifest, parse_output_lines,
 };
 pub use report::{JobReport, ReportHeader};
 pub use run::{

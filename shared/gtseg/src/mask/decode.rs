@@ -58,6 +58,47 @@ pub(crate) fn png_dimensions(png_bytes: &[u8], max_pixels: u64) -> Result<(u32, 
     Ok((info.width, info.height))
 }
 
+/// An 8-bit single-channel image: a consolidated mask's class indices, or a disagreement map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexImage {
+    /// Its width.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// Its samples, row by row.
+    pub data: Vec<u8>,
+}
+
+/// Decodes an 8-bit palette or greyscale PNG (a consolidated mask, a disagreement map) to its
+/// raw samples: palette indices or grey levels, never colours. Refuses any other layout and
+/// any image over `max_pixels`, from its header, before allocating for it.
+pub fn decode_index_png(png_bytes: &[u8], max_pixels: u64) -> Result<IndexImage, MaskError> {
+    let mut dec = png::Decoder::new_with_limits(
+        Cursor::new(png_bytes),
+        png::Limits {
+            bytes: DECODER_BYTES,
+        },
+    );
+    dec.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = dec.read_info()?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    check_size(width, height, max_pixels)?;
+    if info.bit_depth != png::BitDepth::Eight
+        || !matches!(info.color_type, ColorType::Indexed | ColorType::Grayscale)
+    {
+        return Err(MaskError::Unsupported(info.color_type));
+    }
+    // One byte a pixel, the whole image (interlaced ones included): within `max_pixels`.
+    let mut data = vec![0; width as usize * height as usize];
+    reader.next_frame(&mut data)?;
+    Ok(IndexImage {
+        width,
+        height,
+        data,
+    })
+}
+
 /// Decodes a worker PNG of any colour type and bit depth into class indices, whole.
 ///
 /// Fully transparent and opaque-white pixels are 0; an exact RGB match of one of the worker's

@@ -116,6 +116,20 @@ pub fn encode_palette_png(
     enc.finish()
 }
 
+/// Encodes an 8-bit greyscale PNG (`data`, row-major): a class map whose pixel value is the
+/// class id, as Hugging Face's `Image` reads it in mode `L`. Deterministic.
+pub fn encode_grey_png(
+    width: u32,
+    height: u32,
+    data: &[u8],
+) -> Result<Vec<u8>, png::EncodingError> {
+    let mut enc = RowEncoder::grey(width, height)?;
+    for row in data.chunks(width.max(1) as usize) {
+        enc.write_row(row)?;
+    }
+    enc.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,10 @@ use png::ColorType;
 mod decode;
 mod encode;
 
-pub use decode::{ColorLookup, Decoded, decode_class_mask};
+pub use decode::{ColorLookup, Decoded, IndexImage, decode_class_mask, decode_index_png};
 pub(crate) use decode::{MaskReader, png_dimensions};
 pub(crate) use encode::RowEncoder;
-pub use encode::encode_palette_png;
+pub use encode::{encode_grey_png, encode_palette_png};
 
 /// Why a mask or a map could not be encoded (the PNG encoder's own error: writing to memory,
 /// it fails only on a size the format cannot hold).

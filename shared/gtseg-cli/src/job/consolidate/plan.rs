@@ -183,7 +183,10 @@ async fn claim_output(
         if let AnyStore::Local(local) = store {
             let removed = local.remove_stale_temporaries(output).await?;
             if removed > 0 {
-                warn!(files = removed, "temporary files of an interrupted run removed");
+                warn!(
+                    files = removed,
+                    "temporary files of an interrupted run removed"
+                );
             }
         }
         run_id(a, store, output, algorithm, labels, images).await
