@@ -2,86 +2,13 @@
 //! the service over a local store, on several seeds each. Each test prints its row of the
 //! table in `docs/algorithm.md` (run with `--nocapture`): mean accuracies, mean difference, worst seed.
 
-use std::path::Path;
-use std::time::SystemTime;
-
 use gtseg::Algorithm;
-use gtseg::{Config, LocalStore, Service};
-use gtseg_tests::crowd::{Behaviour, Crowd, Labelled, pixel_accuracy};
-use gtseg_tests::fixtures::{
-    Background, LABELS, TAB10, answer_json, decode_indexed, mappings_for, worker_png,
-};
+use gtseg_tests::crowd::{Behaviour, Crowd, SLOPPY, pixel_accuracy, pool, spammer_pool};
+use gtseg_tests::quality::{consolidate, write_payload};
 use gtseg_tests::temp_dir;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const OUT: &str = "s3://crowd/out";
-const PAYLOAD: &str =
-    "s3://crowd/out/consolidated-annotation/consolidation-request/iteration-1/p.json";
 const SIZE: (u32, u32) = (192, 128);
-
-/// Writes the batch's payload under `dir`.
-fn write_payload(dir: &Path, batch: &[Labelled]) {
-    let items: Vec<Value> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, img)| {
-            let annotations: Vec<Value> = img
-                .answers
-                .iter()
-                .map(|(id, scene)| {
-                    let png = worker_png(scene, &TAB10, Background::Transparent, &[]);
-                    let answer = answer_json(
-                        "crowd-semantic-segmentation",
-                        &png,
-                        scene.width,
-                        scene.height,
-                        &mappings_for(scene, &TAB10),
-                    );
-                    json!({"workerId": id, "annotationData": {"content": answer.to_string()}})
-                })
-                .collect();
-            json!({"datasetObjectId": i.to_string(), "dataObject": {"s3Uri": format!("s3://crowd/in/{i}.png")},
-                   "annotations": annotations})
-        })
-        .collect();
-    let path = dir.join(PAYLOAD.strip_prefix("s3://").unwrap());
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, Value::Array(items).to_string()).unwrap();
-}
-
-/// Consolidates the batch with `algorithm`: the masks' class indices and the response items.
-async fn consolidate(dir: &Path, algorithm: Algorithm) -> (Vec<Vec<u8>>, Vec<Value>) {
-    let config = Config {
-        algorithm,
-        ..Config::default()
-    };
-    let event = json!({
-        "version": "2018-10-06",
-        "labelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/crowd",
-        "labelCategories": LABELS,
-        "labelAttributeName": "crowd-ref",
-        "outputConfig": OUT,
-        "payload": {"s3Uri": PAYLOAD}});
-    let items = Service::new(LocalStore::new(dir), config)
-        .consolidation(&event, SystemTime::now(), None)
-        .await
-        .unwrap();
-    let items: Vec<Value> = items
-        .into_iter()
-        .map(|i| serde_json::to_value(i).unwrap())
-        .collect();
-    let masks = items
-        .iter()
-        .map(|item| {
-            let uri = item["consolidatedAnnotation"]["content"]["crowd-ref"]
-                .as_str()
-                .unwrap();
-            let bytes = std::fs::read(dir.join(uri.strip_prefix("s3://").unwrap())).unwrap();
-            decode_indexed(&bytes).2
-        })
-        .collect();
-    (masks, items)
-}
 
 /// Majority's and weighted's pixel accuracy on one batch of `crowd`, and weighted's response
 /// items.
@@ -132,16 +59,6 @@ async fn table_row(name: &str, crowd: &Crowd, batch: (usize, &[(u32, u32)])) -> 
     (worst, items)
 }
 
-fn pool(workers: &[(&str, Behaviour)], per_image: usize) -> Crowd {
-    Crowd {
-        workers: workers
-            .iter()
-            .map(|(id, b)| ((*id).to_owned(), *b))
-            .collect(),
-        per_image,
-    }
-}
-
 /// Each worker's reported weight in the first image it labelled.
 fn weight(items: &[Value], worker: &str) -> f64 {
     items
@@ -156,8 +73,6 @@ fn weight(items: &[Value], worker: &str) -> f64 {
         .unwrap_or_else(|| panic!("{worker} has a weight"))
 }
 
-/// Paints the truth with blob-shaped errors over 12 % of the image.
-const SLOPPY: Behaviour = Behaviour::Sloppy { error: 0.12 };
 /// One batch: 30 images of 192×128.
 const BATCH: (usize, &[(u32, u32)]) = (30, &[SIZE]);
 
@@ -192,20 +107,6 @@ async fn weighted_gains_4_points_when_two_of_five_label_only_the_largest_class()
     let report =
         &items[0]["consolidatedAnnotation"]["content"]["crowd-ref-metadata"]["consolidation"];
     assert_eq!(report["algorithm"], "weighted");
-}
-
-/// 5 workers, 3 per image; one paints random classes in random blobs over 90 % of each image.
-fn spammer_pool() -> Crowd {
-    pool(
-        &[
-            ("a", SLOPPY),
-            ("b", SLOPPY),
-            ("c", SLOPPY),
-            ("d", SLOPPY),
-            ("spammer", Behaviour::Blobs { cover: 0.9 }),
-        ],
-        3,
-    )
 }
 
 #[tokio::test]

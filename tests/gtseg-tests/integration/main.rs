@@ -8,6 +8,7 @@
 //! - `faults`: faults between the function and S3 injected by a proxy in front of moto.
 //! - `finished`: `gtseg job` on finished jobs: local, on moto, and through the Lambda emulator.
 //! - `crowd`: weighted fusion against majority on synthetic crowds with a known truth.
+//! - `anchors`: weighted fusion against the majority and SimpleITK's STAPLE, every crowd.
 //! - `oracle`: the vote against an independent numpy + Pillow implementation.
 //! - `job_request`: `gtseg job-request` validated by botocore's CreateLabelingJob model.
 //! - `jobs`: a job's labels from the event, the pin, the job (DescribeLabelingJob) or the
@@ -22,6 +23,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed test.
 
+mod anchors;
 mod consolidation;
 mod contract;
 mod crowd;

@@ -178,6 +178,23 @@ impl Truth {
             Behaviour::Confuses { from, to } => {
                 self.traced(|o| Some(if o.class == from { to } else { o.class }), rng)
             }
+            Behaviour::Grows { px } => {
+                let grown = self.objects.iter().map(|o| Object {
+                    x0: o.x0 - px,
+                    y0: o.y0 - px,
+                    x1: o.x1 + px,
+                    y1: o.y1 + px,
+                    ..*o
+                });
+                Self {
+                    objects: grown.collect(),
+                    ..self.clone()
+                }
+                .traced(|o| Some(o.class), rng)
+            }
+            Behaviour::Misses { class } => {
+                self.traced(|o| (o.class != class).then_some(o.class), rng)
+            }
             Behaviour::Adversarial => {
                 // Every object as the next class, on purpose.
                 self.traced(|o| Some(o.class % (classes as u8 - 1) + 1), rng)
@@ -253,6 +270,10 @@ pub enum Behaviour {
     Spammer,
     /// Paints random classes in random blobs over `cover` of the image.
     Blobs { cover: f64 },
+    /// Paints every object `px` pixels larger on every side (a systematic outline).
+    Grows { px: i64 },
+    /// Leaves class `class` unpainted (background), everything else right.
+    Misses { class: u8 },
 }
 
 /// A pool of workers and how many of them label each image.
@@ -305,4 +326,254 @@ pub fn pixel_accuracy<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>)
         all += truth.len() as u64;
     }
     right as f64 / all.max(1) as f64
+}
+
+/// A pool of workers, `per_image` of whom label each image.
+pub fn pool(workers: &[(&str, Behaviour)], per_image: usize) -> Crowd {
+    Crowd {
+        workers: workers
+            .iter()
+            .map(|(id, b)| ((*id).to_owned(), *b))
+            .collect(),
+        per_image,
+    }
+}
+
+/// Paints the truth with blob-shaped errors over 12 % of the image.
+pub const SLOPPY: Behaviour = Behaviour::Sloppy { error: 0.12 };
+/// Paints everything, missing a tenth of the small objects.
+const HONEST: Behaviour = Behaviour::Honest { omit: 0.1 };
+
+/// A crowd to measure a fusion on, and where it comes from.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: &'static str,
+    pub crowd: Crowd,
+    /// The image sizes of a batch, in turn.
+    pub sizes: &'static [(u32, u32)],
+    pub kind: Kind,
+}
+
+/// Where a crowd comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One of the crowds the weighted fusion was first tuned on (`integration/crowd.rs`).
+    Tuned,
+    /// Rebuilt from the descriptions of the STAPLE comparison (issue 29).
+    Described,
+    /// Never described nor tuned on: held out, to test that a rule generalises.
+    HeldOut,
+}
+
+/// The batch image size of the STAPLE comparison: 120×90.
+pub const SMALL: &[(u32, u32)] = &[(120, 90)];
+
+/// The spammer pool: four sloppy workers and one painting random blobs over 90 %, three of
+/// the five on each image.
+pub fn spammer_pool() -> Crowd {
+    pool(
+        &[
+            ("a", SLOPPY),
+            ("b", SLOPPY),
+            ("c", SLOPPY),
+            ("d", SLOPPY),
+            ("spammer", Behaviour::Blobs { cover: 0.9 }),
+        ],
+        3,
+    )
+}
+
+/// Every crowd of the quality benchmark: the six tuned on, the five described, and the
+/// held-out ones.
+pub fn cases() -> Vec<Case> {
+    let case = |name, crowd, sizes, kind| Case {
+        name,
+        crowd,
+        sizes,
+        kind,
+    };
+    let sloppy5 = |odd: (&'static str, Behaviour)| {
+        pool(
+            &[
+                ("a", SLOPPY),
+                ("b", SLOPPY),
+                ("c", SLOPPY),
+                ("d", SLOPPY),
+                odd,
+            ],
+            3,
+        )
+    };
+    vec![
+        case(
+            "under-labelling (2 of 5 paint only the largest class)",
+            pool(
+                &[
+                    ("s1", SLOPPY),
+                    ("s2", SLOPPY),
+                    ("s3", SLOPPY),
+                    ("l1", Behaviour::OnlyLargest),
+                    ("l2", Behaviour::OnlyLargest),
+                ],
+                5,
+            ),
+            SMALL,
+            Kind::Tuned,
+        ),
+        case(
+            "spammer (1 of 5, 3 per image)",
+            spammer_pool(),
+            SMALL,
+            Kind::Tuned,
+        ),
+        case(
+            "honest only (5, 3 per image)",
+            sloppy5(("e", SLOPPY)),
+            SMALL,
+            Kind::Tuned,
+        ),
+        case(
+            "one confuses car with person (1 of 5, 3 per image)",
+            sloppy5(("car-as-person", Behaviour::Confuses { from: 1, to: 3 })),
+            SMALL,
+            Kind::Tuned,
+        ),
+        case(
+            "adversary (1 of 3, all 3 per image)",
+            pool(
+                &[
+                    ("a", SLOPPY),
+                    ("b", SLOPPY),
+                    ("adversary", Behaviour::Adversarial),
+                ],
+                3,
+            ),
+            SMALL,
+            Kind::Tuned,
+        ),
+        case(
+            "spammer, images of 3 sizes in one batch",
+            spammer_pool(),
+            &[(120, 90), (60, 45), (160, 120)],
+            Kind::Tuned,
+        ),
+        case(
+            "honest, 5 workers",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", HONEST),
+                    ("c", HONEST),
+                    ("d", HONEST),
+                    ("e", HONEST),
+                ],
+                5,
+            ),
+            SMALL,
+            Kind::Described,
+        ),
+        case(
+            "a spammer among 3 of 5",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", HONEST),
+                    ("c", HONEST),
+                    ("d", HONEST),
+                    ("spammer", Behaviour::Spammer),
+                ],
+                3,
+            ),
+            SMALL,
+            Kind::Described,
+        ),
+        case(
+            "2 of 5 paint only the largest class",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", HONEST),
+                    ("c", HONEST),
+                    ("l1", Behaviour::OnlyLargest),
+                    ("l2", Behaviour::OnlyLargest),
+                ],
+                5,
+            ),
+            SMALL,
+            Kind::Described,
+        ),
+        case(
+            "one of 5 paints one class as another",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", HONEST),
+                    ("c", HONEST),
+                    ("d", HONEST),
+                    ("x", Behaviour::Confuses { from: 4, to: 2 }),
+                ],
+                5,
+            ),
+            SMALL,
+            Kind::Described,
+        ),
+        case(
+            "one of 3 paints a wrong class on 40 %",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", HONEST),
+                    ("wrong", Behaviour::Sloppy { error: 0.4 }),
+                ],
+                3,
+            ),
+            SMALL,
+            Kind::Described,
+        ),
+        case(
+            "2 of 5 paint every object 2 px larger",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", HONEST),
+                    ("c", HONEST),
+                    ("g1", Behaviour::Grows { px: 2 }),
+                    ("g2", Behaviour::Grows { px: 2 }),
+                ],
+                5,
+            ),
+            SMALL,
+            Kind::HeldOut,
+        ),
+        case(
+            "one of 3 leaves people unpainted, one paints objects 1 px larger",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("no-people", Behaviour::Misses { class: 3 }),
+                    ("g", Behaviour::Grows { px: 1 }),
+                ],
+                3,
+            ),
+            SMALL,
+            Kind::HeldOut,
+        ),
+        case(
+            "7 mixed workers, 4 per image",
+            pool(
+                &[
+                    ("a", HONEST),
+                    ("b", SLOPPY),
+                    ("c", Behaviour::SkipsSmall),
+                    ("d", Behaviour::Grows { px: 1 }),
+                    ("e", Behaviour::Confuses { from: 2, to: 4 }),
+                    ("f", Behaviour::Spammer),
+                    ("g", HONEST),
+                ],
+                4,
+            ),
+            SMALL,
+            Kind::HeldOut,
+        ),
+    ]
 }

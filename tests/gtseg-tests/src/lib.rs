@@ -8,6 +8,7 @@ pub mod events;
 pub mod finished;
 pub mod fixtures;
 pub mod harness;
+pub mod quality;
 
 use std::path::{Path, PathBuf};
 
