@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use gtseg_tests::crowd::{Behaviour, Crowd, Labelled};
-use gtseg_tests::finished::{BUCKET, answers_of, job_output, manifest, write_job};
-use gtseg_tests::fixtures::{Background, TAB10, answer_json, worker_png};
+use gtseg_tests::crowd::{Behaviour, Crowd, pool};
+use gtseg_tests::finished::{BUCKET, answers_named, answers_of, job_output, manifest, write_job};
 use gtseg_tests::harness::{FaultProxy, Moto, aws_env, require};
 use gtseg_tests::{Scratch, assert_succeeded, files_under, run_gtseg, temp_dir, workspace_root};
 use serde_json::{Value, json};
@@ -43,14 +42,18 @@ fn write(dir: &Path, uri: &str, bytes: &[u8]) {
 }
 
 fn crowd() -> Crowd {
-    Crowd {
-        workers: vec![
-            ("w1".into(), Behaviour::Honest { omit: 0.2 }),
-            ("w2".into(), Behaviour::Sloppy { error: 0.05 }),
-            ("w3".into(), Behaviour::Honest { omit: 0.4 }),
+    let (honest, sloppy) = (
+        Behaviour::Honest { omit: 0.2 },
+        Behaviour::Sloppy { error: 0.05 },
+    );
+    pool(
+        &[
+            ("w1", honest),
+            ("w2", sloppy),
+            ("w3", Behaviour::Honest { omit: 0.4 }),
         ],
-        per_image: 3,
-    }
+        3,
+    )
 }
 
 fn label_config(dir: &Path, job: &str, labels: &[&str]) -> String {
@@ -107,7 +110,7 @@ fn chain(tag: &str) -> Scratch {
     let again: Vec<Vec<(String, Value)>> = (0..B_LINES)
         .map(|i| {
             if i < B_LABELLED {
-                answers_b(&images[i])
+                answers_named(std::slice::from_ref(&images[i]), &NAMES_B).remove(0)
             } else {
                 Vec::new()
             }
@@ -117,27 +120,6 @@ fn chain(tag: &str) -> Scratch {
     let config = label_config(&dir, "street-adjust", &LABELS_B);
     consolidate(&dir, "street-adjust", ATTR_B, OUT_B, &config);
     dir
-}
-
-fn answers_b(img: &Labelled) -> Vec<(String, Value)> {
-    img.answers
-        .iter()
-        .map(|(id, scene)| {
-            let mappings: Vec<(&str, [u8; 3])> = (1..=4u8)
-                .filter(|k| scene.classes.contains(k))
-                .map(|k| (NAMES_B[usize::from(k) - 1], TAB10[usize::from(k) - 1]))
-                .collect();
-            let png = worker_png(scene, &TAB10, Background::Transparent, &[]);
-            let a = answer_json(
-                "crowd-semantic-segmentation",
-                &png,
-                scene.width,
-                scene.height,
-                &mappings,
-            );
-            (id.clone(), a)
-        })
-        .collect()
 }
 
 fn chain_args<'a>(dir: &'a Path, format: &'a str, out: &'a Path) -> Vec<&'a str> {

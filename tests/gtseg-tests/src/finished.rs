@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::crowd::Labelled;
-use crate::fixtures::{Background, TAB10, answer_json, mappings_for, worker_png};
+use crate::fixtures::{Background, LABELS, TAB10, answer_json, worker_png};
 
 /// The bucket of every finished job here.
 pub const BUCKET: &str = "jobs";
@@ -82,19 +82,29 @@ pub fn write_job(dir: &Path, job: &str, images: &[Vec<(String, Value)>]) {
 
 /// Each labelled image's answers as `crowd-semantic-segmentation` answer contents.
 pub fn answers_of(images: &[Labelled]) -> Vec<Vec<(String, Value)>> {
+    answers_named(images, &LABELS)
+}
+
+/// The same, but the workers call class k (1..=4) `names[k - 1]`, as a job with other labels
+/// would.
+pub fn answers_named(images: &[Labelled], names: &[&str; 4]) -> Vec<Vec<(String, Value)>> {
     images
         .iter()
         .map(|img| {
             img.answers
                 .iter()
                 .map(|(id, scene)| {
+                    let mappings: Vec<(&str, [u8; 3])> = (1..=4u8)
+                        .filter(|k| scene.classes.contains(k))
+                        .map(|k| (names[usize::from(k) - 1], TAB10[usize::from(k) - 1]))
+                        .collect();
                     let png = worker_png(scene, &TAB10, Background::Transparent, &[]);
                     let a = answer_json(
                         "crowd-semantic-segmentation",
                         &png,
                         scene.width,
                         scene.height,
-                        &mappings_for(scene, &TAB10),
+                        &mappings,
                     );
                     (id.clone(), a)
                 })

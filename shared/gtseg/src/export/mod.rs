@@ -185,9 +185,13 @@ pub async fn export<S: ObjectStore>(
         error,
     })?;
     on_step(Step::Planned(plan.images.len()));
-    let write_error = |error| ExportError::Write {
-        path: opts.out.clone(),
-        error,
+    // A file that exists already in a folder found empty: another export writes there too.
+    let write_error = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::AlreadyExists => ExportError::OutNotEmpty(opts.out.clone()),
+        _ => ExportError::Write {
+            path: opts.out.clone(),
+            error,
+        },
     };
     let mut writer = open_writer(opts.format, &opts.out, &plan.table).map_err(write_error)?;
     let mut report = ExportReport::new(opts, &plan);
