@@ -634,6 +634,11 @@ fn refusals_say_what_to_do_and_write_nothing() {
     assert!(report(&out)["counts"]["ignored-pixels"].as_u64().unwrap() > 0);
     // An output folder that holds anything is refused.
     refused(&run(gt_style, ATTR_A, &out, &[]), "is not empty");
+    // What a kill in the middle leaves: named as such.
+    let half = parent.join("half");
+    std::fs::create_dir_all(half.join("data")).unwrap();
+    refused(&run(gt_style, ATTR_A, &half, &[]), "did not finish");
+    std::fs::remove_dir_all(&half).unwrap();
     std::fs::remove_dir_all(&out).unwrap();
     // No map at all: refused before anything is written.
     std::fs::remove_dir_all(local(

@@ -109,6 +109,9 @@ pub enum ExportError {
     /// The output folder exists and holds something.
     #[error("{} is not empty: give a new or empty --out, so that nothing in it is written over", .0.display())]
     OutNotEmpty(PathBuf),
+    /// The output folder holds an export that did not finish (no `export-report.json`).
+    #[error("{} holds an export that did not finish (it has no export-report.json): remove the folder, or give another --out", .0.display())]
+    Unfinished(PathBuf),
     /// A manifest could not be read.
     #[error("{0}")]
     Read(Box<ReadError>),
@@ -257,6 +260,14 @@ pub async fn export<S: ObjectStore>(
     Ok(report)
 }
 
+/// Whether `out` holds what an export writes first (one format's folders), but no report.
+fn looks_like_export(out: &Path) -> bool {
+    ["JPEGImages", "images", "data"]
+        .iter()
+        .any(|d| out.join(d).is_dir())
+        && !out.join("export-report.json").exists()
+}
+
 /// The writer of `format`, its folders made in `out`.
 fn open_writer(format: Format, out: &Path, table: &LabelTable) -> std::io::Result<Box<dyn Writer>> {
     Ok(match format {
@@ -271,6 +282,7 @@ fn open_writer(format: Format, out: &Path, table: &LabelTable) -> std::io::Resul
 fn check_out(out: &Path) -> Result<(), ExportError> {
     match std::fs::read_dir(out).map(|mut entries| entries.next().is_none()) {
         Ok(true) => Ok(()),
+        Ok(false) if looks_like_export(out) => Err(ExportError::Unfinished(out.to_path_buf())),
         Ok(false) => Err(ExportError::OutNotEmpty(out.to_path_buf())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(ExportError::Write {
