@@ -39,6 +39,7 @@ doc:
 lint: tools doc
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	cfn-lint template.yaml
 
 ci: test lint fuzz

@@ -17,8 +17,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MARK = re.compile(r"^<!-- readme-test: ([a-z0-9-]+) -->\n```sh\n(.*?)^```$", re.M | re.S)
-# What the examples write into the sample store (gitignored): removed first, so that a block
-# runs as it would on a fresh clone.
+# What the examples write (gitignored; gtseg_tests::EXAMPLE_OUTPUTS names the same folders of
+# the sample store): removed first, so that a block runs as it would on a fresh clone.
 EXAMPLE_OUTPUTS = [
     "events/store/gt-example-bucket/output/street-scenes-v2",
     "events/store/gt-example-bucket/output/street-scenes-rebuilt",

@@ -29,7 +29,7 @@ fn replay(proxy: &FaultProxy) -> Output {
 
 /// The first image's worker count, and whether the answer read from S3 was included.
 fn first_image(out: &Output) -> (u64, bool) {
-    assert_succeeded(&out);
+    assert_succeeded(out);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let meta = &v[0]["consolidatedAnnotation"]["content"]["street-scenes-ref-metadata"];
     let workers = meta["consolidation"]["workers"].as_array().unwrap();

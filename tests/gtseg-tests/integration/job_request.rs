@@ -88,7 +88,7 @@ fn job_request_is_valid_for_the_sagemaker_service_model() {
         "5",
     ]);
     for out in [&direct, &stacked] {
-        assert_succeeded(&out);
+        assert_succeeded(out);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !err.contains("warning")

@@ -134,8 +134,8 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// 1. `job manifest` into the job's own folder: a typo in the attribute, a job without saved
-/// responses, an existing manifest without `--force`: refused, nothing changed. With
-/// `--force`, no labelled line becomes a failure line; an item with a numeric id is read.
+///    responses, an existing manifest without `--force`: refused, nothing changed. With
+///    `--force`, no labelled line becomes a failure line; an item with a numeric id is read.
 #[test]
 fn job_manifest_never_replaces_a_labelled_line_with_a_failure() {
     let dir = job("manifest", 4);
@@ -204,7 +204,7 @@ fn job_manifest_never_replaces_a_labelled_line_with_a_failure() {
 }
 
 /// 2. `job consolidate` refuses an output that is, or holds, the job's folder or one of its
-/// inputs, and an attribute that would replace a line's own fields.
+///    inputs, and an attribute that would replace a line's own fields.
 #[test]
 fn job_consolidate_never_writes_over_its_inputs() {
     let dir = job("inputs", 2);
@@ -255,7 +255,7 @@ fn job_consolidate_never_writes_over_its_inputs() {
 }
 
 /// 3. A malformed answer is excluded alone; a broken worker-response object fails only its
-/// image, names the object, ends the run with status 3, and `--resume` retries it.
+///    image, names the object, ends the run with status 3, and `--resume` retries it.
 #[test]
 fn a_bad_answer_is_excluded_alone_and_a_broken_object_fails_only_its_image() {
     let dir = job("answers", 3);
@@ -396,8 +396,8 @@ fn symlinked_worker_responses_are_consolidated() {
 }
 
 /// 5. One writer per output: a held lock refuses a second run, which writes nothing; two runs
-/// started together never both succeed; and a second run into an output never reuses the
-/// first one's id.
+///    started together never both succeed; and a second run into an output never reuses the
+///    first one's id.
 #[test]
 fn one_writer_per_output() {
     let dir = job("lock", 3);
@@ -569,7 +569,7 @@ fn lines_labelled_by_machine_are_kept() {
 }
 
 /// 11. A stray object (a name that is not UTF-8, a sparse 300 MB file) fails only its image,
-/// with its reason; `MAX_PAYLOAD_BYTES` bounds worker-response objects too.
+///     with its reason; `MAX_PAYLOAD_BYTES` bounds worker-response objects too.
 #[test]
 fn a_stray_object_fails_only_its_image() {
     use std::os::unix::ffi::OsStrExt as _;
@@ -628,7 +628,7 @@ fn a_stray_object_fails_only_its_image() {
 }
 
 /// 12. Limits hold on the bytes read, not on the size a file reports: `/dev/zero` as a label
-/// configuration (an argument or the pin) and as a review's mask.
+///     configuration (an argument or the pin) and as a review's mask.
 #[test]
 fn limits_hold_on_the_bytes_read() {
     let dir = job("zero", 1);
@@ -843,7 +843,7 @@ fn review_rows_name_their_image() {
 }
 
 /// 6. A description that names another job (another account's job of the same name) is
-/// refused: one account's labels never reach another's job.
+///    refused: one account's labels never reach another's job.
 #[tokio::test]
 async fn another_accounts_job_never_gets_these_labels() {
     let test = "another_accounts_job_never_gets_these_labels";
@@ -886,7 +886,7 @@ async fn another_accounts_job_never_gets_these_labels() {
 }
 
 /// 10. A verification batch whose comments alone pass Lambda's 6 MB still answers: the
-/// comments and votes move to each image's report object, and read back whole.
+///    comments and votes move to each image's report object, and read back whole.
 #[tokio::test]
 async fn a_verification_response_fits_whatever_the_comments() {
     let dir = temp_dir("safety-comments");
@@ -924,7 +924,7 @@ async fn a_verification_response_fits_whatever_the_comments() {
 }
 
 /// 13. The review's memory is bounded by the rows it shows and the pixel limit, not by the
-/// manifest: many lines cost no more than a few, and masks over the limit get a placeholder.
+///     manifest: many lines cost no more than a few, and masks over the limit get a placeholder.
 #[test]
 fn the_review_streams_its_manifest_and_bounds_its_pictures() {
     let dir = job("review-memory", 3);

@@ -103,6 +103,20 @@ impl AsRef<Path> for ScratchFile {
     }
 }
 
+/// The folders the README's examples write into the sample store (gitignored, and removed by
+/// `tests/readme_blocks.py` before it runs them): not part of `events/`'s contract.
+pub const EXAMPLE_OUTPUTS: [&str; 2] = [
+    "events/store/gt-example-bucket/output/street-scenes-v2",
+    "events/store/gt-example-bucket/output/street-scenes-rebuilt",
+];
+
+/// Whether `path` lies in one of [`EXAMPLE_OUTPUTS`].
+pub fn is_example_output(path: &Path) -> bool {
+    EXAMPLE_OUTPUTS
+        .iter()
+        .any(|o| path.starts_with(workspace_root().join(o)))
+}
+
 /// Every file under `dir`, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = walkdir::WalkDir::new(dir)

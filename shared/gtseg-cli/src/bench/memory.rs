@@ -20,6 +20,10 @@ use super::{BUCKET, COLORS, LABELS, Rng, answer, dims, scene, worker_answers, wr
 /// The memory of the default deployment (template.yaml), in MB.
 const FUNCTION_MB: &str = "1769";
 
+/// What making a case gives: its workers per image, its answers per image (in words), and
+/// the environment of its replay.
+type Made = (usize, String, Vec<(&'static str, String)>);
+
 /// One replay to measure: its folder (event.json inside) and its environment.
 struct Case {
     name: String,
@@ -164,7 +168,7 @@ pub(super) fn rss_of(command: &[std::ffi::OsString]) -> anyhow::Result<()> {
 
 /// A case: writes its inputs and event under the folder, and returns its workers per image,
 /// its answer bytes (for the table) and the settings it runs with.
-type Make = fn(&Path) -> std::io::Result<(usize, String, Vec<(&'static str, String)>)>;
+type Make = fn(&Path) -> std::io::Result<Made>;
 
 const CASES: &[(&str, Make)] = &[
     ("12 MP, 1 image", |d| street(d, 1, "majority")),
@@ -196,11 +200,7 @@ fn mib(bytes: usize) -> String {
 
 /// The benchmark's 12 MP street scene × 5 workers, `images` times over (the same answers under
 /// other ids: the cost of a batch does not depend on what its images show).
-fn street(
-    dir: &Path,
-    images: usize,
-    algorithm: &str,
-) -> std::io::Result<(usize, String, Vec<(&'static str, String)>)> {
+fn street(dir: &Path, images: usize, algorithm: &str) -> std::io::Result<Made> {
     let (w, h) = dims(12);
     let shapes = scene(i64::from(w), i64::from(h), 42);
     let answers = worker_answers(&shapes, (w, h), 5, |_| &COLORS);
@@ -276,11 +276,7 @@ fn noise_png(rng: &mut Rng, (w, h): (u32, u32), colors: &[[u8; 3]]) -> std::io::
 
 /// One image of pure noise in the 8 labels, `workers` answers, each its own answer object
 /// (`annotationData.s3Uri`, as large answers are): 3 distinct noise masks, in turn.
-fn noise(
-    dir: &Path,
-    (w, h): (u32, u32),
-    workers: usize,
-) -> std::io::Result<(usize, String, Vec<(&'static str, String)>)> {
+fn noise(dir: &Path, (w, h): (u32, u32), workers: usize) -> std::io::Result<Made> {
     let labels: Vec<(&str, [u8; 3])> = LABELS.iter().copied().zip(COLORS).collect();
     let mut rng = Rng(7);
     let mut uris = Vec::new();
@@ -312,7 +308,7 @@ fn noise(
 
 /// 1,000 images of 16×16 noise in 254 classes, each painted by 3 workers that paint nothing
 /// else: 3,000 distinct workers for the weighted fusion's estimate.
-fn crowd(dir: &Path) -> std::io::Result<(usize, String, Vec<(&'static str, String)>)> {
+fn crowd(dir: &Path) -> std::io::Result<Made> {
     let names: Vec<String> = (0..254).map(|i| format!("class-{i}")).collect();
     let colors: Vec<[u8; 3]> = (0..254u32)
         .map(|i| [(i * 37 % 256) as u8, (i * 101 % 256) as u8, i as u8])
@@ -355,10 +351,7 @@ fn crowd(dir: &Path) -> std::io::Result<(usize, String, Vec<(&'static str, Strin
 
 /// A pre-annotation event whose label configuration (pinned by `LABEL_CATEGORY_CONFIG`) is
 /// `size` bytes: the 8 labels, and long worker instructions.
-fn label_config(
-    dir: &Path,
-    size: usize,
-) -> std::io::Result<(usize, String, Vec<(&'static str, String)>)> {
+fn label_config(dir: &Path, size: usize) -> std::io::Result<Made> {
     let labels: Vec<Value> = LABELS.iter().map(|l| json!({"label": l})).collect();
     let mut config = json!({"document-version": "2018-11-28", "labels": labels,
         "instructions": {"shortInstruction": "Paint every pixel.", "fullInstruction": ""}});

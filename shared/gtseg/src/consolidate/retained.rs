@@ -189,7 +189,7 @@ mod tests {
     fn masks_over_the_limit_are_not_kept() {
         let row: Vec<u8> = (0..64).map(|i| (i * 7 % 5) as u8).collect();
         let a = ClassMask::from_rows(64, &[&row, &row]);
-        assert!(round_trip(&[a.clone()], 100).is_none());
+        assert!(round_trip(std::slice::from_ref(&a), 100).is_none());
         assert!(round_trip(&[a], 200).is_some());
     }
 }

@@ -222,8 +222,7 @@ pub async fn export<S: ObjectStore>(
             running.push(async move {
                 (
                     k,
-                    image::prepare(store, planned, table, ignore_above, opts.max_pixels, &cpu)
-                        .await,
+                    image::prepare(store, planned, table, ignore_above, opts.max_pixels, cpu).await,
                 )
             });
         }

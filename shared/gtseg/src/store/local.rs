@@ -93,20 +93,9 @@ impl LocalStore {
         let listed = start.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
             let mut removed = 0;
-            for entry in walkdir::WalkDir::new(&start).follow_links(true) {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(e)
-                        if e.io_error()
-                            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
-                    {
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if entry.file_type().is_file()
-                    && entry.file_name().to_string_lossy().starts_with(TEMPORARY)
-                {
+            for entry in walk_files(&start) {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with(TEMPORARY) {
                     std::fs::remove_file(entry.path())?;
                     removed += 1;
                 }
@@ -117,6 +106,25 @@ impl LocalStore {
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         .map_err(|e| fail(io_kind(&e, &listed)))
     }
+}
+
+/// Every file under `start`, links followed as reads follow them (a linked response or
+/// folder counts); a `start` that does not exist holds none.
+fn walk_files(start: &Path) -> impl Iterator<Item = std::io::Result<walkdir::DirEntry>> {
+    walkdir::WalkDir::new(start)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Ok(e) if e.file_type().is_file() => Some(Ok(e)),
+            Ok(_) => None,
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                None
+            }
+            Err(e) => Some(Err(e.into())),
+        })
 }
 
 /// How a write's temporary file is named (`tempfile`'s prefix): never an object.
@@ -204,23 +212,11 @@ impl ObjectStore for LocalStore {
         let listed = start.clone();
         let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
             let mut keys = Vec::new();
-            // Links are followed, as they are for reads: a linked response or folder is listed.
-            for entry in walkdir::WalkDir::new(&start).follow_links(true) {
-                let entry = match entry {
-                    Ok(e) => e,
-                    // A prefix that names no folder holds no objects.
-                    Err(e)
-                        if e.io_error()
-                            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
-                    {
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                // A write in progress (see `put`) is not an object yet.
-                if !entry.file_type().is_file()
-                    || entry.file_name().to_string_lossy().starts_with(TEMPORARY)
-                {
+            for entry in walk_files(&start) {
+                let entry = entry?;
+                // A write in progress (see `write`) is not an object yet.
+                let name = entry.file_name().to_string_lossy();
+                if name.starts_with(TEMPORARY) || name.starts_with(CREATING) {
                     continue;
                 }
                 let Ok(rel) = entry.path().strip_prefix(&bucket_dir) else {
