@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use gtseg_tests::crowd::{Behaviour, Crowd, pool};
-use gtseg_tests::finished::{BUCKET, answers_named, answers_of, job_output, manifest, write_job};
+use gtseg_tests::finished::{
+    BUCKET, answers_named, answers_of, job_output, local, manifest, write, write_job,
+};
 use gtseg_tests::harness::{FaultProxy, Moto, aws_env, require};
 use gtseg_tests::{Scratch, assert_succeeded, files_under, run_gtseg, temp_dir, workspace_root};
 use serde_json::{Value, json};
@@ -30,16 +32,6 @@ const IMAGES: usize = 10;
 const B_LABELLED: usize = 6;
 const B_LINES: usize = 8;
 const SHARE: f64 = 0.7;
-
-fn local(dir: &Path, uri: &str) -> std::path::PathBuf {
-    dir.join(uri.strip_prefix("s3://").unwrap())
-}
-
-fn write(dir: &Path, uri: &str, bytes: &[u8]) {
-    let p = local(dir, uri);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
 
 fn crowd() -> Crowd {
     let (honest, sloppy) = (

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use gtseg_tests::events::LABEL_CONFIG_URI;
 use gtseg_tests::finished::{
-    BUCKET, job_output, manifest, put_worker_response, worker_response, write_job,
+    BUCKET, job_output, local, manifest, put_worker_response, worker_response, write_job,
 };
 use gtseg_tests::fixtures::{
     Background, LABELS, Scene, TAB10, answer_json, decode_indexed, mappings_for, worker_png,
@@ -132,10 +132,6 @@ fn read_lines(path: &Path) -> Vec<Value> {
 fn job_report(dir: &Path) -> Value {
     let path = local(dir, &format!("{OUTPUT}/manifests/output/job-report.json"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn local(dir: &Path, uri: &str) -> PathBuf {
-    dir.join(uri.strip_prefix("s3://").unwrap())
 }
 
 #[test]

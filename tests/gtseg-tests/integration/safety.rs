@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gtseg_tests::events::LABEL_CONFIG_URI;
-use gtseg_tests::finished::{BUCKET, job_output, manifest, put_worker_response, worker_response};
+use gtseg_tests::finished::{
+    BUCKET, job_output, local, manifest, put_worker_response, worker_response, write,
+};
 use gtseg_tests::fixtures::{Background, Scene, TAB10, answer_json, mappings_for, worker_png};
 use gtseg_tests::harness::{FaultProxy, Moto, aws_env};
 use gtseg_tests::{
-    Scratch, assert_succeeded, built_binary, copy_tree, run_gtseg, temp_dir, workspace_root,
+    Scratch, assert_succeeded, built_binary, copy_tree, run_gtseg as gtseg, temp_dir,
+    workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -52,16 +55,6 @@ fn job(tag: &str, images: usize) -> Scratch {
     dir
 }
 
-fn local(dir: &Path, uri: &str) -> PathBuf {
-    dir.join(uri.strip_prefix("s3://").unwrap())
-}
-
-fn write(dir: &Path, uri: &str, bytes: &[u8]) {
-    let p = local(dir, uri);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
 fn response_path(dir: &Path, i: usize) -> PathBuf {
     local(
         dir,
@@ -72,29 +65,40 @@ fn response_path(dir: &Path, i: usize) -> PathBuf {
     )
 }
 
-fn gtseg(args: &[&str], env: &[(&str, String)]) -> Output {
-    run_gtseg(args, env)
-}
+/// The job's folder, as `--job-output`.
+const JOB_OUTPUT: &str = "s3://jobs/output/street";
 
-fn consolidate(dir: &Path, out: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "job",
-        "consolidate",
-        "--store",
-        dir.to_str().unwrap(),
+/// `gtseg job consolidate` of job `street` (its manifest) with what a test varies: the store
+/// (`None`: S3), the job folder, the attribute, the output and the label configuration.
+fn consolidate_args<'a>(
+    store: Option<&'a Path>,
+    job_output: &'a str,
+    attr: &'a str,
+    output: &'a str,
+    label_config: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec!["job", "consolidate"];
+    if let Some(dir) = store {
+        args.extend(["--store", dir.to_str().unwrap()]);
+    }
+    args.extend([
         "--job-output",
-        "s3://jobs/output/street",
+        job_output,
         "--manifest",
         "s3://jobs/manifests/street.manifest",
         "--label-attribute-name",
-        ATTR,
+        attr,
         "--output",
-        out,
+        output,
         "--label-config",
-        LABEL_CONFIG_URI,
-        "--creation-date",
-        DATE,
-    ];
+        label_config,
+    ]);
+    args
+}
+
+fn consolidate(dir: &Path, out: &str, extra: &[&str]) -> Output {
+    let mut args = consolidate_args(Some(dir), JOB_OUTPUT, ATTR, out, LABEL_CONFIG_URI);
+    args.extend(["--creation-date", DATE]);
     args.extend_from_slice(extra);
     gtseg(&args, &[])
 }
@@ -224,22 +228,7 @@ fn job_consolidate_never_writes_over_its_inputs() {
         (OUTPUT, "v2-metadata", "ends in -metadata"),
     ] {
         let out_run = gtseg(
-            &[
-                "job",
-                "consolidate",
-                "--store",
-                dir.to_str().unwrap(),
-                "--job-output",
-                "s3://jobs/output/street",
-                "--manifest",
-                "s3://jobs/manifests/street.manifest",
-                "--label-attribute-name",
-                attr,
-                "--output",
-                out,
-                "--label-config",
-                LABEL_CONFIG_URI,
-            ],
+            &consolidate_args(Some(&dir), JOB_OUTPUT, attr, out, LABEL_CONFIG_URI),
             &[],
         );
         assert!(!out_run.status.success(), "{out} {attr} is refused");
@@ -309,20 +298,7 @@ async fn a_garbled_worker_response_from_s3_is_never_lost_in_silence() {
         return;
     };
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "job",
-            "consolidate",
-            "--job-output",
-            "s3://jobs/output/street",
-            "--manifest",
-            "s3://jobs/manifests/street.manifest",
-            "--label-attribute-name",
-            ATTR,
-            "--output",
-            OUTPUT,
-            "--label-config",
-            LABEL_CONFIG_URI,
-        ];
+        let mut args = consolidate_args(None, JOB_OUTPUT, ATTR, OUTPUT, LABEL_CONFIG_URI);
         args.extend_from_slice(extra);
         gtseg(&args, &aws_env(&proxy.endpoint))
     };
@@ -428,22 +404,13 @@ fn one_writer_per_output() {
     let out2 = "s3://jobs/output/street-v3";
     let spawn = || {
         Command::new(built_binary("gtseg"))
-            .args([
-                "job",
-                "consolidate",
-                "--store",
-                dir.to_str().unwrap(),
-                "--job-output",
-                "s3://jobs/output/street",
-                "--manifest",
-                "s3://jobs/manifests/street.manifest",
-                "--label-attribute-name",
+            .args(consolidate_args(
+                Some(&dir),
+                JOB_OUTPUT,
                 ATTR,
-                "--output",
                 out2,
-                "--label-config",
                 LABEL_CONFIG_URI,
-            ])
+            ))
             .env("RUST_LOG", "error")
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -601,22 +568,7 @@ fn a_stray_object_fails_only_its_image() {
 
     let dir = job("stray-limit", 2);
     let out = gtseg(
-        &[
-            "job",
-            "consolidate",
-            "--store",
-            dir.to_str().unwrap(),
-            "--job-output",
-            "s3://jobs/output/street",
-            "--manifest",
-            "s3://jobs/manifests/street.manifest",
-            "--label-attribute-name",
-            ATTR,
-            "--output",
-            OUTPUT,
-            "--label-config",
-            LABEL_CONFIG_URI,
-        ],
+        &consolidate_args(Some(&dir), JOB_OUTPUT, ATTR, OUTPUT, LABEL_CONFIG_URI),
         &[("MAX_PAYLOAD_BYTES", "1000".into())],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -633,22 +585,7 @@ fn a_stray_object_fails_only_its_image() {
 fn limits_hold_on_the_bytes_read() {
     let dir = job("zero", 1);
     let out = gtseg(
-        &[
-            "job",
-            "consolidate",
-            "--store",
-            dir.to_str().unwrap(),
-            "--job-output",
-            "s3://jobs/output/street",
-            "--manifest",
-            "s3://jobs/manifests/street.manifest",
-            "--label-attribute-name",
-            ATTR,
-            "--output",
-            OUTPUT,
-            "--label-config",
-            "/dev/zero",
-        ],
+        &consolidate_args(Some(&dir), JOB_OUTPUT, ATTR, OUTPUT, "/dev/zero"),
         &[],
     );
     assert!(
@@ -707,22 +644,13 @@ fn limits_hold_on_the_bytes_read() {
 fn typos_are_refused_with_what_the_data_holds() {
     let dir = job("typos", 2);
     let out = gtseg(
-        &[
-            "job",
-            "consolidate",
-            "--store",
-            dir.to_str().unwrap(),
-            "--job-output",
+        &consolidate_args(
+            Some(&dir),
             "s3://jobs/output/stret",
-            "--manifest",
-            "s3://jobs/manifests/street.manifest",
-            "--label-attribute-name",
             ATTR,
-            "--output",
             OUTPUT,
-            "--label-config",
             LABEL_CONFIG_URI,
-        ],
+        ),
         &[],
     );
     assert!(

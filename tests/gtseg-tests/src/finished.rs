@@ -1,7 +1,7 @@
 //! Finished labeling jobs laid out as Ground Truth leaves them, in a local store's folder: an
 //! input manifest and one worker-response object per image (see `docs/jobs.md`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -21,8 +21,14 @@ pub fn manifest(job: &str) -> String {
     format!("s3://{BUCKET}/manifests/{job}.manifest")
 }
 
-fn write(dir: &Path, uri: &str, bytes: &[u8]) {
-    let p = dir.join(uri.strip_prefix("s3://").expect("s3 uri"));
+/// The file behind `uri` in the local store `dir` (`s3://bucket/key` is `dir/bucket/key`).
+pub fn local(dir: &Path, uri: &str) -> PathBuf {
+    dir.join(uri.strip_prefix("s3://").expect("s3 uri"))
+}
+
+/// Writes `bytes` as the object `uri` of the local store `dir`, making its folders.
+pub fn write(dir: &Path, uri: &str, bytes: &[u8]) {
+    let p = local(dir, uri);
     std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
     std::fs::write(p, bytes).expect("write");
 }
