@@ -227,26 +227,9 @@ async fn read_job<S: ObjectStore>(
     order: &mut Vec<String>,
     entries: &mut HashMap<String, Entry>,
 ) -> Result<(), ExportError> {
-    let read_error =
-        |e: std::io::Error| ExportError::Manifest(source.manifest.to_string(), e.to_string());
-    let opened = source
-        .manifest
-        .open(store, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|e| ExportError::Read(Box::new(e)))?;
-    let mut lines = LineReader::new(opened);
-    let mut carrying = 0usize;
+    let attr = &source.attr;
     let mut classes = Interner::default();
-    while let Some((_, line)) = lines.next_line().await.map_err(read_error)? {
-        let Some((source_ref, line)) = with_source(line) else {
-            plan.unreadable_lines += 1;
-            continue;
-        };
-        let attr = &source.attr;
-        let Some(meta) = line.get(&format!("{attr}-metadata")) else {
-            continue;
-        };
-        carrying += 1;
+    let unreadable = each_labelled(store, &source.manifest, attr, |source_ref, line, meta| {
         let entry = entries.entry(source_ref.clone()).or_insert_with(|| {
             order.push(source_ref.clone());
             Entry::default()
@@ -279,21 +262,58 @@ async fn read_job<S: ObjectStore>(
                     None => format!("the line has {attr}-metadata but no {attr} (no mask)"),
                 };
                 plan.failures.push(FailureLine {
-                    source_ref: source_ref.clone(),
+                    source_ref,
                     manifest: source.manifest.to_string(),
                     reason,
                 });
                 entry.failed_in = Some(job);
             }
         }
+        Ok(())
+    })
+    .await?;
+    plan.unreadable_lines += unreadable;
+    Ok(())
+}
+
+/// Calls `each(source-ref, line, <attr>-metadata)` for every line of `manifest` that carries
+/// the label attribute's metadata, as the lines arrive; returns how many lines have no
+/// `source-ref` or are not JSON objects. A manifest of which no line carries it is refused
+/// (a typo in the attribute, most likely).
+async fn each_labelled<S: ObjectStore>(
+    store: &S,
+    manifest: &Location,
+    attr: &str,
+    mut each: impl FnMut(String, &Map<String, Value>, &Value) -> Result<(), ExportError>,
+) -> Result<usize, ExportError> {
+    let opened = manifest
+        .open(store, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| ExportError::Read(Box::new(e)))?;
+    let mut lines = LineReader::new(opened);
+    let (mut carrying, mut unreadable) = (0usize, 0usize);
+    let key = format!("{attr}-metadata");
+    while let Some((_, line)) = lines
+        .next_line()
+        .await
+        .map_err(|e| ExportError::Manifest(manifest.to_string(), e.to_string()))?
+    {
+        let Some((source_ref, line)) = with_source(line) else {
+            unreadable += 1;
+            continue;
+        };
+        if let Some(meta) = line.get(&key) {
+            carrying += 1;
+            each(source_ref, &line, meta)?;
+        }
     }
     if carrying == 0 {
         return Err(ExportError::NoAttribute {
-            manifest: source.manifest.to_string(),
-            attr: source.attr.clone(),
+            manifest: manifest.to_string(),
+            attr: attr.to_owned(),
         });
     }
-    Ok(())
+    Ok(unreadable)
 }
 
 /// A line's `source-ref` and the line, when it has one.
@@ -337,37 +357,13 @@ async fn categories<S: ObjectStore>(
     manifest: &Location,
     attr: &str,
 ) -> Result<HashMap<String, String>, ExportError> {
-    let opened = manifest
-        .open(store, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|e| ExportError::Read(Box::new(e)))?;
-    let mut lines = LineReader::new(opened);
     let mut verdicts = HashMap::new();
-    let mut carrying = 0usize;
-    while let Some((_, line)) = lines
-        .next_line()
-        .await
-        .map_err(|e| ExportError::Manifest(manifest.to_string(), e.to_string()))?
-    {
-        let Some((source_ref, line)) = with_source(line) else {
-            continue;
-        };
-        let meta = &line.get(&format!("{attr}-metadata"));
-        if meta.is_some() {
-            carrying += 1;
-        }
-        if let Some(category) = meta
-            .and_then(|m| m.get("class-name"))
-            .and_then(Value::as_str)
-        {
+    each_labelled(store, manifest, attr, |source_ref, _, meta| {
+        if let Some(category) = meta.get("class-name").and_then(Value::as_str) {
             verdicts.insert(source_ref, category.to_owned());
         }
-    }
-    if carrying == 0 {
-        return Err(ExportError::NoAttribute {
-            manifest: manifest.to_string(),
-            attr: attr.to_owned(),
-        });
-    }
+        Ok(())
+    })
+    .await?;
     Ok(verdicts)
 }
