@@ -92,7 +92,7 @@ pub mod fuzzing {
     pub use crate::consolidate::{
         ParsedAnswer, decode_answer_json, object_file_name, parse_answer,
     };
-    pub use crate::fusion::{Census, Fused, Fusion, Majority, VETO, Weighted};
+    pub use crate::fusion::{Census, Fused, Fusion, Majority, Weighted};
     pub use crate::labels::assign_palette;
     pub use crate::logs::Escaped;
     pub use crate::mask::{ColorLookup, Decoded, decode_class_mask, encode_palette_png};

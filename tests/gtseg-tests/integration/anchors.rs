@@ -1,7 +1,8 @@
 //! The quality benchmark's anchor (`tests/staple_anchor.py`, SimpleITK's STAPLE and label
 //! voting) checked on batches whose answer is known, so that the benchmark's table can be
 //! trusted: workers who all paint the truth give the truth back in every column, and a
-//! batch's table has a row for its crowd with every column filled.
+//! batch's table has a row for its crowd with every column filled. Then the weighted
+//! fusion's targets against the anchors, on every crowd.
 
 use gtseg_tests::crowd::{Behaviour, Case, Kind, SMALL, pool};
 use gtseg_tests::harness::require;
@@ -90,4 +91,23 @@ async fn the_quality_table_fills_every_column_of_a_crowd() {
             .unwrap_or_else(|_| panic!("{row}"));
         assert!((80.0..=100.0).contains(&mean), "{row}");
     }
+}
+
+/// The weighted fusion's targets on every crowd of the benchmark (the tuned, the described
+/// and the held-out ones), seeds 1 to 5: within 0.05 points of the best of the majority,
+/// STAPLE per image and STAPLE over the batch on each crowd, and never 0.05 below the
+/// majority on any seed.
+#[tokio::test(flavor = "multi_thread")]
+async fn weighted_meets_its_targets_against_both_anchors_on_every_crowd() {
+    let test = "weighted_meets_its_targets_against_both_anchors_on_every_crowd";
+    if !require("python3", &["-c", "import SimpleITK"], test) {
+        return;
+    }
+    let root = temp_dir("anchors-targets");
+    let (table, misses) = gtseg_tests::quality::anchor_table(&root, &[1, 2, 3, 4, 5]).await;
+    assert!(
+        misses.is_empty(),
+        "{table}\nmissed:\n- {}",
+        misses.join("\n- ")
+    );
 }

@@ -16,7 +16,7 @@ mod window;
 
 pub(crate) use agreement::{AgreementCounts, AgreementTally, disagreement_table};
 pub use majority::Majority;
-pub use weighted::{Census, Combinations, CrowdModel, ImageVotes, MAX_BATCH_VOTES, VETO, Weighted};
+pub use weighted::{Census, Combinations, CrowdModel, ImageVotes, MAX_BATCH_VOTES, Weighted};
 pub(crate) use window::{RowFuser, Rows, StreamError, stream_windows};
 pub(crate) use window::{batch_rows, for_each_window};
 

@@ -11,20 +11,30 @@
 //!    class `c`) and the batch has class frequencies. Starting from the majority vote, it
 //!    alternates between the probable truth of every combination given the matrices, and the
 //!    matrices given that truth, until the likelihood stops improving.
-//! 3. [`Weighted`]: a [`Fusion`] that starts from the majority vote and overturns it at a
-//!    pixel only when the votes, read through each worker's confusion matrix with every class
-//!    equally likely, leave the majority's class less than [`VETO`] (5 %) probable. The pixel
-//!    then gets the class with the highest posterior probability (class frequencies
-//!    included); when the best two are within [`NEAR_TIE`] of each other, the 3×3
-//!    neighbourhood decides, each worker's votes counted by its weight.
+//! 3. [`Weighted`]: a [`Fusion`] that starts from the majority vote and lets the model change
+//!    a pixel only where a worker's vote there is one of its systematic patterns, read from
+//!    its confusion matrix for the classes in contention (the majority's, and the best by
+//!    the posterior):
+//!    - a vote that **stands for another class**: the worker paints its label where the
+//!      truth is that class at least half the time and at least [`DECODES`] (2) times as
+//!      often as where the truth is the label itself (an adversary, a swap). The posterior
+//!      decides (class frequencies included); when its best two are within [`NEAR_TIE`] of
+//!      each other, the 3×3 neighbourhood decides, each worker's votes counted by its weight;
+//!    - otherwise, a vote that **tells nothing** between those classes: the worker paints its
+//!      label where the truth is the other class at least [`UNINFORMATIVE`] (half) as often
+//!      as where it is the label (a spammer, someone who paints only the largest class or
+//!      one class as another). Such votes are set aside and the plurality of the others
+//!      decides; the majority stands if they tie.
 //!
-//! Why the veto: without it, the model decided every disputed pixel, and where the workers
-//! were equally reliable and every one voted differently it decided by the class
-//! frequencies and by confusions learnt on object outlines, which do not hold inside a
-//! worker's blob of errors; the majority's neighbourhood did better there, and the weighted
-//! vote lost up to half a point of accuracy to it on honest crowds (`docs/weighted-fusion.md`).
-//! Evidence about workers (a spammer, someone who leaves classes unpainted, an adversary)
-//! is strong enough to pass the veto; evidence about classes alone is not.
+//!    Anywhere else the majority stands.
+//!
+//! Why only there: read independently per pixel, the model also learns what every worker
+//! shares, such as outlines off by a pixel either way, which make a car painted as road far
+//! more often than road as car (a car is mostly outline). Let loose, it overturned 3:2 and
+//! 1:1:1 splits along outlines with equally careful workers and lost to the majority on
+//! honest crowds; a fixed threshold on the posterior (the rule before this one) either let
+//! that through or held back the adversary. A pattern that sets one worker apart is what the
+//! majority cannot see, and is the only evidence acted on (`docs/weighted-fusion.md`).
 
 mod census;
 mod model;
@@ -41,9 +51,14 @@ use super::window::break_tie;
 use super::{Fusion, Majority, Rows, Split};
 use crate::raster::ABSTAIN;
 
-/// The weighted vote overturns the majority's class at a pixel only when the votes leave it
-/// less probable than this, with every class equally likely a priori.
-pub const VETO: f64 = 0.05;
+/// A worker's label l stands for class c when it paints l where the truth is c at least
+/// this many times as often as where the truth is l (and at least half the time).
+pub(crate) const DECODES: f64 = 2.0;
+/// ... and at least this share of the pixels whose truth is c.
+const DECODES_AT_LEAST: f64 = 0.5;
+/// A worker's label l tells nothing between l and class c when it paints l where the truth
+/// is c at least this share of how often it paints l where the truth is l.
+pub(crate) const UNINFORMATIVE: f64 = 0.5;
 /// Two classes whose log posteriors differ by less than this (odds below 2:1) are a near-tie,
 /// decided by the neighbourhood.
 pub(crate) const NEAR_TIE: f64 = std::f64::consts::LN_2;
@@ -79,12 +94,9 @@ pub struct Weighted<'m> {
 const REMEMBERED: usize = 1 << 12;
 
 impl Weighted<'_> {
-    /// ln P(votes | c) for every class c, plus `prior` when given.
-    fn scores(&self, votes: &[u8], prior: Option<&[f64]>, scores: &mut [f64]) {
-        match prior {
-            Some(p) => scores.copy_from_slice(p),
-            None => scores.fill(0.0),
-        }
+    /// ln P(votes | c) + ln P(c) for every class c.
+    fn scores(&self, votes: &[u8], scores: &mut [f64]) {
+        scores.copy_from_slice(&self.model.log_prior);
         for (conf, &l) in self.slots.iter().zip(votes) {
             if usize::from(l) < scores.len() {
                 conf.add_vote(l, scores);
@@ -111,8 +123,17 @@ impl Weighted<'_> {
         if let Some(v) = key.and_then(|k| known.get(&k)) {
             return *v;
         }
-        let v = if self.rules_out(votes, class, scores) {
-            self.decide(votes, scores)
+        let decided = self.decide(votes, scores);
+        let rivals = match decided {
+            Verdict::Becomes(b) => vec![b],
+            Verdict::Tied => self.tied(votes, scores),
+            Verdict::Stands => Vec::new(),
+        };
+        let patterns = self.patterns(votes, class, &rivals);
+        let v = if patterns.contains(&Pattern::Decodes) {
+            decided
+        } else if patterns.contains(&Pattern::Uninformative) {
+            plurality_of_the_rest(votes, &patterns, class)
         } else {
             Verdict::Stands
         };
@@ -125,22 +146,37 @@ impl Weighted<'_> {
         v
     }
 
-    /// Whether the votes leave `class` less than [`VETO`] probable, every class equally
-    /// likely a priori.
-    fn rules_out(&self, votes: &[u8], class: u8, scores: &mut [f64]) -> bool {
-        self.scores(votes, None, scores);
-        let Some(&own) = scores.get(usize::from(class)) else {
-            return false;
-        };
-        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
-        (own - max).exp() / sum < VETO
+    /// What each worker's vote is, read through its confusion matrix against the classes in
+    /// contention: the majority's `class` and `rivals`.
+    fn patterns(&self, votes: &[u8], class: u8, rivals: &[u8]) -> Vec<Pattern> {
+        let k = self.model.classes();
+        self.slots
+            .iter()
+            .zip(votes)
+            .map(|(conf, &l)| {
+                if usize::from(l) >= k {
+                    return Pattern::Abstains;
+                }
+                let own = conf.p(l, l);
+                let mut pattern = Pattern::Plain;
+                for &c in rivals.iter().chain([&class]).filter(|&&c| c != l) {
+                    let p = conf.p(l, c);
+                    if p >= DECODES_AT_LEAST && p >= DECODES * own {
+                        return Pattern::Decodes;
+                    }
+                    if p >= UNINFORMATIVE * own {
+                        pattern = Pattern::Uninformative;
+                    }
+                }
+                pattern
+            })
+            .collect()
     }
 
     /// The class with the highest posterior given the votes (class frequencies included), or
     /// a near-tie.
     fn decide(&self, votes: &[u8], scores: &mut [f64]) -> Verdict {
-        self.scores(votes, Some(&self.model.log_prior), scores);
+        self.scores(votes, scores);
         let (mut best, mut top) = (None, f64::NEG_INFINITY);
         for (c, &s) in scores.iter().enumerate() {
             if s > top {
@@ -163,7 +199,7 @@ impl Weighted<'_> {
 
     /// The classes of a near-tie, for the neighbourhood to decide (ascending).
     fn tied(&self, votes: &[u8], scores: &mut [f64]) -> Vec<u8> {
-        self.scores(votes, Some(&self.model.log_prior), scores);
+        self.scores(votes, scores);
         let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         (0..scores.len())
             .filter(|&c| scores[c] >= top - NEAR_TIE)
@@ -172,14 +208,46 @@ impl Weighted<'_> {
     }
 }
 
+/// What a worker's vote at a pixel is, for the classes in contention there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pattern {
+    /// It stands for another class ([`DECODES`]).
+    Decodes,
+    /// It tells nothing between the classes ([`UNINFORMATIVE`]).
+    Uninformative,
+    /// An ordinary vote.
+    Plain,
+    /// No vote (abstained, or a class the model does not know).
+    Abstains,
+}
+
+/// The plurality of the plain votes (those not [`Pattern::Uninformative`]): the majority's
+/// `class` stands unless one other class has the most of them.
+fn plurality_of_the_rest(votes: &[u8], patterns: &[Pattern], class: u8) -> Verdict {
+    let mut count = [0u8; 256];
+    for (&v, _) in votes
+        .iter()
+        .zip(patterns)
+        .filter(|&(_, &p)| p == Pattern::Plain)
+    {
+        count[usize::from(v)] += 1;
+    }
+    let top = count.iter().copied().max().unwrap_or(0);
+    let mut best = (0..=255u8).filter(|&c| count[usize::from(c)] == top);
+    match (best.next(), best.next()) {
+        (Some(winner), None) if top > 0 && winner != class => Verdict::Becomes(winner),
+        _ => Verdict::Stands,
+    }
+}
+
 /// What the weighted vote makes of the majority's class at a pixel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     /// It stands.
     Stands,
-    /// It is ruled out, and this class has the highest posterior.
+    /// It becomes this class.
     Becomes(u8),
-    /// It is ruled out, and the best classes are a near-tie: the neighbourhood decides.
+    /// The posterior's best classes are a near-tie: the neighbourhood decides among them.
     Tied,
 }
 
@@ -361,6 +429,25 @@ mod tests {
         assert_eq!(pixel(&[0, 0, 0, 0]), 0);
         // Reliable workers split and the swapper agrees with most: the majority stands.
         assert_eq!(pixel(&[0, 1, 0, 0]), 0);
+    }
+
+    #[test]
+    fn votes_that_tell_nothing_are_set_aside_and_the_rest_decide() {
+        use Pattern::{Plain, Uninformative};
+        // Two plain votes for 1 against one plain vote for 2 and two uninformative 2s: 1.
+        let votes = [1, 1, 2, 2, 2];
+        let patterns = [Plain, Plain, Plain, Uninformative, Uninformative];
+        assert_eq!(
+            plurality_of_the_rest(&votes, &patterns, 2),
+            Verdict::Becomes(1)
+        );
+        // The rest agree with the majority, or tie: the majority stands.
+        assert_eq!(plurality_of_the_rest(&votes, &patterns, 1), Verdict::Stands);
+        let tie = [Plain, Plain, Plain, Plain, Uninformative];
+        assert_eq!(
+            plurality_of_the_rest(&[1, 1, 2, 2, 0], &tie, 0),
+            Verdict::Stands
+        );
     }
 
     proptest::proptest! {

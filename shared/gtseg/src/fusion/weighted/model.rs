@@ -71,7 +71,7 @@ impl Confusion {
     }
 
     /// P(label | truth).
-    fn p(&self, label: u8, truth: u8) -> f64 {
+    pub(crate) fn p(&self, label: u8, truth: u8) -> f64 {
         let more = self
             .seen
             .binary_search_by(|&(l, c, _)| (l, c).cmp(&(label, truth)))
