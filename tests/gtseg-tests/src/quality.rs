@@ -246,7 +246,10 @@ pub async fn table_of(root: &Path, cases: &[Case], seeds: &[u64]) -> (String, Ve
     );
     let mut failures = Vec::new();
     let mut ranked: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    // Per crowd, each algorithm's rank correlation (the images of one job share a crowd).
+    let mut within: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for (c, case) in cases.iter().enumerate() {
+        let from = ranked.clone().map(|r| r.len());
         let mut cols: [Vec<f64>; 5] = Default::default();
         for (seed, run) in runs.iter().filter(|(_, r)| r.case == c) {
             let dir = root.join(format!("{c}/{seed}/anchors"));
@@ -278,6 +281,9 @@ pub async fn table_of(root: &Path, cases: &[Case], seeds: &[u64]) -> (String, Ve
                 }
             }
         }
+        for (a, r) in ranked.iter().enumerate() {
+            within[a].push(spearman(&r[from[a]..]));
+        }
         let best = [&cols[0], &cols[2], &cols[3]]
             .iter()
             .filter(|c| !c.is_empty())
@@ -308,9 +314,12 @@ pub async fn table_of(root: &Path, cases: &[Case], seeds: &[u64]) -> (String, Ve
     }
     let _ = writeln!(
         table,
-        "\nRank correlation of confidence with accuracy, over every image: majority {:.2}, weighted {:.2}.",
+        "\nRank correlation of confidence with accuracy, over every image: majority {:.2}, weighted {:.2}; \
+         within a crowd, mean over crowds: majority {:.2}, weighted {:.2}.",
         spearman(&ranked[0]),
-        spearman(&ranked[1])
+        spearman(&ranked[1]),
+        mean(&within[0]),
+        mean(&within[1])
     );
     (table, failures)
 }

@@ -216,8 +216,9 @@ struct StreamFused {
     /// The consolidated mask, encoded as its rows were decided, and its palette.
     png: Vec<u8>,
     palette: Vec<Rgb>,
-    /// Votes for the winner, in total (for the confidence).
-    winning_sum: u64,
+    /// The fusion's certainty, in votes, in total (for the confidence): the votes for the
+    /// winner with the majority vote.
+    winning_sum: f64,
     /// The disagreement map, encoded while the rows were decided.
     disagreement_png: Vec<u8>,
     agreement: AgreementCounts,
@@ -240,14 +241,14 @@ fn stream_vote(
     // ever held whole.
     let mut mask = RowEncoder::palette(width, height, &palette).map_err(PassError::Other)?;
     let mut map = RowEncoder::grey(width, height).map_err(PassError::Other)?;
-    let mut winning_sum = 0u64;
+    let mut winning_sum = 0.0;
     let mut agreement = AgreementTally::new(cands.len());
     let table = disagreement_table(cands.len());
     // Fewer than 255 candidates (MAX_ANSWERS_PER_IMAGE), so the count fits a byte.
     let n = cands.len() as u8;
     let mut map_row = vec![0u8; w];
-    // The winning votes of the row.
-    let mut row_votes = 0u64;
+    // The certainty of the row, in votes (the winning votes for the majority).
+    let mut row_votes = 0.0;
     let mut rows = RowFuser::new(fusion, w, cands.len());
     let visit = |window: &[Rows<'_>]| {
         // `split` holds the pixels of the row where not every worker voted for the winner:
@@ -257,13 +258,13 @@ fn stream_vote(
         if !repeated {
             // Black where every worker voted for the winner, which is nearly everywhere.
             map_row.fill(table[usize::from(n)]);
-            let (mut short, mut votes) = (0u64, 0u64);
+            let (mut short, mut votes) = (0u64, 0.0);
             for s in split {
                 map_row[s.pixels()].fill(table[usize::from(s.votes)]);
                 short += u64::from(s.len);
-                votes += u64::from(s.len) * u64::from(s.votes);
+                votes += f64::from(s.len) * fusion.certainty(window, out, s);
             }
-            row_votes = u64::from(n) * (w as u64).saturating_sub(short) + votes;
+            row_votes = f64::from(n) * (w as u64).saturating_sub(short) as f64 + votes;
         }
         map.write_row(&map_row)?;
         winning_sum += row_votes;

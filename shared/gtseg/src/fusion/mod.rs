@@ -23,7 +23,7 @@ pub(crate) use window::{batch_rows, for_each_window};
 use crate::raster::ClassMask;
 
 /// The result of fusing the included workers' masks of one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fused {
     /// Pixels per row.
     pub width: u32,
@@ -33,26 +33,29 @@ pub struct Fused {
     pub classes: Vec<u8>,
     /// How many workers voted for the winning class at every pixel.
     pub winning_votes: Vec<u8>,
+    /// The sum over pixels of the fusion's [`Fusion::certainty`] (in votes).
+    pub certainty: f64,
     /// How many workers took part.
     pub workers: usize,
 }
 
 impl Fused {
-    /// The mean over pixels of winning votes ÷ workers, rounded to 5 decimals; 0.0 with
-    /// fewer than two workers (Ground Truth does the same).
+    /// The mean over pixels of the fusion's certainty ÷ workers (for the majority vote,
+    /// winning votes ÷ workers), rounded to 5 decimals; 0.0 with fewer than two workers
+    /// (Ground Truth does the same).
     pub fn confidence(&self) -> f64 {
-        let sum: u64 = self.winning_votes.iter().map(|&v| u64::from(v)).sum();
-        confidence(sum, self.classes.len() as u64, self.workers)
+        confidence(self.certainty, self.classes.len() as u64, self.workers)
     }
 }
 
-/// Mean over pixels of winning votes ÷ included workers, rounded to 5 decimals; 0.0 with
-/// fewer than two workers (Ground Truth does the same).
-pub(crate) fn confidence(winning_votes: u64, pixels: u64, workers: usize) -> f64 {
+/// Mean over pixels of the certainty (winning votes for the majority vote; a sum of whole
+/// votes, so exact) ÷ included workers, rounded to 5 decimals; 0.0 with fewer than two
+/// workers (Ground Truth does the same).
+pub(crate) fn confidence(certainty: f64, pixels: u64, workers: usize) -> f64 {
     if workers < 2 || pixels == 0 {
         return 0.0;
     }
-    round5(winning_votes as f64 / (pixels as f64 * workers as f64))
+    round5(certainty / (pixels as f64 * workers as f64))
 }
 
 /// Rounds to 5 decimals, as Ground Truth reports confidences.
@@ -119,6 +122,15 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
     /// current rows give the same row again.
     fn fuse_row(&self, workers: &[Rows<'_>], out: &mut [u8], split: &mut Vec<Split>) -> bool;
 
+    /// How sure the fusion is of the winner `out` gives `split`'s pixels (one of the splits
+    /// of the row it just decided from `workers`), per pixel, in votes (0 to the number of
+    /// workers): what the image's confidence averages. Pixels outside the splits had every
+    /// vote. By default Ground Truth's measure, the winner's votes.
+    fn certainty(&self, workers: &[Rows<'_>], out: &[u8], split: &Split) -> f64 {
+        let _ = (workers, out);
+        f64::from(split.votes)
+    }
+
     /// Fuses whole same-sized masks (at least one, fewer than 255).
     fn fuse(&self, masks: &[&ClassMask]) -> Fused {
         let (width, height) = (masks[0].width, masks[0].height);
@@ -126,17 +138,25 @@ pub trait Fusion: std::fmt::Debug + Send + Sync {
         let mut classes = vec![0u8; w * height as usize];
         let mut winning_votes = vec![masks.len() as u8; w * height as usize];
         let mut split = Vec::new();
+        let n = masks.len() as f64;
+        let mut certainty = 0.0;
         for_each_window(masks, |y, window| {
-            self.fuse_row(window, &mut classes[y * w..(y + 1) * w], &mut split);
+            let out = &mut classes[y * w..(y + 1) * w];
+            self.fuse_row(window, out, &mut split);
+            let mut short = 0;
             for s in &split {
                 winning_votes[y * w..(y + 1) * w][s.pixels()].fill(s.votes);
+                certainty += f64::from(s.len) * self.certainty(window, out, s);
+                short += s.len as usize;
             }
+            certainty += n * (w - short) as f64;
         });
         Fused {
             width,
             height,
             classes,
             winning_votes,
+            certainty,
             workers: masks.len(),
         }
     }
