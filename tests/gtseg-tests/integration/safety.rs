@@ -96,6 +96,26 @@ fn consolidate_args<'a>(
     args
 }
 
+/// `gtseg review` of `manifest` in the local store `dir`, by attribute `attr`, into `report`.
+fn review_args<'a>(
+    dir: &'a Path,
+    manifest: &'a str,
+    attr: &'a str,
+    report: &'a Path,
+) -> Vec<&'a str> {
+    vec![
+        "review",
+        "--store",
+        dir.to_str().unwrap(),
+        "--manifest",
+        manifest,
+        "--label-attribute-name",
+        attr,
+        "--out",
+        report.to_str().unwrap(),
+    ]
+}
+
 fn consolidate(dir: &Path, out: &str, extra: &[&str]) -> Output {
     let mut args = consolidate_args(Some(dir), JOB_OUTPUT, ATTR, out, LABEL_CONFIG_URI);
     args.extend(["--creation-date", DATE]);
@@ -617,20 +637,8 @@ fn limits_hold_on_the_bytes_read() {
     std::fs::remove_file(&mask).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &mask).unwrap();
     let report = temp_dir("safety-zero-review");
-    let out = gtseg(
-        &[
-            "review",
-            "--store",
-            dir.to_str().unwrap(),
-            "--manifest",
-            &format!("{OUTPUT}/manifests/output/output.manifest"),
-            "--label-attribute-name",
-            ATTR,
-            "--out",
-            report.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let manifest = format!("{OUTPUT}/manifests/output/output.manifest");
+    let out = gtseg(&review_args(&dir, &manifest, ATTR, &report), &[]);
     assert_succeeded(&out);
     let page = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(
@@ -667,20 +675,8 @@ fn typos_are_refused_with_what_the_data_holds() {
     );
     assert_succeeded(&consolidate(&dir, OUTPUT, &[]));
     let report = temp_dir("safety-typo-review");
-    let out = gtseg(
-        &[
-            "review",
-            "--store",
-            dir.to_str().unwrap(),
-            "--manifest",
-            &format!("{OUTPUT}/manifests/output/output.manifest"),
-            "--label-attribute-name",
-            "street-v2",
-            "--out",
-            report.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let manifest = format!("{OUTPUT}/manifests/output/output.manifest");
+    let out = gtseg(&review_args(&dir, &manifest, "street-v2", &report), &[]);
     assert!(
         !out.status.success() && stderr(&out).contains("street-v2-ref"),
         "{}",
@@ -731,20 +727,8 @@ fn review_rows_name_their_image() {
     let dir = job("names", 2);
     assert_succeeded(&consolidate(&dir, OUTPUT, &[]));
     let report = temp_dir("safety-names-review");
-    assert_succeeded(&gtseg(
-        &[
-            "review",
-            "--store",
-            dir.to_str().unwrap(),
-            "--manifest",
-            &format!("{OUTPUT}/manifests/output/output.manifest"),
-            "--label-attribute-name",
-            ATTR,
-            "--out",
-            report.to_str().unwrap(),
-        ],
-        &[],
-    ));
+    let manifest = format!("{OUTPUT}/manifests/output/output.manifest");
+    assert_succeeded(&gtseg(&review_args(&dir, &manifest, ATTR, &report), &[]));
     let page = std::fs::read_to_string(report.join("index.html")).unwrap();
     let start = page.find("id=\"data\">").unwrap() + "id=\"data\">".len();
     let data: Value =
@@ -858,31 +842,16 @@ fn the_review_streams_its_manifest_and_bounds_its_pictures() {
     let dir = job("review-memory", 3);
     assert_succeeded(&consolidate(&dir, OUTPUT, &[]));
     let done = lines(&dir, OUTPUT);
+    let gtseg_path = built_binary("gtseg").to_str().unwrap().to_owned();
     let peak = |n: usize, tag: &str| {
         let text: String = (0..n).map(|i| format!("{}\n", done[i % 3])).collect();
         let path = dir.join(format!("{tag}.manifest"));
         std::fs::write(&path, text).unwrap();
         let report = temp_dir(&format!("safety-review-{tag}"));
-        let out = gtseg(
-            &[
-                "bench",
-                "--rss-of",
-                "--",
-                built_binary("gtseg").to_str().unwrap(),
-                "review",
-                "--store",
-                dir.to_str().unwrap(),
-                "--manifest",
-                path.to_str().unwrap(),
-                "--label-attribute-name",
-                ATTR,
-                "--out",
-                report.to_str().unwrap(),
-                "--limit",
-                "20",
-            ],
-            &[],
-        );
+        let mut args = vec!["bench", "--rss-of", "--", gtseg_path.as_str()];
+        args.extend(review_args(&dir, path.to_str().unwrap(), ATTR, &report));
+        args.extend(["--limit", "20"]);
+        let out = gtseg(&args, &[]);
         assert_succeeded(&out);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(v["error"].is_null(), "{v}");
@@ -927,24 +896,9 @@ fn the_review_streams_its_manifest_and_bounds_its_pictures() {
     let path = dir.join("big.manifest");
     std::fs::write(&path, text).unwrap();
     let report = temp_dir("safety-review-big");
-    let out = gtseg(
-        &[
-            "bench",
-            "--rss-of",
-            "--",
-            built_binary("gtseg").to_str().unwrap(),
-            "review",
-            "--store",
-            dir.to_str().unwrap(),
-            "--manifest",
-            path.to_str().unwrap(),
-            "--label-attribute-name",
-            ATTR,
-            "--out",
-            report.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let mut args = vec!["bench", "--rss-of", "--", gtseg_path.as_str()];
+    args.extend(review_args(&dir, path.to_str().unwrap(), ATTR, &report));
+    let out = gtseg(&args, &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["peak_rss_kib"].as_f64().unwrap() / 1024.0 < 256.0, "{v}");
     let page = std::fs::read_to_string(report.join("index.html")).unwrap();
