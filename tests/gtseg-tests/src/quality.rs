@@ -249,7 +249,7 @@ pub async fn table_of(root: &Path, cases: &[Case], seeds: &[u64]) -> (String, Ve
     // Per crowd, each algorithm's rank correlation (the images of one job share a crowd).
     let mut within: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for (c, case) in cases.iter().enumerate() {
-        let from = ranked.clone().map(|r| r.len());
+        let from = ranked.each_ref().map(Vec::len);
         let mut cols: [Vec<f64>; 5] = Default::default();
         for (seed, run) in runs.iter().filter(|(_, r)| r.case == c) {
             let dir = root.join(format!("{c}/{seed}/anchors"));

@@ -94,8 +94,18 @@ pub struct Weighted<'m> {
     sure: Mutex<FxHashMap<u128, f64>>,
 }
 
-/// Combinations [`Weighted::known`] remembers before it starts again.
+/// Combinations [`Weighted::known`] and [`Weighted::sure`] remember before they start again.
 const REMEMBERED: usize = 1 << 12;
+
+/// Remembers `value` under `key` (when the combination has one), starting again when full.
+fn remember<V>(map: &mut FxHashMap<u128, V>, key: Option<u128>, value: V) {
+    if let Some(k) = key {
+        if map.len() >= REMEMBERED {
+            map.clear();
+        }
+        map.insert(k, value);
+    }
+}
 
 /// The key of a combination of votes and a class in [`Weighted::known`] and
 /// [`Weighted::sure`]: up to 15 votes and the class fit a u128; more are worked out every
@@ -147,12 +157,7 @@ impl Weighted<'_> {
         } else {
             Verdict::Stands
         };
-        if let Some(k) = key {
-            if known.len() >= REMEMBERED {
-                known.clear();
-            }
-            known.insert(k, v);
-        }
+        remember(known, key, v);
         v
     }
 
@@ -346,12 +351,7 @@ impl Fusion for Weighted<'_> {
             return *p;
         }
         let p = self.posterior(&votes, class) * votes.len() as f64;
-        if let Some(k) = key {
-            if sure.len() >= REMEMBERED {
-                sure.clear();
-            }
-            sure.insert(k, p);
-        }
+        remember(&mut sure, key, p);
         p
     }
 }
